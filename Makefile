@@ -1,0 +1,50 @@
+# decodeprof: the commands a newcomer runs. Each installs what it needs into .venv.
+#   make demo                 render the report from the shipped H100 sample runs (no GPU needed)
+#   make test                 run the test suite (CPU; GPU tests skip without CUDA)
+#   make profile TARGET=graph profile one target under nsys (GPU machine)
+#   make ncu TARGET=graph     the same with Nsight Compute per-kernel counters
+#   make profile-all          profile every single-GPU target
+#   make bench                run all single-GPU targets side by side
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DECODEPROF := $(VENV)/bin/decodeprof
+TARGET ?= baseline
+ARGS ?=
+GPUS ?= 1
+OUT ?= runs
+SINGLE_GPU_TARGETS ?= baseline pinned streams compile graph graph_full
+
+.PHONY: demo test venv profile ncu profile-all bench clean
+
+$(VENV)/.installed: pyproject.toml requirements-ci.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-ci.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(DECODEPROF) report samples/runs/h100/* -o reports/out/decodeprof-report.html
+
+test: venv
+	bash scripts/install_nsys.sh || echo "Nsight Systems not installed: nsys tests will be skipped"
+	$(PY) -m pytest -q
+
+profile: venv
+	$(DECODEPROF) profile $(TARGET) --out $(OUT) --gpus $(GPUS) -- $(ARGS)
+
+ncu: venv
+	$(DECODEPROF) profile $(TARGET) --ncu --out $(OUT) --gpus $(GPUS) -- $(ARGS)
+
+profile-all: venv
+	for t in $(SINGLE_GPU_TARGETS); do $(DECODEPROF) profile $$t --out $(OUT) -- $(ARGS) || exit 1; done
+
+bench: venv
+	$(DECODEPROF) bench $(SINGLE_GPU_TARGETS) -- $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache reports/out

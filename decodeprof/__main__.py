@@ -1,0 +1,3 @@
+from decodeprof.cli import main
+
+main()

@@ -1,0 +1,50 @@
+"""The Trace: typed polars frames of one nsys export, plus what it lacks.
+
+Built by the loaders (`decodeprof.load`), read by the analyses. Frames follow
+`decodeprof.schema.FRAMES`; a table absent from the export is an empty frame and a
+`MissingData` entry that says what is missing and how to capture it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from decodeprof import schema
+
+
+@dataclass(frozen=True)
+class MissingData:
+    """A table the export lacks: which frame it would fill and the capture flag that adds it."""
+
+    frame: str
+    table: str
+    fix: str
+
+    def sentence(self) -> str:
+        return f"no {self.frame} data (table {self.table} absent): {self.fix}"
+
+
+@dataclass(frozen=True)
+class Trace:
+    source: Path
+    kernels: pl.DataFrame = field(default_factory=lambda: schema.empty("kernels"))
+    runtime: pl.DataFrame = field(default_factory=lambda: schema.empty("runtime"))
+    memcpys: pl.DataFrame = field(default_factory=lambda: schema.empty("memcpys"))
+    memsets: pl.DataFrame = field(default_factory=lambda: schema.empty("memsets"))
+    syncs: pl.DataFrame = field(default_factory=lambda: schema.empty("syncs"))
+    nvtx: pl.DataFrame = field(default_factory=lambda: schema.empty("nvtx"))
+    gpus: pl.DataFrame = field(default_factory=lambda: schema.empty("gpus"))
+    threads: pl.DataFrame = field(default_factory=lambda: schema.empty("threads"))
+    # Export metadata: nsys_version, schema_version, and anything else the export states.
+    meta: dict[str, str] = field(default_factory=dict)
+    missing: tuple[MissingData, ...] = ()
+
+    @classmethod
+    def empty(cls, source: Path | str = "<empty>") -> "Trace":
+        return cls(source=Path(source))
+
+    def frame(self, name: str) -> pl.DataFrame:
+        return getattr(self, name)
