@@ -38,6 +38,10 @@ class Trace:
     nvtx: pl.DataFrame = field(default_factory=lambda: schema.empty("nvtx"))
     gpus: pl.DataFrame = field(default_factory=lambda: schema.empty("gpus"))
     threads: pl.DataFrame = field(default_factory=lambda: schema.empty("threads"))
+    # Nsight Compute counters of the same variant, when a CSV was given (long form).
+    ncu_metrics: pl.DataFrame = field(default_factory=lambda: schema.empty("ncu_metrics"))
+    # The target's own metrics JSON (config, weight_bytes_per_step, ...), when found.
+    target_metrics: dict = field(default_factory=dict)
     # Export metadata: nsys_version, schema_version, and anything else the export states.
     meta: dict[str, str] = field(default_factory=dict)
     missing: tuple[MissingData, ...] = ()
