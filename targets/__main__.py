@@ -1,0 +1,31 @@
+"""python -m targets LABEL [flags] | --list"""
+
+from __future__ import annotations
+
+import sys
+
+from targets import registry
+from targets.errors import TargetError
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        print("targets: " + ", ".join(registry.TARGETS))
+        return 0 if argv else 2
+    if argv[0] == "--list":
+        for info in registry.TARGETS.values():
+            print(f"{info.label:<18} {info.summary}")
+        return 0
+    try:
+        info = registry.get(argv[0])
+    except TargetError as exc:
+        print(f"error: {exc.message}\nhint: {exc.hint}", file=sys.stderr)
+        return 2
+    from targets.harness import main as harness_main
+
+    return harness_main(info.label, info.load().build, argv[1:], needs_cuda=info.needs_cuda)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

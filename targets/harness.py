@@ -1,0 +1,305 @@
+"""The shared target harness: flags, correctness check, warm-up, timed iterations, metrics.
+
+A target module supplies a `Variant` (see `Variant` below) and calls `main(label, build)`.
+The harness owns everything else, so every target is measured the same way:
+
+1. build the variant (compile, capture graphs, ...), outside all timing;
+2. check its tokens and last logits against the eager reference on fresh random prompts;
+3. warm-up iterations (NVTX "warmup"), timed apart;
+4. measured iterations (NVTX "measured"), bracketed by cudaProfilerStart/Stop so
+   `nsys --capture-range=cudaProfilerApi` records only these;
+5. metrics JSON: TTFT, TPOT, decode, total, tokens/s, weight GB/s (min/median/max).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import torch
+
+from targets import workload
+from targets.errors import TargetError
+from targets.nvtx_ranges import NVTX_AVAILABLE, nvtx_range
+from targets.workload import Config, Weights
+
+
+@dataclass
+class HostBatch:
+    """One iteration's host-side inputs, in whatever host memory the variant prefers."""
+
+    prompt: torch.Tensor  # [batch, prompt_len] int64
+    payload: torch.Tensor | None = None  # uint8 bytes, copied to the device and not used
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How close a variant must come to the eager reference."""
+
+    min_token_agreement: float = 1.0  # fraction of generated token positions equal
+    max_abs_logit_err: float = 0.0  # on the last step's logits
+
+    def as_dict(self) -> dict:
+        return {"min_token_agreement": self.min_token_agreement, "max_abs_logit_err": self.max_abs_logit_err}
+
+
+EXACT = Tolerance()
+
+
+class Phases(Protocol):
+    """Marks a phase boundary now, or at an already-recorded CUDA event (inside a graph)."""
+
+    def __call__(self, name: str, event: object | None = None) -> None: ...
+
+
+class Variant(Protocol):
+    """What a target implements. `generate` returns tokens [batch, steps + 1] on the device
+    and leaves the last step's logits in `last_logits`; it calls `phase("copied")`,
+    `phase("prefilled")` and `phase("decoded")` at those boundaries."""
+
+    active: list[str]
+    fallbacks: list[str]
+    tolerance: Tolerance
+    last_logits: torch.Tensor
+
+    def host_batch(self, prompt: torch.Tensor, payload: torch.Tensor | None) -> HostBatch: ...
+
+    def generate(self, batch: HostBatch, next_batch: HostBatch | None, phase: Phases) -> torch.Tensor: ...
+
+
+Builder = Callable[[Config, Weights], Variant]
+
+PEAK_GBPS = (  # datasheet HBM/GDDR bandwidth, first substring match of the GPU name wins
+    ("H100 PCIe", 2039.0), ("H100 NVL", 3938.0), ("H100", 3352.0), ("H200", 4800.0),
+    ("GH200", 4000.0), ("B200", 8000.0), ("A100-SXM4-80GB", 2039.0), ("A100 80GB PCIe", 1935.0),
+    ("A100", 1555.0), ("L40S", 864.0), ("L4", 300.0), ("A10", 600.0),
+)
+
+
+def datasheet_peak_gbps(gpu_name: str) -> float:
+    for key, gbps in PEAK_GBPS:
+        if key in gpu_name:
+            return gbps
+    return 0.0
+
+
+class _Clock:
+    """Phase timestamps: CUDA events on the current stream on GPU, perf_counter on CPU."""
+
+    def __init__(self, cuda: bool) -> None:
+        self.cuda = cuda
+        self.marks: dict[str, object] = {}
+
+    def __call__(self, name: str, event: object | None = None) -> None:
+        if event is not None:
+            self.marks[name] = event
+        elif self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self.marks[name] = event
+        else:
+            self.marks[name] = time.perf_counter_ns()
+
+    def ms(self, a: str, b: str) -> float | None:
+        if a not in self.marks or b not in self.marks:
+            return None
+        if self.cuda:
+            return self.marks[a].elapsed_time(self.marks[b])  # type: ignore[union-attr]
+        return (self.marks[b] - self.marks[a]) / 1e6  # type: ignore[operator]
+
+
+def _no_phase(name: str, event: object | None = None) -> None:
+    return None
+
+
+def _synchronize(cfg: Config) -> None:
+    if cfg.device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _host_batches(cfg: Config, variant: Variant, count: int, seed: int) -> list[HostBatch]:
+    payload_bytes = int(cfg.host_payload_mb * 1e6)
+    batches = []
+    for i in range(count):
+        prompt = workload.make_prompts(cfg, seed + i)
+        payload = torch.randint(0, 255, (payload_bytes,), dtype=torch.uint8) if payload_bytes else None
+        batches.append(variant.host_batch(prompt, payload))
+    return batches
+
+
+def check_correctness(cfg: Config, weights: Weights, variant: Variant) -> dict:
+    """Run the variant and the eager reference on fresh prompts; raise if outside tolerance."""
+    prompt = workload.make_prompts(cfg, seed=cfg.seed + 10_000)
+    ref_tokens, ref_logits = workload.reference_generate(weights, prompt, cfg.steps)
+    [batch] = _host_batches(cfg, variant, 1, seed=cfg.seed + 10_000)
+    with torch.no_grad():
+        tokens = variant.generate(batch, None, _no_phase)
+    _synchronize(cfg)
+    agreement = (tokens.cpu() == ref_tokens.cpu()).float().mean().item()
+    err = (variant.last_logits.float() - ref_logits.float()).abs().max().item()
+    tol = variant.tolerance
+    result = {
+        "tokens_match": bool(agreement == 1.0),
+        "token_agreement": agreement,
+        "max_abs_logit_err": err,
+        "tolerance": tol.as_dict(),
+        "first_divergent_step": _first_divergence(tokens.cpu(), ref_tokens.cpu()),
+    }
+    if agreement < tol.min_token_agreement or (agreement == 1.0 and err > tol.max_abs_logit_err):
+        raise TargetError(
+            f"correctness check failed: token agreement {agreement:.3f} (needs >= {tol.min_token_agreement}), "
+            f"max |logit error| {err:.4g} (allowed {tol.max_abs_logit_err})",
+            "this variant no longer computes the eager reference's function; fix it before timing",
+        )
+    return result
+
+
+def _first_divergence(tokens: torch.Tensor, ref: torch.Tensor) -> int | None:
+    differs = (tokens != ref).any(dim=0).nonzero()
+    return int(differs[0].item()) if len(differs) else None
+
+
+def _summary(values: list[float]) -> dict:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def measure(cfg: Config, weights: Weights, variant: Variant) -> tuple[list[dict], float]:
+    """Warm-up then measured iterations; returns per-iteration phase times (ms) and warm-up seconds."""
+    cuda = cfg.device == "cuda"
+    batches = _host_batches(cfg, variant, cfg.warmup + cfg.iters, seed=cfg.seed + 1)
+    t0 = time.perf_counter()
+    with torch.no_grad(), nvtx_range("warmup"):
+        for i in range(cfg.warmup):
+            nxt = batches[i + 1] if i + 1 < len(batches) else None
+            variant.generate(batches[i], nxt, _no_phase)
+            _synchronize(cfg)
+    warmup_s = time.perf_counter() - t0
+
+    rows = []
+    if cuda:
+        torch.cuda.cudart().cudaProfilerStart()
+    with torch.no_grad(), nvtx_range("measured"):
+        for i in range(cfg.warmup, len(batches)):
+            nxt = batches[i + 1] if i + 1 < len(batches) else None
+            clock = _Clock(cuda)
+            with nvtx_range("iteration"):
+                clock("start")
+                variant.generate(batches[i], nxt, clock)
+                clock("end")
+                _synchronize(cfg)
+            rows.append({
+                "h2d_ms": clock.ms("start", "copied"),
+                "ttft_ms": clock.ms("start", "prefilled"),
+                "decode_ms": clock.ms("prefilled", "decoded"),
+                "total_ms": clock.ms("start", "end"),
+            })
+    if cuda:
+        torch.cuda.cudart().cudaProfilerStop()
+    return rows, warmup_s
+
+
+def metrics(cfg: Config, weights: Weights, rows: list[dict]) -> dict:
+    """Summaries over measured iterations. Throughput counts decode tokens only
+    (batch x steps / decode time); e2e counts all new tokens over the whole iteration."""
+    bytes_per_step = workload.weight_bytes_per_step(weights, cfg.batch)
+    out: dict[str, dict] = {}
+    for key in ("h2d_ms", "ttft_ms", "decode_ms", "total_ms"):
+        values = [r[key] for r in rows if r[key] is not None]
+        if values:
+            out[key] = _summary(values)
+    decode = [r["decode_ms"] for r in rows if r["decode_ms"] is not None]
+    total = [r["total_ms"] for r in rows]
+    if decode:
+        out["tpot_ms"] = _summary([d / cfg.steps for d in decode])
+        out["tokens_per_s"] = _summary([cfg.batch * cfg.steps / (d / 1e3) for d in decode])
+        out["weight_gbps"] = _summary([bytes_per_step * cfg.steps / (d / 1e3) / 1e9 for d in decode])
+    out["e2e_tokens_per_s"] = _summary([cfg.batch * (cfg.steps + 1) / (t / 1e3) for t in total])
+    return out
+
+
+def device_info(cfg: Config) -> dict:
+    info = {"torch": torch.__version__, "cuda": torch.version.cuda, "name": "cpu", "peak_gbps": cfg.peak_gbps or None}
+    if cfg.device == "cuda":
+        info["name"] = torch.cuda.get_device_name()
+        info["peak_gbps"] = cfg.peak_gbps or datasheet_peak_gbps(info["name"]) or None
+    return info
+
+
+def run(label: str, build: Builder, cfg: Config) -> dict:
+    torch.manual_seed(cfg.seed)
+    weights = workload.make_weights(cfg)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        variant = build(cfg, weights)
+    build_s = time.perf_counter() - t0
+    correctness = check_correctness(cfg, weights, variant)
+    rows, warmup_s = measure(cfg, weights, variant)
+    device = device_info(cfg)
+    result = {
+        "target": label,
+        "config": cfg.as_dict(),
+        "device": device,
+        "active": list(variant.active),
+        "fallbacks": list(variant.fallbacks) + ([] if NVTX_AVAILABLE else ["nvtx package missing: no NVTX ranges emitted"]),
+        "correctness": correctness,
+        "weight_bytes_per_step": workload.weight_bytes_per_step(weights, cfg.batch),
+        "build_s": build_s,
+        "warmup_s": warmup_s,
+        "metrics": metrics(cfg, weights, rows),
+        "iterations": rows,
+    }
+    peak = device["peak_gbps"]
+    if peak and "weight_gbps" in result["metrics"]:
+        result["metrics"]["weight_bw_fraction"] = {k: v / peak for k, v in result["metrics"]["weight_gbps"].items()}
+    return result
+
+
+def format_table(result: dict) -> str:
+    """A readable summary of one run's metrics (median, with min-max)."""
+    m = result["metrics"]
+    lines = [f"{result['target']} on {result['device']['name']} ({', '.join(result['active']) or 'eager'})"]
+    for key, unit in (("ttft_ms", "ms"), ("tpot_ms", "ms"), ("decode_ms", "ms"), ("total_ms", "ms"),
+                      ("tokens_per_s", "tok/s"), ("e2e_tokens_per_s", "tok/s"), ("weight_gbps", "GB/s")):
+        if key in m:
+            s = m[key]
+            lines.append(f"  {key:<18} {s['median']:>12.4g} {unit:<6} (min {s['min']:.4g}, max {s['max']:.4g})")
+    c = result["correctness"]
+    lines.append(f"  correctness        tokens match: {c['tokens_match']}, agreement {c['token_agreement']:.3f}, "
+                 f"max |logit err| {c['max_abs_logit_err']:.3g}")
+    for note in result["fallbacks"]:
+        lines.append(f"  fallback: {note}")
+    return "\n".join(lines)
+
+
+def parse_args(label: str, argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
+    parser = argparse.ArgumentParser(prog=f"python -m targets {label}")
+    workload.add_config_flags(parser)
+    parser.add_argument("--json", action="store_true", help="print the metrics JSON alone on stdout")
+    parser.add_argument("--json-out", default=None, help="also write the metrics JSON to this file")
+    args = parser.parse_args(argv)
+    return workload.config_from_args(args), args
+
+
+def main(label: str, build: Builder, argv: list[str] | None = None, needs_cuda: bool = False) -> int:
+    """Entry point of one target: run, print, and turn expected errors into one line."""
+    try:
+        cfg, args = parse_args(label, argv)
+        if needs_cuda and cfg.device != "cuda":
+            raise TargetError(f"target {label!r} needs a CUDA GPU", "run it with --device cuda on a GPU machine")
+        result = run(label, build, cfg)
+    except TargetError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return 2
+    text = json.dumps(result, indent=2)
+    if args.json_out:
+        with open(args.json_out, "w") as fh:
+            fh.write(text + "\n")
+    print(text if args.json else format_table(result))
+    return 0

@@ -1,0 +1,75 @@
+"""The eager decode loop shared by the eager-family variants (baseline, pinned, compile)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from targets import workload
+from targets.harness import EXACT, HostBatch, Phases, Tolerance
+from targets.nvtx_ranges import nvtx_range
+from targets.workload import Config, Weights
+
+PrefillFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def prefill_and_decode(prompt: torch.Tensor, steps: int, phase: Phases, prefill_fn: PrefillFn,
+                       step_fn: StepFn) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prefill then `steps` decode steps launched from Python, one NVTX "step" range each.
+    Tokens stay on the device (no per-step host sync): returns (tokens [B, steps+1], last logits)."""
+    with nvtx_range("prefill"):
+        state, tok = prefill_fn(prompt)
+    phase("prefilled")
+    with nvtx_range("decode"):
+        out = [tok]
+        logits = None
+        for _ in range(steps):
+            with nvtx_range("step"):
+                tok, state, logits = step_fn(tok, state)
+            out.append(tok)
+        tokens = torch.stack(out, dim=1)
+    phase("decoded")
+    return tokens, logits
+
+
+class EagerVariant:
+    """Copy the prompt (and payload) to the device, then the eager loop with the given functions.
+
+    pinned=False: pageable host tensors and blocking copies (the baseline).
+    pinned=True: page-locked host tensors and non_blocking copies."""
+
+    def __init__(self, cfg: Config, w: Weights, *, pinned: bool, prefill_fn: PrefillFn | None = None,
+                 step_fn: StepFn | None = None, tolerance: Tolerance = EXACT, active: list[str] | None = None) -> None:
+        self.cfg, self.w, self.pinned = cfg, w, pinned and cfg.device == "cuda"
+        self.prefill_fn = prefill_fn or (lambda prompt: workload.prefill(w, prompt))
+        self.step_fn = step_fn or (lambda tok, state: workload.decode_step(w, tok, state))
+        self.tolerance = tolerance
+        self.active = list(active or [])
+        self.fallbacks: list[str] = []
+        if pinned and not self.pinned:
+            self.fallbacks.append("pinned memory needs CUDA: using pageable host memory on CPU")
+        self.payload_dev: torch.Tensor | None = None
+        self.last_logits = torch.empty(0)
+
+    def host_batch(self, prompt: torch.Tensor, payload: torch.Tensor | None) -> HostBatch:
+        if self.pinned:
+            prompt = prompt.pin_memory()
+            payload = payload.pin_memory() if payload is not None else None
+        return HostBatch(prompt, payload)
+
+    def copy_in(self, batch: HostBatch) -> torch.Tensor:
+        with nvtx_range("h2d"):
+            prompt = batch.prompt.to(self.cfg.device, non_blocking=self.pinned)
+            if batch.payload is not None:
+                if self.payload_dev is None:
+                    self.payload_dev = torch.empty_like(batch.payload, device=self.cfg.device)
+                self.payload_dev.copy_(batch.payload, non_blocking=self.pinned)
+        return prompt
+
+    def generate(self, batch: HostBatch, next_batch: HostBatch | None, phase: Phases) -> torch.Tensor:
+        prompt = self.copy_in(batch)
+        phase("copied")
+        tokens, self.last_logits = prefill_and_decode(prompt, self.cfg.steps, phase, self.prefill_fn, self.step_fn)
+        return tokens

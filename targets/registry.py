@@ -1,0 +1,40 @@
+"""Every decode target: label -> module, one-line summary, and what it needs.
+
+Importing this module imports no torch, so `decodeprof targets` stays instant and the
+analysis side can list targets on a machine without torch."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    label: str
+    summary: str
+    module: str  # a module with build(cfg, weights) -> Variant
+    needs_cuda: bool = True
+    launcher: str = "python"  # "torchrun" for multi-process targets
+
+    def load(self) -> ModuleType:
+        return importlib.import_module(self.module)
+
+
+TARGETS: dict[str, TargetInfo] = {t.label: t for t in (
+    TargetInfo("baseline", "eager PyTorch, pageable host prompts, one stream, blocking copies", "targets.baseline", needs_cuda=False),
+    TargetInfo("pinned", "pinned host buffers and non_blocking copies", "targets.pinned"),
+    TargetInfo("streams", "copy stream overlaps the next batch's H2D with compute (double-buffered)", "targets.streams"),
+    TargetInfo("compile", "torch.compile (Inductor) of prefill and decode step: fused kernels", "targets.compile", needs_cuda=False),
+    TargetInfo("graph", "decode loop captured once in a CUDA graph and replayed", "targets.graph"),
+    TargetInfo("graph_full", "prefill + decode captured in one CUDA graph", "targets.graph_full"),
+)}
+
+
+def get(label: str) -> TargetInfo:
+    from targets.errors import TargetError
+
+    if label not in TARGETS:
+        raise TargetError(f"unknown target {label!r}", f"choose one of: {', '.join(TARGETS)}")
+    return TARGETS[label]
