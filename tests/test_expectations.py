@@ -1,0 +1,42 @@
+"""Regression logic of the expectations file."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from decodeprof import expectations as exp
+
+
+def result(tok_s: float, ttft: float, tpot: float) -> dict:
+    return {
+        "metrics": {"tokens_per_s": {"median": tok_s}, "ttft_ms": {"median": ttft}, "tpot_ms": {"median": tpot}},
+        "device": {"name": "NVIDIA H100 80GB HBM3", "torch": "2.11", "cuda": "13.0"},
+        "config": {"batch": 4},
+    }
+
+
+def test_gpu_kind_from_device_names():
+    assert exp.gpu_kind("NVIDIA H100 80GB HBM3") == "h100"
+    assert exp.gpu_kind("NVIDIA H200") == "h200"
+    assert exp.gpu_kind("cpu") == "cpu"
+
+
+def test_within_tolerance_passes_and_beyond_fails_in_the_right_direction():
+    expected = exp.updated(None, {"graph": result(1000.0, 2.0, 0.03)}, "cmd", dt.date(2026, 11, 25))
+    assert exp.check(expected, {"graph": result(900.0, 2.2, 0.034)}) == []  # all within 15%
+    found = exp.check(expected, {"graph": result(800.0, 2.5, 0.02)})
+    assert [(r.target, r.metric) for r in found] == [("graph", "tokens_per_s"), ("graph", "ttft_ms")]
+    assert "-20.0%" in found[0].sentence()
+
+
+def test_update_keeps_other_targets_and_tolerances():
+    first = exp.updated(None, {"a": result(1, 1, 1)}, "cmd", dt.date(2026, 1, 1))
+    first["targets"]["a"]["tokens_per_s"]["tolerance"] = 0.05
+    second = exp.updated(first, {"a": result(2, 1, 1), "b": result(3, 1, 1)}, "cmd2", dt.date(2026, 1, 2))
+    assert second["targets"]["a"]["tokens_per_s"] == {"median": 2, "tolerance": 0.05}
+    assert set(second["targets"]) == {"a", "b"}
+    assert second["targets"]["b"]["provenance"]["date"] == "2026-01-02"
+
+
+def test_targets_missing_from_the_file_are_not_checked():
+    assert exp.check({"targets": {}}, {"new": result(1, 1, 1)}) == []

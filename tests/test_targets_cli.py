@@ -1,0 +1,72 @@
+"""`python -m targets`, `decodeprof targets|run|bench` end to end on the CPU, and the registry."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from targets import registry
+
+FAST = ["--device", "cpu", "--batch", "2", "--prompt-len", "8", "--steps", "3", "--hidden", "32",
+        "--vocab", "64", "--iters", "2", "--warmup", "1"]
+
+
+def decodeprof(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "decodeprof", *args], capture_output=True, text=True)
+
+
+def test_registry_modules_all_import_and_build():
+    for info in registry.TARGETS.values():
+        module = info.load()
+        assert callable(module.build), info.label
+
+
+def test_targets_lists_every_label():
+    proc = decodeprof("targets")
+    assert proc.returncode == 0
+    assert [line.split()[0] for line in proc.stdout.splitlines()] == list(registry.TARGETS)
+
+
+def test_run_json_prints_the_metrics_json_alone(tmp_path: Path):
+    proc = decodeprof("run", "baseline", *FAST, "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["target"] == "baseline" and result["config"]["batch"] == 2
+    for key in ("ttft_ms", "tpot_ms", "decode_ms", "total_ms", "tokens_per_s", "weight_gbps"):
+        assert set(result["metrics"][key]) == {"min", "median", "max"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "nope"], "unknown target 'nope'"),
+    (["run", "graph", "--device", "cpu"], "needs a CUDA GPU"),
+    (["run", "baseline", "--device", "cpu", "--steps", "-3"], "--steps must be positive"),
+    (["bench", "nope"], "unknown target(s) nope"),
+])
+def test_bad_input_ends_with_one_clear_error(args, message):
+    proc = decodeprof(*args)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bench_prints_speedups_and_updates_then_checks_expectations(tmp_path: Path):
+    exp = tmp_path / "cpu.json"
+    args = " ".join(FAST)
+    proc = decodeprof("bench", "baseline", "compile", "--args", args, "--update", "--expectations", str(exp),
+                      "--json-out", str(tmp_path / "all.json"))
+    assert proc.returncode == 0, proc.stderr
+    assert "1.00x" in proc.stdout  # baseline against itself
+    written = json.loads(exp.read_text())
+    assert set(written["targets"]) == {"baseline", "compile"}
+    assert written["targets"]["baseline"]["provenance"]["card"] == "cpu"
+
+    # Make the expectation unreachable: --check must fail and name target and metric.
+    written["targets"]["baseline"]["tokens_per_s"]["median"] *= 100
+    exp.write_text(json.dumps(written))
+    proc = decodeprof("bench", "baseline", "--args", args, "--check", "--expectations", str(exp))
+    assert proc.returncode == 1
+    assert "baseline: tokens_per_s" in proc.stderr

@@ -1,0 +1,107 @@
+"""The decode workload's math, config validation and metrics, on the CPU."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+
+from targets import harness, workload
+from targets.errors import TargetError
+from targets.loop import EagerVariant
+
+SMALL = workload.Config(batch=3, prompt_len=7, steps=5, hidden=32, vocab=50, dtype="fp32", device="cpu", warmup=1, iters=2)
+
+
+def test_weights_are_deterministic_per_seed():
+    a, b = workload.make_weights(SMALL), workload.make_weights(SMALL)
+    c = workload.make_weights(workload.Config(**{**SMALL.as_dict(), "seed": 1}))
+    assert torch.equal(a.lm_head, b.lm_head)
+    assert not torch.equal(a.lm_head, c.lm_head)
+
+
+def test_decode_step_matches_a_hand_written_float64_step():
+    w = workload.make_weights(SMALL)
+    tok = torch.tensor([1, 2, 3])
+    state = torch.randn(3, 32)
+    nxt, new_state, logits = workload.decode_step(w, tok, state)
+    d = {k: v.double() for k, v in vars(w).items()}
+    x = d["embed"][tok] + state.double()
+    mu, var = x.mean(-1, keepdim=True), x.var(-1, unbiased=False, keepdim=True)
+    x = (x - mu) / torch.sqrt(var + 1e-5) * d["decode_ln_w"] + d["decode_ln_b"]
+    x = x @ d["decode_w1"].T + d["decode_b1"]
+    x = 0.5 * x * (1 + torch.erf(x / 2**0.5))
+    s = x @ d["decode_w2"].T + d["decode_b2"]
+    ref_logits = s @ d["lm_head"].T
+    assert torch.allclose(new_state.double(), s, atol=1e-4)
+    assert torch.allclose(logits.double(), ref_logits, atol=1e-4)
+    assert torch.equal(nxt, ref_logits.argmax(-1))
+
+
+def test_prefill_seeds_state_from_the_last_position_only():
+    w = workload.make_weights(SMALL)
+    prompt = workload.make_prompts(SMALL, seed=3)
+    state, _ = workload.prefill(w, prompt)
+    changed = prompt.clone()
+    changed[:, 0] = (changed[:, 0] + 1) % SMALL.vocab  # no attention: earlier positions do not reach the state
+    state2, _ = workload.prefill(w, changed)
+    assert torch.equal(state, state2)
+
+
+def test_weight_bytes_per_step_counts_decode_weights_and_gathered_rows():
+    w = workload.make_weights(SMALL)
+    h, v, b = 32, 50, 3
+    expected = 4 * (2 * h + h * h + h + h * h + h + v * h) + 4 * b * h
+    assert workload.weight_bytes_per_step(w, b) == expected
+
+
+@pytest.mark.parametrize("flag, value", [("--batch", "0"), ("--steps", "-1"), ("--host-payload-mb", "-2"), ("--dtype", "int8")])
+def test_bad_flags_are_rejected_with_a_named_error(flag, value):
+    parser = argparse.ArgumentParser()
+    workload.add_config_flags(parser)
+    if flag == "--dtype":
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--device", "cpu", flag, value])
+        return
+    args = parser.parse_args(["--device", "cpu", flag, value])
+    with pytest.raises(TargetError, match=flag):
+        workload.config_from_args(args)
+
+
+def test_eager_variant_matches_reference_and_metrics_add_up():
+    w = workload.make_weights(SMALL)
+    result = harness.run("baseline", lambda cfg, weights: EagerVariant(cfg, weights, pinned=False), SMALL)
+    assert result["correctness"]["tokens_match"] and result["correctness"]["max_abs_logit_err"] == 0
+    rows = result["iterations"]
+    assert len(rows) == SMALL.iters
+    for row in rows:
+        assert row["ttft_ms"] + row["decode_ms"] <= row["total_ms"] + 1e-6
+    m = result["metrics"]
+    med_decode = m["decode_ms"]["median"]
+    assert m["tpot_ms"]["median"] == pytest.approx(med_decode / SMALL.steps)
+    # tokens/s and GB/s come from the same decode times: their ratio is bytes per token
+    bytes_per_step = workload.weight_bytes_per_step(w, SMALL.batch)
+    assert m["weight_gbps"]["median"] * 1e9 / m["tokens_per_s"]["median"] == pytest.approx(bytes_per_step / SMALL.batch)
+
+
+def test_a_variant_that_computes_something_else_fails_the_check():
+    class Wrong(EagerVariant):
+        def generate(self, batch, next_batch, phase):
+            tokens = super().generate(batch, next_batch, phase)
+            return (tokens + 1) % SMALL.vocab
+
+    with pytest.raises(TargetError, match="correctness check failed"):
+        harness.run("wrong", lambda cfg, w: Wrong(cfg, w, pinned=False), SMALL)
+
+
+def test_pinned_falls_back_on_cpu_and_says_so():
+    w = workload.make_weights(SMALL)
+    variant = EagerVariant(SMALL, w, pinned=True)
+    assert variant.fallbacks and "pageable" in variant.fallbacks[0]
+
+
+def test_datasheet_peak_lookup():
+    assert harness.datasheet_peak_gbps("NVIDIA H100 80GB HBM3") == 3352.0
+    assert harness.datasheet_peak_gbps("NVIDIA H100 PCIe") == 2039.0
+    assert harness.datasheet_peak_gbps("mystery") == 0.0
