@@ -10,9 +10,11 @@ from targets.harness import Tolerance
 from targets.loop import EagerVariant
 from targets.workload import Config, Weights
 
-# Inductor may reorder bf16 reductions: a near-tie can flip one greedy token and the
-# autoregressive loop then diverges, so tokens are compared as an agreement rate.
-TOLERANCE = Tolerance(min_token_agreement=0.9, max_abs_logit_err=0.25)
+# Inductor keeps fused intermediates in fp32 where eager rounds each op to bf16, so a
+# near-tie can flip a greedy token and the free-running sequence then diverges (measured on
+# H100: 69% free-running agreement). The check is teacher-forced (harness): every step gets
+# the reference's inputs; logits must agree within a few bf16 ulps of their magnitude.
+TOLERANCE = Tolerance(min_token_agreement=0.97, max_abs_logit_err=0.25)
 
 
 def build(cfg: Config, w: Weights) -> EagerVariant:
