@@ -1,0 +1,166 @@
+"""Decode-step view: what one decode step costs on the CPU and on the GPU."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from decodeprof.analyses.events import LAUNCH_KINDS, config_steps, gpu_work, in_ranges, ranges, runtime_calls
+from decodeprof.analyses.intervals import points_in_ranges, union_ns
+from decodeprof.analyses.registry import analysis, shaped
+from decodeprof.trace import Trace
+
+COLUMNS = {
+    "decode_index": pl.Int64,
+    "step": pl.Int64,
+    "source": pl.Utf8,
+    "cpu_start_ns": pl.Int64,
+    "cpu_dur_ns": pl.Int64,
+    "cpu_api_ns": pl.Int64,
+    "launches": pl.Float64,
+    "kernels": pl.Int64,
+    "gpu_start_ns": pl.Int64,
+    "gpu_window_ns": pl.Int64,
+    "gpu_busy_ns": pl.Int64,
+    "gpu_idle_ns": pl.Int64,
+}
+
+
+def _decode_index(rng: pl.DataFrame) -> pl.DataFrame:
+    dec = rng.filter(pl.col("range_name") == "decode").sort("range_start_ns")
+    return dec.with_row_index("decode_index").with_columns(pl.col("decode_index").cast(pl.Int64))
+
+
+def _gpu_columns(steps: pl.DataFrame, kern: pl.DataFrame) -> pl.DataFrame:
+    """Add gpu_* columns given kernels labelled (decode_index, step)."""
+    keys = ["decode_index", "step"]
+    agg = kern.group_by(keys).agg(
+        pl.len().alias("kernels"),
+        pl.col("start_ns").min().alias("gpu_start_ns"),
+        pl.col("end_ns").max().alias("_last_end"),
+    )
+    busy = union_ns(kern, by=keys).rename({"busy_ns": "gpu_busy_ns"})
+    out = steps.join(agg, on=keys, how="left", nulls_equal=True).join(busy, on=keys, how="left", nulls_equal=True)
+    out = out.sort(keys, nulls_last=True).with_columns(
+        pl.col("gpu_start_ns").shift(-1).over("decode_index").alias("_next_start")
+    )
+    return out.with_columns(
+        pl.col("kernels").fill_null(0),
+        pl.col("gpu_busy_ns").fill_null(0),
+        (pl.coalesce("_next_start", "_last_end") - pl.col("gpu_start_ns")).alias("gpu_window_ns"),
+    ).with_columns(
+        (pl.col("gpu_window_ns") - pl.col("gpu_busy_ns")).clip(lower_bound=0).alias("gpu_idle_ns")
+    )
+
+
+def _from_step_ranges(trace: Trace, rng: pl.DataFrame) -> pl.DataFrame:
+    step_r = rng.filter(pl.col("range_name") == "step")
+    dec = _decode_index(rng).select("decode_index", "range_start_ns", "range_end_ns", "global_tid")
+    steps = points_in_ranges(
+        step_r.select("range_id", pl.col("range_start_ns").alias("_s"), pl.col("range_dur_ns"), "global_tid"),
+        dec, at="_s", start="range_start_ns", end="range_end_ns", by="global_tid",
+    ).select("range_id", "decode_index")
+    steps = step_r.join(steps, on="range_id", how="left").sort("range_start_ns").with_columns(
+        pl.col("range_start_ns").rank("ordinal").over("decode_index").cast(pl.Int64).sub(1).alias("step")
+    )
+    calls = in_ranges(runtime_calls(trace), step_r).group_by("range_id").agg(
+        pl.col("api_dur_ns").sum().alias("cpu_api_ns"),
+        pl.col("api_kind").is_in(list(LAUNCH_KINDS)).sum().cast(pl.Float64).alias("launches"),
+    )
+    steps = steps.join(calls, on="range_id", how="left").select(
+        "range_id", "decode_index", "step", pl.lit("step_range").alias("source"),
+        pl.col("range_start_ns").alias("cpu_start_ns"), pl.col("range_dur_ns").alias("cpu_dur_ns"),
+        pl.col("cpu_api_ns").fill_null(0), pl.col("launches").fill_null(0.0),
+    )
+    kern = in_ranges(gpu_work(trace, ("kernel",)), step_r).join(
+        steps.select("range_id", "decode_index", "step"), on="range_id"
+    )
+    return _gpu_columns(steps, kern)
+
+
+def _from_decode_slices(trace: Trace, rng: pl.DataFrame, n_steps: int) -> pl.DataFrame:
+    dec = _decode_index(rng)
+    steps = dec.join(pl.DataFrame({"step": range(n_steps)}, schema={"step": pl.Int64}), how="cross")
+    calls = in_ranges(runtime_calls(trace), dec).group_by("decode_index").agg(
+        pl.col("api_dur_ns").sum().alias("_api"),
+        pl.col("api_kind").is_in(list(LAUNCH_KINDS)).sum().alias("_launches"),
+    )
+    steps = steps.join(calls, on="decode_index", how="left").select(
+        "decode_index", "step", pl.lit("decode_slice").alias("source"),
+        (pl.col("range_start_ns") + pl.col("range_dur_ns") * pl.col("step") // n_steps).alias("cpu_start_ns"),
+        (pl.col("range_dur_ns") // n_steps).alias("cpu_dur_ns"),
+        (pl.col("_api").fill_null(0) // n_steps).alias("cpu_api_ns"),
+        (pl.col("_launches").fill_null(0) / n_steps).alias("launches"),
+    )
+    kern = in_ranges(gpu_work(trace, ("kernel",)), dec)
+    kern = kern.sort("decode_index", "start_ns").with_columns(
+        (pl.int_range(pl.len()).over("decode_index") * n_steps // pl.len().over("decode_index")).alias("step")
+    )
+    return _gpu_columns(steps, kern)
+
+
+@analysis("decode_steps", columns=COLUMNS, needs=("nvtx", "runtime", "kernels"))
+def decode_steps(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
+    """One row per decode step: CPU time, launches, kernels, GPU busy and idle time.
+
+    Reads: nvtx ("step" and "decode" ranges), runtime, kernels; target_metrics config.steps.
+    With "step" ranges (eager variants) each step range is a step (source "step_range").
+    Without them (CUDA-graph variants) each "decode" range is cut into `steps` slices
+    (config.steps, else the `steps` option; source "decode_slice"): CPU time and API counts
+    are divided evenly, and the decode's kernels, in start order, are dealt into equal
+    consecutive groups (a captured decode replays the same kernel sequence each step).
+    Columns: decode_index (0-based "decode" range, null if the step has none), step
+    (0-based within it), source, cpu_start_ns, cpu_dur_ns (range time), cpu_api_ns (CUDA
+    API time inside it, same thread), launches (launch/copy/memset/graph API calls;
+    fractional for slices), kernels, gpu_start_ns (first kernel start),
+    gpu_window_ns (first kernel start -> next step's first kernel start, or this step's
+    last kernel end for the last step), gpu_busy_ns (union of kernel intervals),
+    gpu_idle_ns (window - busy, >= 0).
+    """
+    rng = ranges(trace, ("step", "decode"))
+    if rng.is_empty():
+        return pl.DataFrame(schema=COLUMNS)
+    if (rng["range_name"] == "step").any():
+        out = _from_step_ranges(trace, rng)
+    else:
+        n = config_steps(trace, steps)
+        if n is None:
+            return pl.DataFrame(schema=COLUMNS)
+        out = _from_decode_slices(trace, rng, n)
+    return shaped(out.sort("cpu_start_ns", "step"), COLUMNS)
+
+
+SUMMARY_COLUMNS = {
+    "source": pl.Utf8,
+    "decode_ranges": pl.Int64,
+    "steps": pl.Int64,
+    "cpu_dur_ns": pl.Float64,
+    "cpu_api_ns": pl.Float64,
+    "launches": pl.Float64,
+    "kernels": pl.Float64,
+    "gpu_window_ns": pl.Float64,
+    "gpu_busy_ns": pl.Float64,
+    "gpu_idle_ns": pl.Float64,
+    "gpu_idle_pct": pl.Float64,
+}
+
+
+@analysis("decode_step_summary", columns=SUMMARY_COLUMNS, needs=("nvtx", "runtime", "kernels"))
+def decode_step_summary(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
+    """One row: the median decode step (over all steps of decode_steps).
+
+    Columns: source, decode_ranges (distinct decode ranges), steps (rows), then the median
+    over steps of cpu_dur_ns, cpu_api_ns, launches, kernels, gpu_window_ns, gpu_busy_ns,
+    gpu_idle_ns; gpu_idle_pct = 100 * sum(gpu_idle_ns) / sum(gpu_window_ns).
+    """
+    per = decode_steps(trace, steps=steps)
+    if per.is_empty():
+        return pl.DataFrame(schema=SUMMARY_COLUMNS)
+    med = ("cpu_dur_ns", "cpu_api_ns", "launches", "kernels", "gpu_window_ns", "gpu_busy_ns", "gpu_idle_ns")
+    out = per.select(
+        pl.col("source").first(),
+        pl.col("decode_index").drop_nulls().n_unique().alias("decode_ranges"),
+        pl.len().alias("steps"),
+        *(pl.col(c).median() for c in med),
+        (100.0 * pl.col("gpu_idle_ns").sum() / pl.col("gpu_window_ns").sum()).alias("gpu_idle_pct"),
+    )
+    return shaped(out, SUMMARY_COLUMNS)

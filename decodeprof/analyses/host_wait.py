@@ -1,0 +1,114 @@
+"""Host wait: host time blocked in synchronizing calls, and GPU idle split by its cause."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from decodeprof.analyses.events import PAGEABLE, gpu_work, in_ranges, ranges, runtime_calls
+from decodeprof.analyses.registry import analysis, shaped
+from decodeprof.trace import Trace
+
+ALL = "(all)"
+COLUMNS = {
+    "range_name": pl.Utf8,
+    "blocking_calls": pl.Int64,
+    "host_wait_ns": pl.Int64,
+    "sync_wait_ns": pl.Int64,
+    "memcpy_wait_ns": pl.Int64,
+    "gpu_gaps": pl.Int64,
+    "gpu_idle_ns": pl.Int64,
+    "gpu_idle_host_bound_ns": pl.Int64,
+    "gpu_idle_inter_kernel_ns": pl.Int64,
+    "gpu_idle_unknown_ns": pl.Int64,
+}
+
+
+def blocking_calls(trace: Trace) -> pl.DataFrame:
+    """Runtime calls that block the host: runtime_calls' columns + wait_kind.
+
+    wait_kind: "sync" (stream/device/event/context synchronize), "sync_memcpy" (cudaMemcpy
+    without Async), "pageable_async_memcpy" (an Async copy whose host side is pageable
+    memory: the driver stages it synchronously).
+    """
+    calls = runtime_calls(trace)
+    pageable = trace.memcpys.filter(
+        pl.col("src_kind").str.contains(PAGEABLE) | pl.col("dst_kind").str.contains(PAGEABLE)
+    ).select("correlation_id", "global_pid").unique().with_columns(pl.lit(True).alias("_pageable"))
+    calls = calls.join(pageable, on=["correlation_id", "global_pid"], how="left")
+    is_async = pl.col("api_name").str.contains("Async")
+    kind = (
+        pl.when(pl.col("api_kind") == "sync").then(pl.lit("sync"))
+        .when((pl.col("api_kind") == "memcpy") & ~is_async).then(pl.lit("sync_memcpy"))
+        .when((pl.col("api_kind") == "memcpy") & is_async & pl.col("_pageable").fill_null(False))
+        .then(pl.lit("pageable_async_memcpy"))
+    )
+    return calls.with_columns(kind.alias("wait_kind")).filter(pl.col("wait_kind").is_not_null()).drop("_pageable")
+
+
+def gpu_gaps(trace: Trace) -> pl.DataFrame:
+    """Every interval where a device runs no kernel, between two kernels, classified.
+
+    Kernels sorted by start per device; a gap precedes a kernel that starts after every
+    earlier kernel ended. cause: "host_bound" (that kernel's launch call began after the
+    GPU went idle: the GPU waited for the host), "inter_kernel" (it was already queued),
+    "unknown" (launch call not in the trace). Columns: device_id, gap_start_ns, gap_end_ns,
+    gap_ns, cause, and the next kernel's name, stream_id, api_start_ns, api_name, global_tid.
+    """
+    k = gpu_work(trace, ("kernel",)).sort("device_id", "start_ns").with_columns(
+        pl.col("end_ns").cum_max().shift(1).over("device_id").alias("gap_start_ns")
+    )
+    cause = (
+        pl.when(pl.col("api_start_ns").is_null()).then(pl.lit("unknown"))
+        .when(pl.col("api_start_ns") >= pl.col("gap_start_ns")).then(pl.lit("host_bound"))
+        .otherwise(pl.lit("inter_kernel"))
+    )
+    return k.filter(pl.col("start_ns") > pl.col("gap_start_ns")).select(
+        "device_id", "gap_start_ns", pl.col("start_ns").alias("gap_end_ns"),
+        (pl.col("start_ns") - pl.col("gap_start_ns")).alias("gap_ns"), cause.alias("cause"),
+        "name", "stream_id", "api_start_ns", "api_name", "global_tid",
+    )
+
+
+def _sums(waits: pl.DataFrame, gaps: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+    w = waits.group_by(by).agg(
+        pl.len().alias("blocking_calls"),
+        pl.col("api_dur_ns").sum().alias("host_wait_ns"),
+        pl.col("api_dur_ns").filter(pl.col("wait_kind") == "sync").sum().alias("sync_wait_ns"),
+        pl.col("api_dur_ns").filter(pl.col("wait_kind") != "sync").sum().alias("memcpy_wait_ns"),
+    )
+    g = gaps.group_by(by).agg(
+        pl.len().alias("gpu_gaps"),
+        pl.col("gap_ns").sum().alias("gpu_idle_ns"),
+        *(pl.col("gap_ns").filter(pl.col("cause") == c).sum().alias(f"gpu_idle_{c}_ns")
+          for c in ("host_bound", "inter_kernel", "unknown")),
+    )
+    return w.join(g, on=by, how="full", coalesce=True)
+
+
+@analysis("host_wait", columns=COLUMNS, needs=("runtime", "kernels"))
+def host_wait(trace: Trace) -> pl.DataFrame:
+    """Host blocked in synchronizing calls, and GPU idle split into host-bound vs queued gaps.
+
+    Reads: runtime, memcpys (memory kinds), kernels, nvtx. First row "(all)" is the whole
+    trace; then one row per NVTX range name (calls and gaps inside nested ranges count in
+    each). A gap belongs to the ranges around the launch call of the kernel that ends it.
+    Columns: range_name; blocking_calls; host_wait_ns (time in blocking calls) =
+    sync_wait_ns (synchronize calls) + memcpy_wait_ns (synchronous or pageable copies);
+    gpu_gaps (idle intervals between kernels, per device); gpu_idle_ns (their total) =
+    gpu_idle_host_bound_ns (next kernel not yet launched when the GPU went idle) +
+    gpu_idle_inter_kernel_ns (next kernel already queued) + gpu_idle_unknown_ns (launch call
+    not found).
+    """
+    waits, gaps = blocking_calls(trace), gpu_gaps(trace)
+    if waits.is_empty() and gaps.is_empty():
+        return pl.DataFrame(schema=COLUMNS)
+    total = _sums(waits.with_columns(pl.lit(ALL).alias("range_name")),
+                  gaps.with_columns(pl.lit(ALL).alias("range_name")), ["range_name"])
+    rng = ranges(trace)
+    w_in = in_ranges(waits, rng)
+    g_in = in_ranges(gaps, rng)
+    order = rng.group_by("range_name").agg(pl.col("range_start_ns").min().alias("_first"))
+    per = _sums(w_in, g_in, ["range_name"]).join(order, on="range_name", how="left").sort("_first", "range_name")
+    out = pl.concat([total, per.drop("_first")], how="vertical_relaxed")
+    ints = [c for c in COLUMNS if c != "range_name"]
+    return shaped(out.with_columns(pl.col(ints).fill_null(0)), COLUMNS)

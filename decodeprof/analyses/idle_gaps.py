@@ -1,0 +1,111 @@
+"""Idle gaps: the distribution of GPU idle gaps between kernels on each stream."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from decodeprof.analyses.events import gpu_work, in_ranges, ranges, runtime_calls
+from decodeprof.analyses.intervals import overlapping
+from decodeprof.analyses.registry import analysis, shaped
+from decodeprof.trace import Trace
+
+COLUMNS = {
+    "scope": pl.Utf8,
+    "device_id": pl.Int64,
+    "stream_id": pl.Int64,
+    "kernels": pl.Int64,
+    "gaps": pl.Int64,
+    "median_ns": pl.Float64,
+    "p90_ns": pl.Float64,
+    "max_ns": pl.Int64,
+    "total_ns": pl.Int64,
+}
+CALL_COLUMNS = {
+    "gap_rank": pl.Int64,
+    "scope": pl.Utf8,
+    "device_id": pl.Int64,
+    "stream_id": pl.Int64,
+    "gap_start_ns": pl.Int64,
+    "gap_ns": pl.Int64,
+    "next_kernel": pl.Utf8,
+    "call_name": pl.Utf8,
+    "call_start_ns": pl.Int64,
+    "call_dur_ns": pl.Int64,
+    "overlap_ns": pl.Int64,
+}
+
+
+def stream_gaps(trace: Trace, range_name: str = "decode") -> tuple[str, pl.DataFrame]:
+    """(scope, kernels): each kernel with the gap before it on its stream (null for the first).
+
+    Scope "<range_name>": kernels launched inside each such NVTX range, gaps taken within
+    one range instance; "trace" when the trace has no such range: all kernels. Columns:
+    group, device_id, stream_id, gap_start_ns (previous kernel end), gap_end_ns (this
+    kernel's start), gap_ns (>= 0), next_kernel (this kernel's name).
+    """
+    rng = ranges(trace, (range_name,))
+    k = gpu_work(trace, ("kernel",))
+    if rng.is_empty():
+        scope, k = "trace", k.with_columns(pl.lit(0, pl.Int64).alias("group"))
+    else:
+        scope, k = range_name, in_ranges(k, rng).rename({"range_id": "group"})
+    by = ["group", "device_id", "stream_id"]
+    k = k.sort([*by, "start_ns"]).with_columns(
+        pl.col("end_ns").cum_max().shift(1).over(by).alias("gap_start_ns"),
+    )
+    gaps = k.select(
+        *by, "gap_start_ns", pl.col("start_ns").alias("gap_end_ns"),
+        (pl.col("start_ns") - pl.col("gap_start_ns")).clip(lower_bound=0).alias("gap_ns"),
+        pl.col("name").alias("next_kernel"),
+    )
+    return scope, gaps
+
+
+@analysis("idle_gaps", columns=COLUMNS, needs=("kernels",))
+def idle_gaps(trace: Trace, *, range_name: str = "decode") -> pl.DataFrame:
+    """Gap between consecutive kernels on each stream, inside the decode range(s).
+
+    Reads: kernels, runtime, nvtx. Kernels launched inside each `range_name` range
+    (default "decode"; the whole trace when there is none: scope "trace"), per device and
+    stream, in start order; a gap is next start - previous end (0 when they touch or
+    overlap). One row per (device, stream): scope, device_id, stream_id, kernels, gaps,
+    median_ns, p90_ns, max_ns, total_ns (gap statistics in ns).
+    """
+    scope, gaps = stream_gaps(trace, range_name)
+    if gaps.is_empty():
+        return pl.DataFrame(schema=COLUMNS)
+    by = ["device_id", "stream_id"]
+    out = gaps.group_by(by).agg(
+        pl.len().alias("kernels"),
+        pl.col("gap_ns").count().alias("gaps"),
+        pl.col("gap_ns").median().alias("median_ns"),
+        pl.col("gap_ns").quantile(0.9, interpolation="linear").alias("p90_ns"),
+        pl.col("gap_ns").max().alias("max_ns"),
+        pl.col("gap_ns").sum().alias("total_ns"),
+    ).with_columns(pl.lit(scope).alias("scope")).sort(by)
+    return shaped(out, COLUMNS)
+
+
+@analysis("largest_gaps", columns=CALL_COLUMNS, needs=("kernels", "runtime"))
+def largest_gaps(trace: Trace, *, range_name: str = "decode", top: int = 5) -> pl.DataFrame:
+    """The `top` largest stream gaps (as in idle_gaps) and the runtime calls running during them.
+
+    Reads: kernels, runtime, nvtx. One row per (gap, overlapping CUDA API call, any
+    thread); a gap with no call gets one row with null call columns. Columns: gap_rank
+    (1 = largest), scope, device_id, stream_id, gap_start_ns, gap_ns, next_kernel,
+    call_name, call_start_ns, call_dur_ns, overlap_ns (call time inside the gap).
+    """
+    scope, gaps = stream_gaps(trace, range_name)
+    gaps = gaps.filter(pl.col("gap_ns").is_not_null() & (pl.col("gap_ns") > 0)).sort(["gap_ns", "gap_start_ns"], descending=[True, False]).head(top)
+    if gaps.is_empty():
+        return pl.DataFrame(schema=CALL_COLUMNS)
+    gaps = gaps.with_row_index("gap_rank", offset=1).with_columns(pl.lit(scope).alias("scope"))
+    calls = runtime_calls(trace).select(
+        pl.col("api_name").alias("call_name"), pl.col("api_start_ns").alias("call_start_ns"),
+        pl.col("api_end_ns").alias("_call_end"), pl.col("api_dur_ns").alias("call_dur_ns"),
+    )
+    pairs = overlapping(gaps, calls, a_start="gap_start_ns", a_end="gap_end_ns",
+                        b_start="call_start_ns", b_end="_call_end")
+    out = gaps.join(pairs.select("gap_rank", "call_name", "call_start_ns", "call_dur_ns", "overlap_ns"),
+                    on="gap_rank", how="left").sort("gap_rank", "call_start_ns", nulls_last=True)
+    return shaped(out, CALL_COLUMNS)

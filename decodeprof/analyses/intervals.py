@@ -1,0 +1,190 @@
+"""Interval operations on polars frames: point-in-range joins, unions, intersections.
+
+All are vectorized (sorted scans, polars IE-joins); none loops over events in Python and
+none builds a cross join. Times are integer nanoseconds.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+_I64_MAX = 2**62  # headroom below int64's limit for the keyed-time trick
+
+
+def points_in_ranges(
+    points: pl.DataFrame,
+    ranges: pl.DataFrame,
+    *,
+    at: str,
+    start: str,
+    end: str,
+    by: str | None = None,
+) -> pl.DataFrame:
+    """Every (point, range) pair with range.start <= point.at < range.end (and equal `by`).
+
+    Ranges are half-open, so a point on the boundary of two touching ranges lands in the
+    later one only.
+
+    `points` and `ranges` must have disjoint column names except `by`. Implemented as one
+    polars IE-join over two inequalities; an equality key `by` is folded into the time axis
+    (key = rank(by) * span + t) because join_where with an extra equality falls back to a
+    cross join. Output: the columns of both frames (`by` once).
+    """
+    if points.is_empty() or ranges.is_empty():
+        return _empty_pairs(points, ranges, by)
+    if by is None:
+        return points.join_where(ranges, pl.col(at) >= pl.col(start), pl.col(at) < pl.col(end))
+    keys = (
+        pl.concat([points.select(by), ranges.select(by)])
+        .unique()
+        .sort(by)
+        .with_row_index("_rank")
+        .with_columns(pl.col("_rank").cast(pl.Int64))
+    )
+    lo = min(points[at].min(), ranges[start].min())
+    hi = max(points[at].max(), ranges[end].max())
+    span = int(hi - lo) + 1
+    if span * keys.height >= _I64_MAX:  # pragma: no cover - would need ~centuries of trace
+        raise OverflowError("trace span too long for the keyed interval join")
+    p = points.join(keys, on=by).with_columns(
+        (pl.col("_rank") * span + pl.col(at) - lo).alias("_pk")
+    ).drop("_rank")
+    r = ranges.rename({by: "_by_r"}).join(keys.rename({by: "_by_r"}), on="_by_r").with_columns(
+        (pl.col("_rank") * span + pl.col(start) - lo).alias("_rs"),
+        (pl.col("_rank") * span + pl.col(end) - lo).alias("_re"),
+    ).drop("_rank", "_by_r")
+    out = p.join_where(r, pl.col("_pk") >= pl.col("_rs"), pl.col("_pk") < pl.col("_re"))
+    return out.drop("_pk", "_rs", "_re")
+
+
+def nesting_levels(ranges: pl.DataFrame, *, start: str, end: str, by: str) -> pl.Series:
+    """A level per range such that ranges sharing (by, level) never overlap, when ranges nest.
+
+    Level = how many ranges of the same `by` are open at this range's start (sorted scan of
+    +1/-1 events; at equal times ends come first, and of equal starts the longer one is the
+    outer). Properly nested ranges (NVTX push/pop) get their nesting depth. Returned in the
+    row order of `ranges`; callers must check disjointness for ranges that may not nest.
+    """
+    idx = ranges.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"), by, pl.col(start).alias("_t"),
+                        pl.col(end).alias("_e"))
+    events = pl.concat([
+        idx.select("_i", by, "_t", pl.lit(1, pl.Int8).alias("_d"), (-pl.col("_e")).alias("_tie")),
+        idx.select("_i", by, pl.col("_e").alias("_t"), pl.lit(-1, pl.Int8).alias("_d"), pl.lit(None, pl.Int64).alias("_tie")),
+    ]).sort([by, "_t", "_d", "_tie"], nulls_last=True)  # at equal time: -1 (ends) before +1 (starts)
+    level = events.with_columns((pl.col("_d").cast(pl.Int64).cum_sum().over(by) - 1).alias("_level")).filter(pl.col("_d") == 1)
+    return idx.join(level.select("_i", "_level"), on="_i", how="left").sort("_i")["_level"]
+
+
+def points_in_nested_ranges(
+    points: pl.DataFrame, ranges: pl.DataFrame, *, at: str, start: str, end: str, by: str
+) -> pl.DataFrame:
+    """Same result as `points_in_ranges(..., by=by)`, faster for nested ranges.
+
+    Ranges are split into nesting levels (`nesting_levels`); within a level they are
+    disjoint per `by`, so one backward as-of join per level finds the only candidate. Ranges
+    in a (by, level) that do overlap (start/end ranges need not nest) go through the
+    IE-join of `points_in_ranges` instead. Cost: O(levels x points log points).
+    """
+    if points.is_empty() or ranges.is_empty():
+        return _empty_pairs(points, ranges, by)
+    r = ranges.with_columns(nesting_levels(ranges, start=start, end=end, by=by).alias("_level"))
+    r = r.sort([by, "_level", start]).with_columns(
+        (pl.col(start) < pl.col(end).shift(1).over([by, "_level"])).fill_null(False).alias("_clash")
+    )
+    bad = r.filter(pl.col("_clash").any().over([by, "_level"]))
+    good = r.filter(~pl.col("_clash").any().over([by, "_level"]))
+    p = points.sort(at)
+    parts = []
+    for level in good["_level"].unique().sort():
+        lv = good.filter(pl.col("_level") == level).drop("_level", "_clash").sort(start)
+        hit = p.join_asof(lv, left_on=at, right_on=start, by=by, strategy="backward", check_sortedness=False)
+        parts.append(hit.filter(pl.col(start).is_not_null() & (pl.col(at) < pl.col(end))))
+    if bad.height:
+        parts.append(points_in_ranges(points, bad.drop("_level", "_clash"), at=at, start=start, end=end, by=by))
+    return pl.concat(parts, how="vertical_relaxed") if parts else _empty_pairs(points, ranges, by)
+
+
+def _empty_pairs(points: pl.DataFrame, ranges: pl.DataFrame, by: str | None) -> pl.DataFrame:
+    schema = dict(points.schema)
+    schema.update({c: t for c, t in ranges.schema.items() if c != by})
+    return pl.DataFrame(schema=schema)
+
+
+def overlapping(
+    a: pl.DataFrame, b: pl.DataFrame, *, a_start: str, a_end: str, b_start: str, b_end: str
+) -> pl.DataFrame:
+    """Every (a, b) pair whose half-open intervals intersect, with `overlap_ns` added."""
+    if a.is_empty() or b.is_empty():
+        out = _empty_pairs(a, b, None)
+        return out.with_columns(pl.lit(None, pl.Int64).alias("overlap_ns"))
+    out = a.join_where(b, pl.col(a_start) < pl.col(b_end), pl.col(a_end) > pl.col(b_start))
+    return out.with_columns(
+        (pl.min_horizontal(a_end, b_end) - pl.max_horizontal(a_start, b_start)).alias("overlap_ns")
+    )
+
+
+def merge(frame: pl.DataFrame, *, by: list[str], start: str = "start_ns", end: str = "end_ns") -> pl.DataFrame:
+    """Union of intervals per group: disjoint segments (by..., seg_start_ns, seg_end_ns, members).
+
+    One sorted scan: groups are laid end to end on one time axis (key = group * span + t),
+    so a single running maximum of ends finds where a new segment starts (an interval that
+    begins after everything before it ended), with no per-group window and one-key sort.
+    """
+    schema = {**{c: frame.schema[c] for c in by}, "seg_start_ns": pl.Int64, "seg_end_ns": pl.Int64, "members": pl.UInt32}
+    f = frame.select(*by, pl.col(start).alias("_s"), pl.col(end).alias("_e")).drop_nulls(["_s", "_e"])
+    if f.is_empty():
+        return pl.DataFrame(schema=schema)
+    group = (pl.struct(by).rank("dense") if len(by) > 1 else pl.col(by[0]).rank("dense")) if by else pl.lit(1)
+    lo = int(f["_s"].min())
+    span = int(f["_e"].max()) - lo + 1
+    f = f.with_columns((group.cast(pl.Int64) - 1).alias("_g"))
+    if span * (int(f["_g"].max()) + 1) >= _I64_MAX:  # pragma: no cover - absurd spans only
+        raise OverflowError("trace span too long for the keyed interval merge")
+    seg = (
+        f.lazy()
+        .with_columns((pl.col("_g") * span + pl.col("_s") - lo).alias("_ks"),
+                      (pl.col("_g") * span + pl.col("_e") - lo).alias("_ke"))
+        .sort("_ks")
+        .with_columns(pl.col("_ke").cum_max().shift(1).alias("_pe"))
+        .with_columns((pl.col("_pe").is_null() | (pl.col("_ks") > pl.col("_pe"))).cum_sum().alias("_seg"))
+        .group_by("_seg")
+        .agg(
+            *(pl.col(c).first() for c in by),
+            pl.col("_s").min().alias("seg_start_ns"),
+            pl.col("_e").max().alias("seg_end_ns"),
+            pl.len().cast(pl.UInt32).alias("members"),
+        )
+        .sort("_seg")
+        .drop("_seg")
+    )
+    return seg.collect().cast(schema)
+
+
+def union_ns(frame: pl.DataFrame, *, by: list[str], start: str = "start_ns", end: str = "end_ns") -> pl.DataFrame:
+    """Length of the union of intervals per group: (by..., busy_ns).
+
+    Same keyed sorted scan as `merge`; each interval adds only the part past the running
+    maximum end before it (max(0, end - max(start, previous max end))), summed per group.
+    """
+    f = frame.select(*by, pl.col(start).alias("_s"), pl.col(end).alias("_e")).drop_nulls(["_s", "_e"])
+    if f.is_empty():
+        return pl.DataFrame(schema={**{c: frame.schema[c] for c in by}, "busy_ns": pl.Int64}) if by else pl.DataFrame({"busy_ns": [0]})
+    group = (pl.struct(by).rank("dense") if len(by) > 1 else pl.col(by[0]).rank("dense")) if by else pl.lit(1)
+    lo = int(f["_s"].min())
+    span = int(f["_e"].max()) - lo + 1
+    f = f.with_columns((group.cast(pl.Int64) - 1).alias("_g"))
+    if span * (int(f["_g"].max()) + 1) >= _I64_MAX:  # pragma: no cover - absurd spans only
+        raise OverflowError("trace span too long for the keyed interval union")
+    added = (
+        f.lazy()
+        .with_columns((pl.col("_g") * span + pl.col("_s") - lo).alias("_ks"),
+                      (pl.col("_g") * span + pl.col("_e") - lo).alias("_ke"))
+        .sort("_ks")
+        .with_columns(pl.col("_ke").cum_max().shift(1).alias("_pe"))
+        .with_columns(
+            (pl.col("_ke") - pl.max_horizontal("_ks", pl.col("_pe").fill_null(pl.col("_ks")))).clip(lower_bound=0).alias("busy_ns")
+        )
+    )
+    if not by:
+        return added.select(pl.col("busy_ns").sum()).collect()
+    return added.group_by(by).agg(pl.col("busy_ns").sum()).collect()

@@ -1,0 +1,91 @@
+"""Launch overhead: how long each launch call takes, and how long its work then queues."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from decodeprof.analyses.events import in_ranges, ranges, runtime_calls
+from decodeprof.analyses.registry import analysis, shaped
+from decodeprof.trace import Trace
+
+ALL = "(all)"
+LAUNCH_COLUMNS = {
+    "api_name": pl.Utf8,
+    "api_kind": pl.Utf8,
+    "api_start_ns": pl.Int64,
+    "api_dur_ns": pl.Int64,
+    "global_tid": pl.Int64,
+    "correlation_id": pl.Int64,
+    "kernels": pl.Int64,
+    "first_kernel": pl.Utf8,
+    "kernel_start_ns": pl.Int64,
+    "queue_delay_ns": pl.Int64,
+}
+SUMMARY_COLUMNS = {
+    "range_name": pl.Utf8,
+    "launches": pl.Int64,
+    "kernels": pl.Int64,
+    "api_total_ns": pl.Int64,
+    "api_median_ns": pl.Float64,
+    "api_p90_ns": pl.Float64,
+    "queue_median_ns": pl.Float64,
+    "queue_p90_ns": pl.Float64,
+}
+
+
+@analysis("launches", columns=LAUNCH_COLUMNS, needs=("runtime", "kernels"))
+def launches(trace: Trace) -> pl.DataFrame:
+    """One row per kernel or graph launch call, with the queue delay of its first kernel.
+
+    Reads: runtime, kernels. Columns: api_name, api_kind ("kernel_launch"|"graph_launch"),
+    api_start_ns, api_dur_ns (host time in the call), global_tid, correlation_id, kernels
+    (kernel executions with this correlation id: 1 for a launch, the graph's kernel count
+    for a graph launch), first_kernel (name), kernel_start_ns (its start),
+    queue_delay_ns (first kernel start - call end; null when no kernel was traced).
+    """
+    calls = runtime_calls(trace).filter(pl.col("api_kind").is_in(["kernel_launch", "graph_launch"]))
+    if calls.is_empty():
+        return pl.DataFrame(schema=LAUNCH_COLUMNS)
+    k = trace.kernels.sort("start_ns").group_by(["correlation_id", "global_pid"]).agg(
+        pl.len().alias("kernels"),
+        pl.col("name").first().alias("first_kernel"),
+        pl.col("start_ns").first().alias("kernel_start_ns"),
+    )
+    out = calls.join(k, on=["correlation_id", "global_pid"], how="left").with_columns(
+        pl.col("kernels").fill_null(0),
+        (pl.col("kernel_start_ns") - pl.col("api_end_ns")).alias("queue_delay_ns"),
+    ).sort("api_start_ns")
+    return shaped(out, LAUNCH_COLUMNS)
+
+
+def _summary(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.group_by("range_name").agg(
+        pl.len().alias("launches"),
+        pl.col("kernels").sum(),
+        pl.col("api_dur_ns").sum().alias("api_total_ns"),
+        pl.col("api_dur_ns").median().alias("api_median_ns"),
+        pl.col("api_dur_ns").quantile(0.9, interpolation="linear").alias("api_p90_ns"),
+        pl.col("queue_delay_ns").median().alias("queue_median_ns"),
+        pl.col("queue_delay_ns").quantile(0.9, interpolation="linear").alias("queue_p90_ns"),
+    )
+
+
+@analysis("launch_overhead", columns=SUMMARY_COLUMNS, needs=("runtime", "kernels"))
+def launch_overhead(trace: Trace) -> pl.DataFrame:
+    """Launch API time and queue delay per NVTX range name (and "(all)" first).
+
+    Reads: runtime, kernels, nvtx; built on `launches`. A launch belongs to every range
+    enclosing its call on the same thread. Columns: range_name, launches (kernel + graph
+    launch calls), kernels (their kernel executions), api_total_ns, api_median_ns,
+    api_p90_ns (host time per call), queue_median_ns, queue_p90_ns (first kernel start -
+    call end: large when the GPU is busy with earlier work, i.e. the host runs ahead).
+    """
+    per = launches(trace)
+    if per.is_empty():
+        return pl.DataFrame(schema=SUMMARY_COLUMNS)
+    rng = ranges(trace)
+    inside = in_ranges(per, rng)
+    order = rng.group_by("range_name").agg(pl.col("range_start_ns").min().alias("_first"))
+    by_range = _summary(inside).join(order, on="range_name").sort("_first", "range_name").drop("_first")
+    out = pl.concat([_summary(per.with_columns(pl.lit(ALL).alias("range_name"))), by_range], how="vertical_relaxed")
+    return shaped(out, SUMMARY_COLUMNS)

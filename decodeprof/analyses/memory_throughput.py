@@ -1,0 +1,149 @@
+"""Memory throughput: copies by memory kind, DRAM traffic per kernel (ncu), and decode's
+achieved weight-streaming bandwidth against the GPU's peak."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from decodeprof.analyses.events import PAGEABLE, config_steps, gpu_work, in_ranges, ranges
+from decodeprof.analyses.registry import analysis, shaped
+from decodeprof.trace import Trace
+
+COPY_COLUMNS = {
+    "copy_kind": pl.Utf8,
+    "src_kind": pl.Utf8,
+    "dst_kind": pl.Utf8,
+    "pageable": pl.Boolean,
+    "count": pl.Int64,
+    "bytes": pl.Int64,
+    "dur_ns": pl.Int64,
+    "bytes_per_s": pl.Float64,
+    "gb_per_s": pl.Float64,
+}
+
+
+@analysis("memory_throughput", columns=COPY_COLUMNS, needs=("memcpys",))
+def memory_throughput(trace: Trace) -> pl.DataFrame:
+    """Copies per copy kind x source/destination memory kind, with achieved bandwidth.
+
+    Reads: memcpys. Columns: copy_kind, src_kind, dst_kind (labels from the export's ENUM
+    tables), pageable (either side is pageable host memory: staged by the driver, slow and
+    blocking), count, bytes, dur_ns (sum of copy durations), bytes_per_s = bytes / dur,
+    gb_per_s = bytes / dur_ns (1e9 bytes/s). Largest bytes first.
+    """
+    m = trace.memcpys
+    out = m.group_by(["copy_kind", "src_kind", "dst_kind"]).agg(
+        pl.len().alias("count"), pl.col("bytes").sum(), pl.col("dur_ns").sum(),
+    ).with_columns(
+        (pl.col("src_kind").str.contains(PAGEABLE) | pl.col("dst_kind").str.contains(PAGEABLE)).fill_null(False).alias("pageable"),
+        (pl.col("bytes") / pl.col("dur_ns")).alias("gb_per_s"),
+        (1e9 * pl.col("bytes") / pl.col("dur_ns")).alias("bytes_per_s"),
+    ).sort(["bytes", "copy_kind"], descending=[True, False])
+    return shaped(out, COPY_COLUMNS)
+
+
+NCU_METRICS = {
+    "duration_ns": "gpu__time_duration.sum",
+    "dram_read_bytes": "dram__bytes_read.sum",
+    "dram_write_bytes": "dram__bytes_write.sum",
+    "dram_throughput_pct": "dram__throughput.avg.pct_of_peak_sustained_elapsed",
+}
+DRAM_COLUMNS = {
+    "kernel_id": pl.Int64,
+    "kernel_name": pl.Utf8,
+    "duration_ns": pl.Float64,
+    "dram_read_bytes": pl.Float64,
+    "dram_write_bytes": pl.Float64,
+    "dram_bytes_per_s": pl.Float64,
+    "dram_throughput_pct": pl.Float64,
+}
+
+
+@analysis("kernel_dram", columns=DRAM_COLUMNS, needs=("ncu_metrics",))
+def kernel_dram(trace: Trace) -> pl.DataFrame:
+    """Per profiled kernel (Nsight Compute): duration and DRAM traffic.
+
+    Reads: ncu_metrics (metrics gpu__time_duration.sum, dram__bytes_read.sum,
+    dram__bytes_write.sum, dram__throughput.avg.pct_of_peak_sustained_elapsed; a metric
+    ncu did not collect is null). Columns: kernel_id (ncu's ID order), kernel_name,
+    duration_ns, dram_read_bytes, dram_write_bytes, dram_bytes_per_s = (read + write) /
+    duration, dram_throughput_pct (ncu's % of peak sustained DRAM throughput, 0-100).
+    """
+    n = trace.ncu_metrics.filter(pl.col("metric").is_in(list(NCU_METRICS.values())))
+    out = n.group_by("kernel_id").agg(
+        pl.col("kernel_name").first(),
+        *(pl.col("value").filter(pl.col("metric") == m).first().alias(c) for c, m in NCU_METRICS.items()),
+    ).with_columns(
+        (1e9 * (pl.col("dram_read_bytes") + pl.col("dram_write_bytes")) / pl.col("duration_ns")).alias("dram_bytes_per_s")
+    ).sort("kernel_id")
+    return shaped(out, DRAM_COLUMNS)
+
+
+BW_COLUMNS = {
+    "decode_ranges": pl.Int64,
+    "steps_per_decode": pl.Int64,
+    "weight_bytes_per_step": pl.Int64,
+    "weight_bytes": pl.Int64,
+    "decode_gpu_ns": pl.Int64,
+    "decode_cpu_ns": pl.Int64,
+    "achieved_bytes_per_s": pl.Float64,
+    "achieved_wall_bytes_per_s": pl.Float64,
+    "peak_bytes_per_s": pl.Float64,
+    "peak_source": pl.Utf8,
+    "utilization_pct": pl.Float64,
+}
+
+
+def _peak(trace: Trace, device_id: int | None) -> tuple[float | None, str | None]:
+    g = trace.gpus.filter(pl.col("memory_bandwidth_bytes_per_s") > 0)
+    if device_id is not None and (g["device_id"] == device_id).any():
+        g = g.filter(pl.col("device_id") == device_id)
+    if g.height:
+        return float(g["memory_bandwidth_bytes_per_s"][0]), "gpus"
+    dev = trace.target_metrics.get("device") if isinstance(trace.target_metrics, dict) else None
+    if isinstance(dev, dict) and isinstance(dev.get("peak_gbps"), (int, float)) and dev["peak_gbps"] > 0:
+        return float(dev["peak_gbps"]) * 1e9, "target_metrics"
+    return None, None
+
+
+@analysis("decode_bandwidth", columns=BW_COLUMNS, needs=("nvtx", "kernels", "target_metrics"))
+def decode_bandwidth(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
+    """One row: weight bytes streamed per second of decode, against the GPU's peak.
+
+    Reads: target_metrics (weight_bytes_per_step, config.steps, device.peak_gbps), nvtx
+    ("decode" and "step" ranges), kernels, gpus. weight_bytes = weight_bytes_per_step x
+    steps_per_decode x decode_ranges; decode_gpu_ns = per decode range, first kernel start
+    -> last kernel end of the kernels launched in it, summed; decode_cpu_ns = decode range
+    durations summed. achieved_bytes_per_s = weight_bytes / decode_gpu_ns (GPU view),
+    achieved_wall_bytes_per_s = weight_bytes / decode_cpu_ns (host view, what the target's
+    tokens/s sees). peak_bytes_per_s from the gpus frame (theoretical), else the target's
+    device.peak_gbps (peak_source says which); utilization_pct = 100 x achieved / peak.
+    Steps: config.steps, else the `steps` option, else step ranges / decode ranges.
+    """
+    tm = trace.target_metrics if isinstance(trace.target_metrics, dict) else {}
+    wbytes = tm.get("weight_bytes_per_step")
+    rng = ranges(trace, ("decode", "step"))
+    dec = rng.filter(pl.col("range_name") == "decode")
+    if not isinstance(wbytes, int) or dec.is_empty():
+        return pl.DataFrame(schema=BW_COLUMNS)
+    n = config_steps(trace, steps)
+    n_step_ranges = int((rng["range_name"] == "step").sum())
+    if n is None and n_step_ranges and n_step_ranges % dec.height == 0:
+        n = n_step_ranges // dec.height
+    k = in_ranges(gpu_work(trace, ("kernel",)), dec)
+    if n is None or k.is_empty():
+        return pl.DataFrame(schema=BW_COLUMNS)
+    gpu_ns = int(k.group_by("range_id").agg((pl.col("end_ns").max() - pl.col("start_ns").min()).alias("s"))["s"].sum())
+    cpu_ns = int(dec["range_dur_ns"].sum())
+    total = wbytes * n * dec.height
+    peak, source = _peak(trace, int(k["device_id"][0]) if k["device_id"][0] is not None else None)
+    achieved = 1e9 * total / gpu_ns if gpu_ns else None
+    out = pl.DataFrame([{
+        "decode_ranges": dec.height, "steps_per_decode": n, "weight_bytes_per_step": wbytes,
+        "weight_bytes": total, "decode_gpu_ns": gpu_ns, "decode_cpu_ns": cpu_ns,
+        "achieved_bytes_per_s": achieved,
+        "achieved_wall_bytes_per_s": 1e9 * total / cpu_ns if cpu_ns else None,
+        "peak_bytes_per_s": peak, "peak_source": source,
+        "utilization_pct": 100.0 * achieved / peak if achieved and peak else None,
+    }], schema=BW_COLUMNS)
+    return shaped(out, BW_COLUMNS)

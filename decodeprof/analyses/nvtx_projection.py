@@ -1,0 +1,83 @@
+"""NVTX projection: GPU work attributed to the NVTX ranges enclosing its launching call."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from decodeprof.analyses.events import gpu_work, in_ranges, ranges, runtime_calls
+from decodeprof.analyses.intervals import union_ns
+from decodeprof.analyses.registry import analysis, shaped
+from decodeprof.trace import Trace
+
+COLUMNS = {
+    "range_name": pl.Utf8,
+    "count": pl.Int64,
+    "cpu_span_ns": pl.Int64,
+    "gpu_span_ns": pl.Int64,
+    "gpu_busy_ns": pl.Int64,
+    "kernels": pl.Int64,
+    "graph_kernels": pl.Int64,
+    "graph_launches": pl.Int64,
+    "memcpys": pl.Int64,
+    "memcpy_bytes": pl.Int64,
+    "first_range_start_ns": pl.Int64,
+}
+
+
+def attributed_work(trace: Trace) -> pl.DataFrame:
+    """GPU work (kernels, memcpys, memsets) x enclosing NVTX range: one row per pair.
+
+    A graph-replayed kernel shares its cudaGraphLaunch call's correlation id, so it lands in
+    the ranges around that call, once per launch. Columns: op, start_ns, end_ns,
+    graph_node_id, bytes, api_start_ns, global_tid, range_id, range_start_ns, range_end_ns.
+    """
+    work = gpu_work(trace).select("op", "start_ns", "end_ns", "graph_node_id", "bytes", "api_start_ns", "global_tid")
+    return in_ranges(work, ranges(trace).select("range_id", "range_start_ns", "range_end_ns", "global_tid"))
+
+
+@analysis("nvtx_projection", columns=COLUMNS, needs=("nvtx", "runtime", "kernels"))
+def nvtx_projection(trace: Trace) -> pl.DataFrame:
+    """Per NVTX range name: CPU span, and the GPU work launched inside it.
+
+    Reads: nvtx, runtime, kernels, memcpys, memsets. Work belongs to every range that
+    encloses the start of its launching runtime call on the same thread (nested ranges
+    each count it). One row per range name, in order of first appearance:
+    range_name; count (range instances); cpu_span_ns (sum of range durations);
+    gpu_span_ns (per instance: first kernel start -> last kernel end, summed);
+    gpu_busy_ns (per instance: union of kernel intervals, summed; < span when idle,
+    never double-counts concurrent streams); kernels (kernel executions attributed);
+    graph_kernels (those replayed from a CUDA graph); graph_launches (cudaGraphLaunch calls
+    in the range); memcpys, memcpy_bytes (copies attributed, bytes);
+    first_range_start_ns (trace clock).
+    """
+    rng = ranges(trace)
+    if rng.is_empty():
+        return pl.DataFrame(schema=COLUMNS)
+    work = attributed_work(trace)
+    kern = work.filter(pl.col("op") == "kernel")
+    per_inst = kern.group_by("range_id").agg(
+        (pl.col("end_ns").max() - pl.col("start_ns").min()).alias("gpu_span_ns"),
+        pl.len().alias("kernels"),
+        pl.col("graph_node_id").is_not_null().sum().alias("graph_kernels"),
+    )
+    busy = union_ns(kern, by=["range_id"]).rename({"busy_ns": "gpu_busy_ns"})
+    copies = work.filter(pl.col("op") == "memcpy").group_by("range_id").agg(
+        pl.len().alias("memcpys"), pl.col("bytes").sum().alias("memcpy_bytes")
+    )
+    graph_calls = in_ranges(runtime_calls(trace).filter(pl.col("api_kind") == "graph_launch"), rng)
+    graphs = graph_calls.group_by("range_id").agg(pl.len().alias("graph_launches"))
+    inst = rng
+    for part in (per_inst, busy, copies, graphs):
+        inst = inst.join(part, on="range_id", how="left")
+    out = (
+        inst.group_by("range_name")
+        .agg(
+            pl.len().alias("count"),
+            pl.col("range_dur_ns").sum().alias("cpu_span_ns"),
+            *(pl.col(c).fill_null(0).sum() for c in
+              ("gpu_span_ns", "gpu_busy_ns", "kernels", "graph_kernels", "graph_launches", "memcpys", "memcpy_bytes")),
+            pl.col("range_start_ns").min().alias("first_range_start_ns"),
+        )
+        .sort(["first_range_start_ns", "range_name"])
+    )
+    return shaped(out, COLUMNS)

@@ -1,0 +1,173 @@
+"""`decodeprof analyze TRACE`: every registered analysis as tables, JSON or CSV files.
+
+JSON output (`--json`, stable; version 1), one object on stdout:
+
+    {"version": 1,
+     "trace": "<path given>",
+     "meta": {export metadata: nsys_version, schema_version, ...},
+     "missing": [{"frame": ..., "table": ..., "fix": ..., "message": ...}, ...],
+     "empty_because": {"<analysis>": ["<why it has no rows>", ...], ...},   # only empty ones
+     "analyses": {"<analysis>": [{column: value, ...}, ...], ...}}
+
+Rows keep the analyses' own columns and units (integer ns, bytes, bytes/s, percent 0-100);
+non-finite floats become null. Tables on the terminal convert units for reading only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from decodeprof.errors import DecodeprofError
+
+JSON_VERSION = 1
+
+
+def _load(trace: Path, ncu: Path | None, metrics: Path | None, cache: bool):
+    from decodeprof.load import load_trace
+
+    if trace.is_file():  # a run folder's files beside a given export count as given
+        for name, given in (("metrics.json", metrics), ("ncu.csv", ncu)):
+            if given is None and (trace.parent / name).is_file():
+                metrics, ncu = (trace.parent / name, ncu) if name == "metrics.json" else (metrics, trace.parent / name)
+    return load_trace(trace, ncu_csv=ncu, metrics_json=metrics, cache=cache)
+
+
+def _finite(value):
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def analyses_json(trace, frames: dict, source: str) -> dict:
+    """The documented JSON object (see module docstring) for `frames` of `trace`."""
+    from decodeprof.analyses import why_empty
+
+    return {
+        "version": JSON_VERSION,
+        "trace": source,
+        "meta": {k: str(v) for k, v in trace.meta.items()},
+        "missing": [{"frame": m.frame, "table": m.table, "fix": m.fix, "message": m.sentence()} for m in trace.missing],
+        "empty_because": {n: why_empty(trace, n) for n, df in frames.items() if df.is_empty()},
+        "analyses": {n: [{k: _finite(v) for k, v in row.items()} for row in df.iter_rows(named=True)]
+                     for n, df in frames.items()},
+    }
+
+
+def write_csvs(frames: dict, folder: Path) -> list[Path]:
+    """One CSV per analysis, `<folder>/<name>.csv`, columns and units as the analysis returns."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, df in frames.items():
+        path = folder / f"{name}.csv"
+        df.write_csv(path)
+        paths.append(path)
+    return paths
+
+
+def _display(column: str, values) -> tuple[str, list[str]]:
+    """Header and cell strings for one column, units converted for reading only."""
+    nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    big = max((abs(v) for v in nums), default=0)
+
+    def fmt(scale: float, digits: int):
+        return [("" if v is None else f"{v / scale:,.{digits}f}") if isinstance(v, (int, float)) and not isinstance(v, bool)
+                else ("" if v is None else str(v)) for v in values]
+
+    if column.endswith("bytes_per_s"):
+        return f"{column[:-len('bytes_per_s')]}GB/s", fmt(1e9, 2)
+    if column == "gb_per_s":
+        return "GB/s", fmt(1, 2)
+    if column.endswith("_ns"):
+        base = column[:-3]
+        return (f"{base} (ms)", fmt(1e6, 3)) if big >= 1e6 else (f"{base} (µs)", fmt(1e3, 2))
+    if column == "bytes" or column.endswith("_bytes"):
+        return (f"{column} (MB)", fmt(1e6, 2)) if big >= 1e6 else (column, fmt(1, 0))
+    if column.endswith("_pct"):
+        return f"{column[:-4]} (%)", fmt(1, 1)
+    if any(isinstance(v, float) for v in nums):
+        return column, fmt(1, 3)
+    return column, ["" if v is None else str(v) for v in values]
+
+
+def render(trace, frames: dict, console, *, max_rows: int = 20) -> None:
+    """Rich tables of `frames`, the trace's missing inputs first, a reason under empty ones."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from decodeprof.analyses import ANALYSES, why_empty
+
+    console.print(f"[bold]{escape(str(trace.source))}[/]  nsys {escape(str(trace.meta.get('nsys_version', '?')))}")
+    for m in trace.missing:
+        console.print(f"[yellow]missing:[/] {escape(m.sentence())}")
+    for name, df in frames.items():
+        title = f"{name}: {ANALYSES[name].title}" if name in ANALYSES else name
+        if df.is_empty():
+            console.print(f"\n[bold]{escape(title)}[/]\n  [dim]no rows: {escape('; '.join(why_empty(trace, name)) or 'nothing to report')}[/]")
+            continue
+        shown = df.head(max_rows)
+        if "bytes_per_s" in shown.columns and "gb_per_s" in shown.columns:
+            shown = shown.drop("bytes_per_s")  # same number, shown once as GB/s
+        cols = [_display(c, shown[c].to_list()) for c in shown.columns]
+        table = Table(title=title, title_justify="left", title_style="bold")
+        for header, _ in cols:
+            table.add_column(escape(header), overflow="fold")
+        for i in range(shown.height):
+            table.add_row(*(escape(cells[i]) for _, cells in cols))
+        console.print(table)
+        if df.height > max_rows:
+            console.print(f"  [dim]... {df.height - max_rows} more rows (--rows N, --json or --csv DIR for all)[/]")
+
+
+def print_analyses(trace, frames: dict | None = None, *, console=None, max_rows: int = 20, steps: int | None = None) -> dict:
+    """Print every analysis of `trace` as rich tables (units converted for reading).
+
+    The `profile` command calls this after a capture. Returns the frames it printed.
+    """
+    from rich.console import Console
+
+    from decodeprof.analyses import run_all
+
+    frames = frames if frames is not None else run_all(trace, steps=steps)
+    # Piped output keeps whole tables (no terminal width to fit); a terminal sets its own.
+    console = console or Console(width=None if sys.stdout.isatty() else 200)
+    render(trace, frames, console, max_rows=max_rows)
+    return frames
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("analyze")
+    def analyze(
+        trace: Path = typer.Argument(..., help="nsys export (.sqlite), report (.nsys-rep) or run folder."),
+        ncu: Optional[Path] = typer.Option(None, "--ncu", help="Nsight Compute CSV (--csv --page raw) of the same variant."),
+        metrics: Optional[Path] = typer.Option(None, "--metrics", help="The target's metrics JSON (weight bytes, config, device peak)."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object (documented, stable) instead of tables."),
+        csv_dir: Optional[Path] = typer.Option(None, "--csv", help="Write one CSV per analysis into this folder."),
+        steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Decode steps per decode range, when the metrics JSON lacks config.steps (graph variants)."),
+        only: Optional[list[str]] = typer.Option(None, "--only", help="Run only this analysis (repeatable)."),
+        rows: int = typer.Option(20, "--rows", min=1, help="Rows shown per table on the terminal."),
+        cache: bool = typer.Option(False, "--cache", help="Keep/reuse loaded frames as Parquet beside the export."),
+    ) -> None:
+        """Run every analysis on a trace and print tables, JSON (--json) or CSVs (--csv DIR).
+
+        Example: decodeprof analyze runs/graph/trace.sqlite --metrics runs/graph/metrics.json
+        """
+        from decodeprof.analyses import ANALYSES, run_all
+
+        if as_json and csv_dir is not None:
+            raise typer.BadParameter("--json and --csv are exclusive: pick one output")
+        unknown = [n for n in (only or []) if n not in ANALYSES]
+        if unknown:
+            raise DecodeprofError(f"unknown analysis {', '.join(unknown)}", f"choose from: {', '.join(ANALYSES)}")
+        loaded = _load(trace, ncu, metrics, cache)
+        frames = run_all(loaded, names=list(only) if only else None, steps=steps)
+        if as_json:
+            typer.echo(json.dumps(analyses_json(loaded, frames, str(trace)), allow_nan=False))
+        elif csv_dir is not None:
+            for path in write_csvs(frames, csv_dir):
+                typer.echo(str(path))
+        else:
+            print_analyses(loaded, frames, max_rows=rows)

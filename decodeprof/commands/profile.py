@@ -1,0 +1,30 @@
+"""`decodeprof profile TARGET [-- target flags]`: capture a target under nsys (and ncu) into a run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(
+        "profile",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )
+    def profile(
+        ctx: typer.Context,
+        target: str = typer.Argument(..., help="Target label (see `python -m targets --list`)."),
+        nsys: bool = typer.Option(True, "--nsys/--no-nsys", help="Capture an Nsight Systems trace and export it to SQLite."),
+        ncu: bool = typer.Option(False, "--ncu", help="Also run once under Nsight Compute: decode kernels of one measured iteration -> ncu.csv."),
+        out: Path = typer.Option(Path("runs"), "--out", help="Folder that receives the run folder <target>-<YYYYmmdd-HHMMSS>."),
+        gpus: int = typer.Option(1, "--gpus", min=1, help="GPUs: more than 1 launches the target through torchrun."),
+    ) -> None:
+        """Run TARGET under Nsight Systems (and with --ncu, Nsight Compute), export, analyse.
+
+        Flags after `--` go to the target, e.g. `decodeprof profile graph -- --steps 64`.
+        Every artefact lands in a new run folder under --out; nothing is overwritten.
+        """
+        from decodeprof.capture import profile_target
+
+        profile_target(target, list(ctx.args), out_dir=out, nsys=nsys, ncu=ncu, gpus=gpus)

@@ -1,0 +1,93 @@
+"""Loaders: nsys exports and ncu CSVs -> a Trace of typed polars frames (decodeprof.schema).
+
+    from decodeprof.load import load_trace
+    trace = load_trace("runs/graph")          # a run folder, a .sqlite or a .nsys-rep
+
+Only this package knows SQL or CSV. No torch here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from decodeprof.errors import TraceFileError
+from decodeprof.load.export import ensure_sqlite
+from decodeprof.load.ncu_csv import load_ncu_csv
+from decodeprof.trace import Trace
+
+__all__ = ["ensure_sqlite", "load_ncu_csv", "load_trace", "resolve_export"]
+
+RUN_FOLDER_NAMES = ("trace.sqlite", "trace.nsys-rep")
+
+
+def _trace_in_folder(folder: Path) -> Path:
+    # A run folder's trace.sqlite was exported right after capture, so it wins even when a
+    # git checkout left it with an older mtime than trace.nsys-rep (which would otherwise
+    # need an nsys able to read that report); the report is exported only when alone.
+    for name in RUN_FOLDER_NAMES:
+        if (folder / name).is_file():
+            return folder / name
+    found = sorted(folder.glob("*.sqlite")) or sorted(folder.glob("*.nsys-rep"))
+    if len(found) == 1:
+        return found[0]
+    what = "several traces" if found else "no trace"
+    raise TraceFileError(
+        f"{folder}: a folder with {what} (looked for {' or '.join(RUN_FOLDER_NAMES)})",
+        "pass a run folder written by `decodeprof profile`, or the .sqlite / .nsys-rep itself",
+    )
+
+
+def resolve_export(path: Path | str) -> Path:
+    """The .sqlite export for a .sqlite, a .nsys-rep (exported if needed) or a run folder."""
+    path = Path(path)
+    if path.is_dir():
+        path = _trace_in_folder(path)
+    if path.suffix == ".nsys-rep":
+        return ensure_sqlite(path)
+    if not path.exists():
+        raise TraceFileError(f"{path}: no such file", "check the path; pass an nsys .sqlite or .nsys-rep, or a run folder")
+    return path
+
+
+def _metrics(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TraceFileError(f"{path}: not a readable metrics JSON ({exc})",
+                             "pass the metrics.json a decodeprof target wrote, or leave it out") from exc
+    if not isinstance(data, dict):
+        raise TraceFileError(f"{path}: metrics JSON is not an object", "pass the metrics.json a decodeprof target wrote")
+    return data
+
+
+def load_trace(path: Path | str, *, ncu_csv: Path | str | None = None, metrics_json: Path | str | None = None,
+               cache: bool = False) -> Trace:
+    """Load a trace: a .sqlite export, a .nsys-rep (exported beside it first) or a run folder.
+
+    A run folder is one holding trace.sqlite (preferred) or trace.nsys-rep, and optionally
+    metrics.json (-> Trace.target_metrics) and ncu.csv (-> Trace.ncu_metrics); explicit
+    `ncu_csv` / `metrics_json` arguments win. With `cache`, frames are kept as Parquet
+    beside the export (decodeprof.load.cache) and reused while the export is unchanged.
+    Raises TraceFileError / NcuCsvError / CaptureError naming the file and the fix.
+    """
+    path = Path(path)
+    folder = path if path.is_dir() else None
+    export = resolve_export(path)
+    if cache:
+        from decodeprof.load.cache import read_export_cached
+
+        frames, meta, missing = read_export_cached(export)
+    else:
+        from decodeprof.load.nsys_sqlite import read_export
+
+        frames, meta, missing = read_export(export)
+    if folder is not None:
+        ncu_csv = ncu_csv or (folder / "ncu.csv" if (folder / "ncu.csv").is_file() else None)
+        metrics_json = metrics_json or (folder / "metrics.json" if (folder / "metrics.json").is_file() else None)
+    extra = {}
+    if ncu_csv is not None:
+        extra["ncu_metrics"] = load_ncu_csv(Path(ncu_csv))
+    if metrics_json is not None:
+        extra["target_metrics"] = _metrics(Path(metrics_json))
+    return Trace(source=export, **frames, **extra, meta=meta, missing=missing)

@@ -1,0 +1,96 @@
+"""Open an nsys SQLite export safely and read SQL results straight into polars.
+
+The reader: connectorx (Rust, returns Arrow; measured fastest in benchmarks/load_readers.py),
+falling back to the standard library's sqlite3 when connectorx (or pyarrow, which its
+polars output needs) is not installed or cannot
+type a column (connectorx types an expression column from its first row and fails on a
+leading NULL; the loaders therefore keep expressions out of SQL and do arithmetic in polars).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import polars as pl
+
+from decodeprof.errors import TraceFileError
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+# Tables whose presence marks a file as an Nsight Systems export.
+NSYS_MARKERS = (
+    "StringIds", "META_DATA_EXPORT", "EXPORT_META_DATA", "NVTX_EVENTS", "ThreadNames",
+    "CUPTI_ACTIVITY_KIND_KERNEL", "CUPTI_ACTIVITY_KIND_RUNTIME", "TARGET_INFO_GPU",
+)
+EXPORT_HINT = "export the report with `nsys export --type sqlite --output trace.sqlite trace.nsys-rep`"
+
+
+def check_sqlite_file(path: Path) -> None:
+    """Raise TraceFileError unless `path` is a complete SQLite file (header and length)."""
+    if not path.exists():
+        raise TraceFileError(f"{path}: no such file", "check the path; pass an nsys .sqlite or .nsys-rep, or a run folder")
+    if not path.is_file():
+        raise TraceFileError(f"{path}: not a file", "pass an nsys .sqlite or .nsys-rep, or a run folder")
+    with path.open("rb") as fh:
+        header = fh.read(100)
+    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+        raise TraceFileError(f"{path}: not an SQLite database (empty, truncated or another format)", EXPORT_HINT)
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    page_count = int.from_bytes(header[28:32], "big")
+    # The header's page count is valid when its "version-valid-for" matches the change counter.
+    if header[24:28] == header[92:96] and page_count and path.stat().st_size < page_size * page_count:
+        raise TraceFileError(
+            f"{path}: truncated SQLite file ({path.stat().st_size} bytes, header says {page_size * page_count})",
+            "copy or export the file again; " + EXPORT_HINT,
+        )
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A read-only connection to a checked SQLite file that looks like an nsys export."""
+    check_sqlite_file(path)
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        names = table_names(con)
+    except sqlite3.DatabaseError as exc:
+        raise TraceFileError(f"{path}: cannot read as SQLite ({exc})", EXPORT_HINT) from exc
+    if not any(m in names for m in NSYS_MARKERS):
+        con.close()
+        raise TraceFileError(
+            f"{path}: an SQLite database but not an Nsight Systems export (no StringIds or nsys tables)",
+            EXPORT_HINT,
+        )
+    return con
+
+
+def table_names(con: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+
+
+def columns(con: sqlite3.Connection, table: str) -> list[str]:
+    return [r[1] for r in con.execute(f'PRAGMA table_info("{table}")')]
+
+
+def read_sql(path: Path, con: sqlite3.Connection, sql: str) -> pl.DataFrame:
+    """Run `sql` on the export at `path`; connectorx when it can, else sqlite3 (`con`)."""
+    try:
+        import connectorx
+
+        # return_type="polars" keeps connectorx's chunks (no rechunk copy): about 40% lower
+        # peak memory than polars.read_database_uri on 1M kernels. Needs pyarrow.
+        return connectorx.read_sql("sqlite://" + str(path.resolve()), sql, return_type="polars")
+    except ImportError:
+        pass  # connectorx or pyarrow not installed
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # noqa: BLE001 -- e.g. "Cannot infer type from null", or a Rust panic
+        pass  # the sqlite3 path below types by value and reports real errors
+    try:
+        cur = con.execute(sql)
+    except sqlite3.DatabaseError as exc:
+        raise TraceFileError(f"{path}: query failed ({exc})", "the export may be damaged; " + EXPORT_HINT) from exc
+    names = [d[0] for d in cur.description]
+    rows = cur.fetchall()
+    if not rows:
+        return pl.DataFrame(schema={n: pl.Null for n in names})
+    return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)

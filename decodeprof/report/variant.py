@@ -1,0 +1,194 @@
+"""One variant of the report: its trace, its analysis frames, and the facts read from them.
+
+`facts(trace, frames)` flattens the analysis frames (and the target's metrics.json, kept in
+Trace.target_metrics) into one dict of plain numbers in the project's units (ns, bytes,
+bytes/s, percent 0-100); a fact the trace cannot give is None, and `missing` says why.
+Findings, the summary table and the charts all read these facts, never SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from decodeprof.trace import Trace
+
+# Report order for the variants this project ships; any other name follows, alphabetically.
+KNOWN_ORDER = ("baseline", "pinned", "streams", "compile", "graph", "graph_full",
+               "fp8", "fp4", "triton_fused", "warp_specialized")
+
+
+@dataclass
+class Variant:
+    name: str
+    source: Path
+    trace: Trace
+    frames: dict[str, pl.DataFrame]
+    facts: dict = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+
+
+def _first(frame: pl.DataFrame, column: str, where: pl.Expr | None = None):
+    f = frame.filter(where) if where is not None else frame
+    if f.is_empty() or column not in f.columns:
+        return None
+    return f[column][0]
+
+
+def _metric(tm: dict, key: str):
+    m = (tm.get("metrics") or {}).get(key) if isinstance(tm, dict) else None
+    if isinstance(m, dict) and isinstance(m.get("median"), (int, float)):
+        return float(m["median"])
+    return None
+
+
+def _metrics_facts(tm: dict) -> dict:
+    return {
+        "ttft_ms": _metric(tm, "ttft_ms"),
+        "tpot_ms": _metric(tm, "tpot_ms"),
+        "decode_ms": _metric(tm, "decode_ms"),
+        "total_ms": _metric(tm, "total_ms"),
+        "tokens_per_s": _metric(tm, "tokens_per_s"),
+        "metrics_weight_gbps": _metric(tm, "weight_gbps"),
+        "weight_bytes_per_step": tm.get("weight_bytes_per_step") if isinstance(tm.get("weight_bytes_per_step"), int) else None,
+        "active": list(tm.get("active") or []),
+        "fallbacks": list(tm.get("fallbacks") or []),
+        "tokens_match": (tm.get("correctness") or {}).get("tokens_match"),
+    }
+
+
+def _step_facts(frames: dict) -> dict:
+    s = frames.get("decode_step_summary", pl.DataFrame())
+    return {
+        "step_source": _first(s, "source"),
+        "steps": _first(s, "steps"),
+        "kernels_per_step": _first(s, "kernels"),
+        "launches_per_step": _first(s, "launches"),
+        "cpu_api_per_step_ns": _first(s, "cpu_api_ns"),
+        "cpu_per_step_ns": _first(s, "cpu_dur_ns"),
+        "gpu_window_per_step_ns": _first(s, "gpu_window_ns"),
+        "gpu_busy_per_step_ns": _first(s, "gpu_busy_ns"),
+        "gpu_idle_per_step_ns": _first(s, "gpu_idle_ns"),
+        "gpu_idle_pct": _first(s, "gpu_idle_pct"),
+    }
+
+
+def _copy_facts(frames: dict) -> dict:
+    m = frames.get("memory_throughput", pl.DataFrame())
+    h2d = m.filter(pl.col("copy_kind").str.contains("HTOD")) if not m.is_empty() else m
+    ov = frames.get("overlap", pl.DataFrame())
+    h2d_bytes = int(h2d["bytes"].sum()) if not h2d.is_empty() else None
+    h2d_ns = int(h2d["dur_ns"].sum()) if not h2d.is_empty() else None
+    return {
+        "h2d_copies": int(h2d["count"].sum()) if not h2d.is_empty() else 0,
+        "pageable_h2d_copies": int(h2d.filter(pl.col("pageable"))["count"].sum()) if not h2d.is_empty() else 0,
+        "h2d_bytes": h2d_bytes,
+        "h2d_ns": h2d_ns,
+        "h2d_bytes_per_s": 1e9 * h2d_bytes / h2d_ns if h2d_ns else None,
+        "copy_ns": _first(ov, "copy_ns", pl.col("copy_kind") == "(all)"),
+        "copy_overlapped_ns": _first(ov, "overlapped_ns", pl.col("copy_kind") == "(all)"),
+        "copy_overlap_fraction": _first(ov, "overlap_fraction", pl.col("copy_kind") == "(all)"),
+    }
+
+
+def _copy_streams_apart(trace: Trace) -> bool:
+    """True when some copy runs on a stream that runs no kernel (a dedicated copy stream)."""
+    if trace.memcpys.is_empty() or trace.kernels.is_empty():
+        return False
+    kernel_streams = set(trace.kernels["stream_id"].unique().to_list())
+    return any(s not in kernel_streams for s in trace.memcpys["stream_id"].unique().to_list())
+
+
+def _launch_facts(frames: dict) -> dict:
+    nv = frames.get("nvtx_projection", pl.DataFrame())
+    lo = frames.get("launch_overhead", pl.DataFrame())
+    hw = frames.get("host_wait", pl.DataFrame())
+    iters = _first(nv, "count", pl.col("range_name") == "iteration")
+    host_wait = _first(hw, "host_wait_ns", pl.col("range_name") == "(all)")
+    return {
+        "iterations": iters,
+        "decode_ranges": _first(nv, "count", pl.col("range_name") == "decode"),
+        "decode_kernels": _first(nv, "kernels", pl.col("range_name") == "decode"),
+        "decode_graph_kernels": _first(nv, "graph_kernels", pl.col("range_name") == "decode"),
+        "decode_graph_launches": _first(nv, "graph_launches", pl.col("range_name") == "decode"),
+        "decode_launch_calls": _first(lo, "launches", pl.col("range_name") == "decode"),
+        "host_wait_ns": host_wait,
+        "host_wait_per_iter_ns": host_wait / iters if host_wait is not None and iters else None,
+        "host_blocking_calls": _first(hw, "blocking_calls", pl.col("range_name") == "(all)"),
+    }
+
+
+def _bandwidth_facts(frames: dict, tm_facts: dict) -> dict:
+    bw = frames.get("decode_bandwidth", pl.DataFrame())
+    out = {
+        "achieved_bytes_per_s": _first(bw, "achieved_bytes_per_s"),
+        "peak_bytes_per_s": _first(bw, "peak_bytes_per_s"),
+        "bw_utilization_pct": _first(bw, "utilization_pct"),
+        "bw_source": "trace" if _first(bw, "achieved_bytes_per_s") is not None else None,
+    }
+    return out
+
+
+def _ncu_facts(frames: dict) -> dict:
+    d = frames.get("kernel_dram", pl.DataFrame())
+    d = d.filter(pl.col("duration_ns").is_not_null() & pl.col("dram_throughput_pct").is_not_null()) if not d.is_empty() else d
+    if d.is_empty():
+        return {"ncu_kernels": 0, "ncu_dram_pct": None, "ncu_top_kernel": None, "ncu_top_dram_pct": None}
+    top = d.sort("dram_throughput_pct", descending=True).row(0, named=True)
+    weighted = float((d["dram_throughput_pct"] * d["duration_ns"]).sum() / d["duration_ns"].sum())
+    return {"ncu_kernels": d.height, "ncu_dram_pct": weighted,
+            "ncu_top_kernel": top["kernel_name"], "ncu_top_dram_pct": top["dram_throughput_pct"]}
+
+
+def _device_facts(trace: Trace) -> dict:
+    tm = trace.target_metrics if isinstance(trace.target_metrics, dict) else {}
+    dev = tm.get("device") or {}
+    gpu = trace.gpus["name"][0] if trace.gpus.height else dev.get("name")
+    return {
+        "gpu": gpu,
+        "torch": dev.get("torch"),
+        "cuda": dev.get("cuda"),
+        "nsys": trace.meta.get("nsys_version"),
+        "config": dict(tm.get("config") or {}),
+    }
+
+
+def facts(trace: Trace, frames: dict[str, pl.DataFrame]) -> dict:
+    """Every number the report states about one variant (None when the trace cannot say)."""
+    tm = trace.target_metrics if isinstance(trace.target_metrics, dict) else {}
+    out = _metrics_facts(tm)
+    out.update(_step_facts(frames))
+    out.update(_copy_facts(frames))
+    out["copy_stream_apart"] = _copy_streams_apart(trace)
+    out.update(_launch_facts(frames))
+    out.update(_bandwidth_facts(frames, out))
+    out.update(_ncu_facts(frames))
+    out.update(_device_facts(trace))
+    return out
+
+
+def missing_sentences(trace: Trace, frames: dict[str, pl.DataFrame], f: dict) -> list[str]:
+    """What this variant's report cannot show, and why, one sentence each."""
+    out = [m.sentence() for m in trace.missing if m.frame != "memsets"]
+    if not trace.target_metrics:
+        out.append("no metrics.json beside the trace: TTFT, TPOT, tokens/s and weight bytes per step unknown")
+    if trace.kernels.height and f.get("decode_ranges") is None:
+        names = sorted(set(trace.nvtx["text"].drop_nulls().to_list())) if trace.nvtx.height else []
+        out.append("no NVTX \"decode\" range in the trace (ranges: " + (", ".join(names) or "none")
+                   + "): per-step kernels, launches, GPU idle and the savings waterfall are unavailable")
+    if trace.ncu_metrics.is_empty():
+        out.append("no Nsight Compute data (ncu.csv): per-kernel DRAM throughput unavailable "
+                   "(capture with `decodeprof profile <target> --ncu`)")
+    return out
+
+
+def variant_name(path: Path) -> str:
+    """A run folder's name; for a trace file, its folder's name."""
+    return path.name if path.is_dir() else path.parent.name or path.stem
+
+
+def ordered(names: list[str]) -> list[str]:
+    known = [n for n in KNOWN_ORDER if n in names]
+    return known + sorted(n for n in names if n not in KNOWN_ORDER)

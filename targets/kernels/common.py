@@ -1,0 +1,125 @@
+"""Host-side helpers shared by the kernel wrappers: argument checks, launch options, TMA support."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from targets.errors import TargetError
+
+
+def interpreting() -> bool:
+    """True when Triton runs kernels in its CPU interpreter (TRITON_INTERPRET=1)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def check_tensor(name: str, t: torch.Tensor, *, dtype: torch.dtype | tuple[torch.dtype, ...] | None = None,
+                 shape: tuple[int, ...] | None = None, device: torch.device | None = None,
+                 contiguous: bool = True) -> None:
+    """Raise TargetError naming the argument when `t` is not what a kernel expects."""
+    if not isinstance(t, torch.Tensor):
+        raise TargetError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    dtypes = dtype if isinstance(dtype, tuple) else (dtype,) if dtype is not None else ()
+    if dtypes and t.dtype not in dtypes:
+        raise TargetError(f"{name} has dtype {t.dtype}, expected {' or '.join(map(str, dtypes))}")
+    if shape is not None and tuple(t.shape) != tuple(shape):
+        raise TargetError(f"{name} has shape {tuple(t.shape)}, expected {tuple(shape)}")
+    if device is not None and t.device != device:
+        raise TargetError(f"{name} is on {t.device}, expected {device}", "move every kernel argument to one device")
+    if contiguous and not t.is_contiguous():
+        raise TargetError(f"{name} must be contiguous", f"pass {name}.contiguous()")
+    if t.device.type == "cpu" and not interpreting():
+        raise TargetError(f"{name} is a CPU tensor but Triton is not in interpreter mode",
+                          "run on a CUDA device, or set TRITON_INTERPRET=1 before importing the kernels")
+
+
+def check_rows(name: str, t: torch.Tensor, rows: int, cols: int) -> None:
+    """A [rows, cols] activation whose last dimension is contiguous (row stride may differ)."""
+    if t.dim() != 2 or tuple(t.shape) != (rows, cols) or t.stride(1) != 1:
+        raise TargetError(f"{name} must be [{rows}, {cols}] with a contiguous last dimension, "
+                          f"got shape {tuple(t.shape)} stride {t.stride()}")
+
+
+MAX_BATCH = 16  # the kernels unroll over batch rows: skinny GEMM only
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """How a kernel streams its weight tiles.
+
+    use_tma: weight tiles through TMA tensor descriptors (tl.make_tensor_descriptor), Hopper+.
+    warp_specialize: tl.range(..., warp_specialize=True) on the K loop (producer/consumer warps).
+    num_stages: software-pipelining depth of the K loop (2 = double buffering).
+    """
+
+    use_tma: bool = False
+    warp_specialize: bool = False
+    num_stages: int = 3
+    num_warps: int = 4
+
+    def describe(self) -> str:
+        parts = ["tma" if self.use_tma else "pointer-loads", f"stages={self.num_stages}", f"warps={self.num_warps}"]
+        if self.warp_specialize:
+            parts.append("warp-specialized")
+        return ",".join(parts)
+
+
+PLAIN = LaunchOptions()
+
+
+def tma_unsupported_reason(device: torch.device) -> str | None:
+    """None when TMA descriptors can run on `device` (or in the interpreter), else why not."""
+    if device.type == "cpu":
+        return None if interpreting() else "TMA needs a CUDA GPU (or the Triton interpreter)"
+    major, minor = torch.cuda.get_device_capability(device)
+    if major < 9:
+        return f"TMA descriptors need compute capability 9.0+ (Hopper); this GPU is {major}.{minor}"
+    return None
+
+
+_ALLOCATOR_SET = False
+
+
+def ensure_allocator() -> None:
+    """tl.make_tensor_descriptor builds descriptors on the device and needs a scratch allocator.
+    torch's caching allocator serves it (also inside CUDA graph capture: the graph's pool)."""
+    global _ALLOCATOR_SET
+    if _ALLOCATOR_SET:
+        return
+    import triton
+
+    def alloc(size: int, alignment: int, stream: int | None) -> torch.Tensor:
+        device = "cpu" if interpreting() else "cuda"
+        return torch.empty(size, dtype=torch.int8, device=device)
+
+    triton.set_allocator(alloc)
+    _ALLOCATOR_SET = True
+
+
+def num_sms(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 132  # interpreter: pretend H100 so tile choices match the GPU's
+
+
+def pick_block_n(n: int, sms: int, lo: int = 4, hi: int = 64) -> int:
+    """Largest power-of-two tile of output columns that still gives >= one program per SM
+    (never below `lo`): N=1024 on 132 SMs -> 4 (256 programs), N=8192 -> 32 (256 programs)."""
+    bn = hi
+    while bn > lo and -(-n // bn) < sms:
+        bn //= 2
+    return bn
+
+
+def pick_block_k(k: int, block_n: int, num_warps: int, packed: bool) -> int:
+    """K tile: at most 256 (TMA box limit), at most ~32 fp32 weight values per thread, power of two,
+    a multiple of 32 for packed FP4 (two 16-element scale blocks per 16 bytes)."""
+    budget = 32 * 32 * num_warps // block_n
+    bk = 256
+    while bk > 32 and bk > budget:
+        bk //= 2
+    while bk > 32 and bk // 2 >= k:
+        bk //= 2
+    return bk

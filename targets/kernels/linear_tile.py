@@ -1,0 +1,246 @@
+"""The Triton building blocks every decode kernel shares (device code only, no launches).
+
+`linear_acc` computes acc[b, n] = sum_k x[b, k] * W[n, k] for one tile of BLOCK_N output columns
+and all B batch rows. Each weight tile is loaded ONCE (plain pointer loads, or a TMA tensor
+descriptor) and multiplied by every batch row (static loop over b), so the weights are read once
+per step however large the batch. The K loop is a `tl.range` with `num_stages` (software
+pipelining: the load of tile i+1 is issued while tile i is multiplied) and optionally
+`warp_specialize=True` (producer warps load, consumer warps compute).
+
+Weight formats (FMT): 0 = the activation dtype (bf16), 1 = FP8 E4M3 with a per-row scale
+applied after the K loop, 2 = FP4 E2M1 packed two per byte with an E4M3 scale per 16-element
+block (applied per tile) and a per-tensor fp32 scale applied after the loop.
+
+Activation modes (X_LN): False: x is read as is. True: x[b] = LayerNorm(embed[tok[b]] + state[b])
+computed on the fly, rounded to the activation dtype at the same points as eager PyTorch
+(sum -> act dtype, LayerNorm output -> act dtype), so bf16 results match the eager model.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+FMT_DENSE: tl.constexpr = tl.constexpr(0)
+FMT_FP8: tl.constexpr = tl.constexpr(1)
+FMT_FP4: tl.constexpr = tl.constexpr(2)
+
+
+@triton.jit
+def e2m1_to_float(code):
+    """E2M1 code (0..15, sign in bit 3) -> fp32: magnitudes 0, .5, 1, 1.5, 2, 3, 4, 6."""
+    m = (code & 7).to(tl.float32)
+    mag = tl.where(m < 4.0, m * 0.5, tl.where(m < 6.0, m - 2.0, m * 2.0 - 8.0))
+    return tl.where((code & 8) != 0, -mag, mag)
+
+
+@triton.jit
+def pick_row(vec, b, BLOCK_B: tl.constexpr):
+    """Scalar vec[b] of a [BLOCK_B] vector (b is a compile-time row index)."""
+    rows = tl.arange(0, BLOCK_B)
+    return tl.sum(tl.where(rows == b, vec, 0.0), axis=0)
+
+
+@triton.jit
+def ln_row_stats(tok_ptr, stride_tok, emb_ptr, state_ptr, stride_state, eps,
+                 K: tl.constexpr, B: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_K: tl.constexpr):
+    """Mean and 1/std over K of (embed[tok[b]] + state[b]) rounded to the activation dtype,
+    for every batch row: two passes (mean, then centred squares), like torch's LayerNorm."""
+    act = state_ptr.dtype.element_ty
+    rows = tl.arange(0, BLOCK_B)
+    rmask = rows < B
+    tok = tl.load(tok_ptr + rows * stride_tok, mask=rmask, other=0)
+    K_TILES: tl.constexpr = (K + BLOCK_K - 1) // BLOCK_K
+    total = tl.zeros([BLOCK_B], tl.float32)
+    for kt in tl.range(0, K_TILES):
+        ks = kt * BLOCK_K + tl.arange(0, BLOCK_K)
+        m = rmask[:, None] & (ks[None, :] < K)
+        e = tl.load(emb_ptr + tok[:, None] * K + ks[None, :], mask=m, other=0.0).to(tl.float32)
+        s = tl.load(state_ptr + rows[:, None] * stride_state + ks[None, :], mask=m, other=0.0).to(tl.float32)
+        total += tl.sum((e + s).to(act).to(tl.float32), axis=1)
+    mean = total / K
+    sq = tl.zeros([BLOCK_B], tl.float32)
+    for kt in tl.range(0, K_TILES):
+        ks = kt * BLOCK_K + tl.arange(0, BLOCK_K)
+        m = rmask[:, None] & (ks[None, :] < K)
+        e = tl.load(emb_ptr + tok[:, None] * K + ks[None, :], mask=m, other=0.0).to(tl.float32)
+        s = tl.load(state_ptr + rows[:, None] * stride_state + ks[None, :], mask=m, other=0.0).to(tl.float32)
+        d = tl.where(m, (e + s).to(act).to(tl.float32) - mean[:, None], 0.0)
+        sq += tl.sum(d * d, axis=1)
+    rstd = 1.0 / tl.sqrt(sq / K + eps)
+    return mean, rstd
+
+
+@triton.jit
+def x_at(b, ks, x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd,
+         K: tl.constexpr, X_LN: tl.constexpr, BLOCK_B: tl.constexpr):
+    """Activation row b at columns ks (fp32, zero where ks >= K)."""
+    km = ks < K
+    if X_LN:
+        act = x_ptr.dtype.element_ty
+        tok = tl.load(tok_ptr + b * stride_tok)
+        e = tl.load(emb_ptr + tok * K + ks, mask=km, other=0.0).to(tl.float32)
+        s = tl.load(x_ptr + b * stride_x + ks, mask=km, other=0.0).to(tl.float32)
+        x = (e + s).to(act).to(tl.float32)
+        w = tl.load(lnw_ptr + ks, mask=km, other=0.0).to(tl.float32)
+        bias = tl.load(lnb_ptr + ks, mask=km, other=0.0).to(tl.float32)
+        xn = (x - pick_row(mean, b, BLOCK_B)) * pick_row(rstd, b, BLOCK_B) * w + bias
+        x = tl.where(km, xn.to(act).to(tl.float32), 0.0)
+    else:
+        x = tl.load(x_ptr + b * stride_x + ks, mask=km, other=0.0).to(tl.float32)
+    return x
+
+
+@triton.jit
+def linear_acc(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd,
+               w_ptr, s_ptr, g_ptr, n0, N,
+               K: tl.constexpr, B: tl.constexpr, FMT: tl.constexpr, X_LN: tl.constexpr,
+               USE_TMA: tl.constexpr, WS: tl.constexpr, NUM_STAGES: tl.constexpr,
+               BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """acc [BLOCK_B, BLOCK_N] fp32 = x @ W[n0:n0+BLOCK_N].T with the format's scales applied."""
+    rows = tl.arange(0, BLOCK_B)
+    offs_n = n0 + tl.arange(0, BLOCK_N)
+    n_mask = offs_n < N
+    acc = tl.zeros([BLOCK_B, BLOCK_N], tl.float32)
+    if FMT == 2:
+        KW: tl.constexpr = (K + 15) // 16 * 8  # packed bytes per row
+        SK: tl.constexpr = (K + 15) // 16  # block scales per row
+        HALF: tl.constexpr = BLOCK_K // 2
+    else:
+        KW: tl.constexpr = K
+        HALF: tl.constexpr = BLOCK_K
+    if USE_TMA:
+        w_desc = tl.make_tensor_descriptor(w_ptr, shape=[N, KW], strides=[KW, 1], block_shape=[BLOCK_N, HALF])
+    K_TILES: tl.constexpr = (K + BLOCK_K - 1) // BLOCK_K
+    for kt in tl.range(0, K_TILES, num_stages=NUM_STAGES, warp_specialize=WS):
+        k0 = kt * BLOCK_K
+        if FMT == 2:
+            j = tl.arange(0, HALF)
+            kb = k0 // 2 + j  # byte column
+            wm = n_mask[:, None] & (kb[None, :] < KW)
+            if USE_TMA:
+                p = w_desc.load([n0, k0 // 2])
+            else:
+                p = tl.load(w_ptr + offs_n[:, None] * KW + kb[None, :], mask=wm, other=0)
+            sc = tl.load(s_ptr + offs_n[:, None] * SK + (kb // 8)[None, :], mask=wm, other=0.0).to(tl.float32)
+            w_lo = e2m1_to_float(p & 0xF) * sc  # elements k0 + 2j
+            w_hi = e2m1_to_float((p >> 4) & 0xF) * sc  # elements k0 + 2j + 1
+            ks = k0 + 2 * j
+            for b in tl.static_range(B):
+                xe = x_at(b, ks, x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd, K, X_LN, BLOCK_B)
+                xo = x_at(b, ks + 1, x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd, K, X_LN, BLOCK_B)
+                part = tl.sum(w_lo * xe[None, :] + w_hi * xo[None, :], axis=1)
+                acc = tl.where(rows[:, None] == b, acc + part[None, :], acc)
+        else:
+            ks = k0 + tl.arange(0, BLOCK_K)
+            if USE_TMA:
+                w = w_desc.load([n0, k0]).to(tl.float32)
+            else:
+                wm = n_mask[:, None] & (ks[None, :] < K)
+                w = tl.load(w_ptr + offs_n[:, None] * K + ks[None, :], mask=wm, other=0.0).to(tl.float32)
+            for b in tl.static_range(B):
+                xb = x_at(b, ks, x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd, K, X_LN, BLOCK_B)
+                part = tl.sum(w * xb[None, :], axis=1)
+                acc = tl.where(rows[:, None] == b, acc + part[None, :], acc)
+    if FMT == 1:
+        acc = acc * tl.load(s_ptr + offs_n, mask=n_mask, other=0.0)[None, :]
+    if FMT == 2:
+        acc = acc * tl.load(g_ptr)
+    return acc
+
+
+@triton.jit
+def store_rows(out_ptr, stride_out, y, n0, N, B: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr):
+    rows = tl.arange(0, BLOCK_B)
+    offs_n = n0 + tl.arange(0, BLOCK_N)
+    mask = (rows[:, None] < B) & (offs_n[None, :] < N)
+    tl.store(out_ptr + rows[:, None] * stride_out + offs_n[None, :], y.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def gelu_erf(y):
+    """Exact (erf) GELU, F.gelu's default."""
+    return 0.5 * y * (1.0 + tl.erf(y * 0.7071067811865476))
+
+
+@triton.jit
+def gemv_body(x_ptr, stride_x, w_ptr, s_ptr, g_ptr, bias_ptr, out_ptr, stride_out, N,
+              K: tl.constexpr, B: tl.constexpr, FMT: tl.constexpr, HAS_BIAS: tl.constexpr,
+              USE_TMA: tl.constexpr, WS: tl.constexpr, NUM_STAGES: tl.constexpr,
+              BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """out[b, n] = x[b] . W[n] (+ bias[n]), rounded once to out's dtype (cuBLAS's epilogue)."""
+    n0 = tl.program_id(0) * BLOCK_N
+    unused = tl.zeros([BLOCK_B], tl.float32)
+    acc = linear_acc(x_ptr, stride_x, x_ptr, 0, x_ptr, x_ptr, x_ptr, unused, unused, w_ptr, s_ptr, g_ptr, n0, N,
+                     K, B, FMT, False, USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K)
+    if HAS_BIAS:
+        offs_n = n0 + tl.arange(0, BLOCK_N)
+        acc += tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)[None, :]
+    store_rows(out_ptr, stride_out, acc, n0, N, B, BLOCK_B, BLOCK_N)
+
+
+@triton.jit
+def ln_linear_gelu_body(tok_ptr, stride_tok, emb_ptr, state_ptr, stride_state, lnw_ptr, lnb_ptr,
+                        w_ptr, s_ptr, g_ptr, bias_ptr, out_ptr, stride_out, N, eps,
+                        K: tl.constexpr, B: tl.constexpr, FMT: tl.constexpr,
+                        USE_TMA: tl.constexpr, WS: tl.constexpr, NUM_STAGES: tl.constexpr,
+                        BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """out = GELU(LayerNorm(embed[tok] + state) @ W.T + bias), every program recomputing the
+    (tiny, L2-resident) LayerNorm statistics for its tile of columns."""
+    act = state_ptr.dtype.element_ty
+    n0 = tl.program_id(0) * BLOCK_N
+    mean, rstd = ln_row_stats(tok_ptr, stride_tok, emb_ptr, state_ptr, stride_state, eps, K, B, BLOCK_B, BLOCK_K)
+    acc = linear_acc(state_ptr, stride_state, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd,
+                     w_ptr, s_ptr, g_ptr, n0, N, K, B, FMT, True, USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K)
+    offs_n = n0 + tl.arange(0, BLOCK_N)
+    y = acc + tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)[None, :]
+    y = gelu_erf(y.to(act).to(tl.float32))  # eager rounds the Linear's output before the GELU
+    store_rows(out_ptr, stride_out, y, n0, N, B, BLOCK_B, BLOCK_N)
+
+
+@triton.jit
+def argmax_partials(pval_ptr, pidx_ptr, tok_out_ptr, stride_tok_out, P,
+                    B: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_P: tl.constexpr):
+    """tokens[b] = the index of the largest of P per-block maxima (the lowest index on a tie,
+    like torch.argmax). .cg loads: read the partials from L2, never a stale L1 line."""
+    p = tl.arange(0, BLOCK_P)
+    rows = tl.arange(0, BLOCK_B)
+    m = (p[:, None] < P) & (rows[None, :] < B)
+    v = tl.load(pval_ptr + p[:, None] * BLOCK_B + rows[None, :], mask=m, other=float("-inf"), cache_modifier=".cg")
+    i = tl.load(pidx_ptr + p[:, None] * BLOCK_B + rows[None, :], mask=m, other=0, cache_modifier=".cg")
+    best, pos = tl.max(v, axis=0, return_indices=True, return_indices_tie_break_left=True)
+    tok = tl.sum(tl.where(p[:, None] == pos[None, :], i, 0), axis=0)
+    tl.store(tok_out_ptr + rows * stride_tok_out, tok.to(tl.int64), mask=rows < B)
+
+
+@triton.jit
+def lm_head_argmax_body(x_ptr, stride_x, w_ptr, s_ptr, g_ptr, logits_ptr, stride_logits,
+                        pval_ptr, pidx_ptr, count_ptr, tok_out_ptr, stride_tok_out, N,
+                        K: tl.constexpr, B: tl.constexpr, FMT: tl.constexpr,
+                        WRITE_LOGITS: tl.constexpr, FUSED_REDUCE: tl.constexpr,
+                        USE_TMA: tl.constexpr, WS: tl.constexpr, NUM_STAGES: tl.constexpr,
+                        BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                        BLOCK_P: tl.constexpr):
+    """logits = x @ W.T (rounded to the activation dtype, stored only if WRITE_LOGITS); each
+    program writes its tile's per-row max and index; with FUSED_REDUCE the last program to
+    finish (an acq_rel atomic counter) reduces them to the tokens and resets the counter."""
+    pid = tl.program_id(0)
+    n0 = pid * BLOCK_N
+    unused = tl.zeros([BLOCK_B], tl.float32)
+    acc = linear_acc(x_ptr, stride_x, x_ptr, 0, x_ptr, x_ptr, x_ptr, unused, unused, w_ptr, s_ptr, g_ptr, n0, N,
+                     K, B, FMT, False, USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K)
+    logits = acc.to(x_ptr.dtype.element_ty).to(tl.float32)  # eager argmaxes the rounded logits
+    if WRITE_LOGITS:
+        store_rows(logits_ptr, stride_logits, logits, n0, N, B, BLOCK_B, BLOCK_N)
+    rows = tl.arange(0, BLOCK_B)
+    offs_n = n0 + tl.arange(0, BLOCK_N)
+    logits = tl.where((offs_n < N)[None, :], logits, float("-inf"))
+    val, idx = tl.max(logits, axis=1, return_indices=True, return_indices_tie_break_left=True)
+    tl.store(pval_ptr + pid * BLOCK_B + rows, val)
+    tl.store(pidx_ptr + pid * BLOCK_B + rows, (n0 + idx).to(tl.int64))
+    if FUSED_REDUCE:
+        tl.debug_barrier()  # every thread's partial stores precede the release below
+        done = tl.atomic_add(count_ptr, 1, sem="acq_rel", scope="gpu")
+        if done == tl.num_programs(0) - 1:
+            argmax_partials(pval_ptr, pidx_ptr, tok_out_ptr, stride_tok_out, tl.num_programs(0), B, BLOCK_B, BLOCK_P)
+            tl.atomic_xchg(count_ptr, 0, sem="relaxed", scope="gpu")  # ready for the next launch

@@ -1,0 +1,169 @@
+"""The decode loop of the kernel targets (fp8, fp4, warp_specialized, double_buffer_tma), built
+like targets/graph.py: eager prefill, then all decode steps captured once in a CUDA graph and
+replayed. A step function writes each step's tokens straight into the output tensor, so the
+graph holds nothing but the step kernels. On a CPU device (Triton interpreter, tests) the same
+loop runs without a graph.
+
+Also here: choosing the kernel plan (TMA / warp specialization / pipelining) with a probe that
+falls back to plain pointer loads when the fancy path fails to compile or disagrees, and the
+quantization-quality measurement the low-precision targets report.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from targets import graphs, workload
+from targets.errors import TargetError
+from targets.harness import HostBatch, Phases, Tolerance
+from targets.loop import EagerVariant
+from targets.nvtx_ranges import nvtx_range
+from targets.workload import Config, Weights
+
+# step(tokens [B], state [B, h] (updated in place), tokens_out [B], logits_out [B, V] or None)
+StepFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None], None]
+
+KERNEL_MODE_ENV = "DECODEPROF_KERNEL_MODE"  # plain | ws | tma2 (fp8/fp4 Triton paths; default ws)
+
+
+class KernelLoopVariant:
+    """Prefill eagerly, then replay one CUDA graph of `steps` calls of `step`."""
+
+    def __init__(self, cfg: Config, w: Weights, step: StepFn, *, active: list[str], fallbacks: list[str],
+                 tolerance: Tolerance) -> None:
+        self.cfg, self.w, self.step = cfg, w, step
+        self.active, self.fallbacks, self.tolerance = list(active), list(fallbacks), tolerance
+        self.eager = EagerVariant(cfg, w, pinned=False)  # same pageable copies as the baseline
+        dev = cfg.device
+        self.tok_in = torch.zeros(cfg.batch, dtype=torch.int64, device=dev)
+        self.state = torch.zeros(cfg.batch, cfg.hidden, dtype=cfg.torch_dtype, device=dev)
+        self.out_tokens = torch.zeros(cfg.batch, cfg.steps, dtype=torch.int64, device=dev)
+        self.logits = torch.zeros(cfg.batch, cfg.vocab, dtype=cfg.torch_dtype, device=dev)
+        self.graph = None
+        if dev == "cuda":
+            self.graph, _ = graphs.capture(self._decode_loop)
+            self.active.append("cuda_graph_decode")
+        else:
+            self.fallbacks.append("no CUDA graph on the CPU device (Triton interpreter): steps run one by one")
+        self.last_logits = self.logits
+
+    def _decode_loop(self) -> tuple[torch.Tensor, torch.Tensor]:
+        tok = self.tok_in
+        for i in range(self.cfg.steps):
+            out = self.out_tokens[:, i]
+            self.step(tok, self.state, out, self.logits if i == self.cfg.steps - 1 else None)
+            tok = out
+        return self.out_tokens, self.logits
+
+    def host_batch(self, prompt: torch.Tensor, payload: torch.Tensor | None) -> HostBatch:
+        return self.eager.host_batch(prompt, payload)
+
+    def generate(self, batch: HostBatch, next_batch: HostBatch | None, phase: Phases) -> torch.Tensor:
+        prompt = self.eager.copy_in(batch)
+        phase("copied")
+        with nvtx_range("prefill"):
+            state, tok = workload.prefill(self.w, prompt)
+            self.state.copy_(state)
+            self.tok_in.copy_(tok)
+        phase("prefilled")
+        with nvtx_range("decode"):
+            if self.graph is not None:
+                self.graph.replay()
+            else:
+                self._decode_loop()
+        phase("decoded")
+        return torch.cat([tok[:, None], self.out_tokens], dim=1)
+
+
+def probe_inputs(cfg: Config, w: Weights, seed: int = 1234) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed (tokens, state) pair for probes and quality checks: state from a real prefill."""
+    prompt = workload.make_prompts(cfg, seed).to(cfg.device)
+    with torch.no_grad():
+        state, tok = workload.prefill(w, prompt)
+    return tok.contiguous(), state.contiguous()
+
+
+def run_step(cfg: Config, step: StepFn, tok: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step eagerly on copies: (tokens, new state, logits)."""
+    st = state.clone()
+    out = torch.empty_like(tok)
+    logits = torch.empty(cfg.batch, cfg.vocab, dtype=cfg.torch_dtype, device=cfg.device)
+    with torch.no_grad():
+        step(tok, st, out, logits)
+    return out, st, logits
+
+
+def logits_error(cfg: Config, w: Weights, step: StepFn) -> dict:
+    """Quantization error of one teacher-forced step against the eager model:
+    max_rel = max|l - l_ref| / max|l_ref|, mean_rel = mean|l - l_ref| / mean|l_ref| (per tensor),
+    token_agreement = fraction of rows whose argmax matches."""
+    tok, state = probe_inputs(cfg, w)
+    out, _, logits = run_step(cfg, step, tok, state)
+    with torch.no_grad():
+        ref_tok, _, ref = workload.decode_step(w, tok, state)
+    d, r = (logits.float() - ref.float()).abs(), ref.float().abs()
+    return {"max_rel": (d.max() / r.max()).item(), "mean_rel": (d.mean() / r.mean()).item(),
+            "token_agreement": (out == ref_tok).float().mean().item()}
+
+
+def describe_error(err: dict) -> str:
+    return (f"logits_vs_bf16_one_step: max_rel={err['max_rel']:.3g} mean_rel={err['mean_rel']:.3g} "
+            f"tokens={err['token_agreement']:.2f}")
+
+
+def kernel_mode(default: str = "ws") -> str:
+    mode = os.environ.get(KERNEL_MODE_ENV, default)
+    if mode not in ("plain", "ws", "tma2"):
+        raise TargetError(f"{KERNEL_MODE_ENV}={mode!r} is not one of plain, ws, tma2")
+    return mode
+
+
+def choose_plan(cfg: Config, w: Weights, fmt: str, mode: str) -> tuple[object, list[str], list[str]]:
+    """Build DecodeKernels with the wanted plan; probe it against the plain plan and fall back
+    when it fails. Returns (kernels, active notes, fallback reasons)."""
+    from targets.kernels.common import PLAIN, LaunchOptions, tma_unsupported_reason
+    from targets.kernels.fused_decode import DecodeKernels, KernelPlan
+
+    plain = DecodeKernels(w, fmt, cfg.batch, KernelPlan())
+    if mode == "plain":
+        return plain, [f"triton_{fmt}_kernels: {plain.plan.describe()}"], []
+    if mode == "ws":
+        opts = LaunchOptions(use_tma=True, warp_specialize=True, num_stages=2)
+    else:
+        opts = LaunchOptions(use_tma=True, warp_specialize=False, num_stages=2)
+    fallbacks: list[str] = []
+    reason = tma_unsupported_reason(torch.device(cfg.device))
+    if reason:
+        return plain, [f"triton_{fmt}_kernels: {plain.plan.describe()}"], [f"{mode} plan not used: {reason}"]
+    try:
+        fancy = DecodeKernels(w, fmt, cfg.batch, KernelPlan(opts, opts, opts))
+        tok, state = probe_inputs(cfg, w)
+        got = run_step(cfg, fancy.step, tok, state)
+        want = run_step(cfg, plain.step, tok, state)
+        if not torch.equal(got[0], want[0]) or not torch.allclose(got[1].float(), want[1].float(), atol=0.05, rtol=0.02):
+            raise TargetError("its step disagrees with the plain-pointer kernels on a probe input")
+    except Exception as exc:  # a compile error in an experimental Triton feature is a fallback, not a crash
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        fallbacks.append(f"{mode} plan failed ({type(exc).__name__}: {first[:200]}); using plain pointer loads")
+        return plain, [f"triton_{fmt}_kernels: {plain.plan.describe()}"], fallbacks
+    return fancy, [f"triton_{fmt}_kernels: {fancy.plan.describe()}"], fallbacks
+
+
+def eager_step(w: Weights, linear: Callable[[str, torch.Tensor], torch.Tensor]) -> StepFn:
+    """A torch-op step whose three Linears go through `linear(name, x)` (name: w1, w2, lm)."""
+
+    def step(tok: torch.Tensor, state: torch.Tensor, tok_out: torch.Tensor, logits_out: torch.Tensor | None) -> None:
+        x = F.embedding(tok, w.embed) + state
+        x = F.layer_norm(x, x.shape[-1:], w.decode_ln_w, w.decode_ln_b)
+        x = F.gelu(linear("w1", x))
+        state.copy_(linear("w2", x))
+        logits = linear("lm", state)
+        tok_out.copy_(torch.argmax(logits, dim=-1))
+        if logits_out is not None:
+            logits_out.copy_(logits)
+
+    return step

@@ -1,0 +1,122 @@
+"""Analyses on the real H100 captures (tests/data/h100/<variant>, see its README), checked
+against values computed independently with plain SQL on each .sqlite export (sqlite3 here,
+no decodeprof code on the expected side), plus the contract: every registered analysis
+returns exactly its declared columns on an empty trace and on every fixture."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from decodeprof.analyses import ANALYSES, run, run_all
+from decodeprof.trace import Trace
+
+DATA = Path(__file__).parent / "data"
+FIXTURES = sorted(DATA.glob("**/trace.sqlite"))
+H100 = DATA / "h100"
+
+
+def load(folder: Path) -> Trace:
+    from decodeprof.load import load_trace
+
+    return load_trace(folder)
+
+
+@pytest.fixture(scope="module")
+def traces() -> dict[Path, Trace]:
+    return {}
+
+
+def trace_of(traces: dict, path: Path) -> Trace:
+    if path not in traces:
+        traces[path] = load(path.parent if path.name == "trace.sqlite" else path)
+    return traces[path]
+
+
+def sql(db: Path, query: str) -> list[tuple]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+        return con.execute(query).fetchall()
+
+
+def need(variant: str) -> Path:
+    db = H100 / variant / "trace.sqlite"
+    if not db.is_file():
+        pytest.skip(f"fixture {db} not present")
+    return db
+
+
+# NVTX ranges with their text, and launches joined to their kernels, in SQL only.
+RANGES = """WITH r AS (SELECT e.start, e.end, e.globalTid, coalesce(e.text, s.value) AS name
+  FROM NVTX_EVENTS e LEFT JOIN StringIds s ON e.textId = s.id WHERE e.eventType = 59 AND e.end IS NOT NULL)"""
+CALLS = """c AS (SELECT r.start, r.globalTid, r.correlationId, s.value AS name
+  FROM CUPTI_ACTIVITY_KIND_RUNTIME r JOIN StringIds s ON r.nameId = s.id)"""
+
+
+@pytest.mark.parametrize("name", list(ANALYSES))
+def test_contract_on_empty_trace(name):
+    out = run(name, Trace.empty(), steps=8)
+    assert out.is_empty() and dict(out.schema) == ANALYSES[name].columns
+
+
+@pytest.mark.parametrize("db", FIXTURES, ids=lambda p: str(p.parent.relative_to(DATA)))
+def test_contract_on_every_fixture(db, traces):
+    t = trace_of(traces, db)
+    for name, out in run_all(t, steps=8).items():
+        assert dict(out.schema) == ANALYSES[name].columns, name
+
+
+def test_kernel_summary_counts_match_sql(traces):
+    db = need("baseline")
+    want = dict(sql(db, "SELECT s.value, count(*) FROM CUPTI_ACTIVITY_KIND_KERNEL k JOIN StringIds s ON k.shortName = s.id GROUP BY 1"))
+    out = run("kernel_summary", trace_of(traces, db))
+    assert dict(zip(out["name"], out["count"])) == want
+
+
+def test_kernels_per_step_match_sql(traces):
+    db = need("baseline")
+    want = [n for (n,) in sql(db, f"""{RANGES}, {CALLS}
+        SELECT (SELECT count(*) FROM c JOIN CUPTI_ACTIVITY_KIND_KERNEL k ON k.correlationId = c.correlationId
+                WHERE c.globalTid = r.globalTid AND c.start >= r.start AND c.start < r.end)
+        FROM r WHERE r.name = 'step' ORDER BY r.start""")]
+    out = run("decode_steps", trace_of(traces, db))
+    assert len(want) == 192  # 3 iterations x 64 steps
+    assert out["kernels"].to_list() == want
+
+
+def test_graph_launches_per_decode_match_sql(traces):
+    db = need("graph")
+    per_decode = sql(db, f"""{RANGES}, {CALLS}
+        SELECT count(*), sum((SELECT count(*) FROM CUPTI_ACTIVITY_KIND_KERNEL k WHERE k.correlationId = c.correlationId))
+        FROM r JOIN c ON c.globalTid = r.globalTid AND c.start >= r.start AND c.start < r.end
+        WHERE r.name = 'decode' AND c.name LIKE 'cudaGraphLaunch%' GROUP BY r.start ORDER BY r.start""")
+    assert [n for n, _ in per_decode] == [1, 1, 1]  # one graph launch per decode range
+    d = run("nvtx_projection", trace_of(traces, db)).filter(pl.col("range_name") == "decode").row(0, named=True)
+    assert (d["graph_launches"], d["kernels"], d["graph_kernels"]) == (3, sum(k for _, k in per_decode), sum(k for _, k in per_decode))
+    steps = run("decode_steps", trace_of(traces, db))
+    assert steps.height == 3 * 64 and set(steps["source"]) == {"decode_slice"}
+    assert steps["kernels"].sum() == sum(k for _, k in per_decode)
+
+
+def pageable_h2d(db: Path) -> int:
+    return sql(db, """SELECT count(*) FROM CUPTI_ACTIVITY_KIND_MEMCPY m
+        JOIN ENUM_CUDA_MEM_KIND s ON m.srcKind = s.id JOIN ENUM_CUDA_MEMCPY_OPER o ON m.copyKind = o.id
+        WHERE s.name LIKE '%PAGEABLE' AND o.name = 'CUDA_MEMCPY_KIND_HTOD'""")[0][0]
+
+
+def test_pageable_copies_in_baseline_not_pinned(traces):
+    base, pinned = need("baseline"), need("pinned")
+    for db, present in ((base, True), (pinned, False)):
+        out = run("memory_throughput", trace_of(traces, db))
+        flagged = out.filter(pl.col("pageable") & (pl.col("copy_kind") == "CUDA_MEMCPY_KIND_HTOD"))["count"].sum()
+        assert flagged == pageable_h2d(db)
+        assert (flagged > 0) is present
+
+
+def test_graph_has_fewer_launches_and_less_idle_than_baseline(traces):
+    base = run("decode_step_summary", trace_of(traces, need("baseline"))).row(0, named=True)
+    graph = run("decode_step_summary", trace_of(traces, need("graph"))).row(0, named=True)
+    assert base["launches"] >= 8 and graph["launches"] < 1
+    assert graph["gpu_idle_pct"] < base["gpu_idle_pct"]

@@ -1,0 +1,74 @@
+"""`decodeprof analyze`: tables, --json (documented shape), --csv, bad options."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from decodeprof.analyses import ANALYSES
+from decodeprof.cli import app
+
+DATA = Path(__file__).parent / "data"
+GRAPH = DATA / "h100" / "graph"
+CPU = DATA / "cpu_nsys2022" / "trace.sqlite"
+runner = CliRunner()
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"fixture {path} not present")
+    return path
+
+
+def test_help():
+    r = runner.invoke(app, ["analyze", "--help"])
+    assert r.exit_code == 0 and "--json" in r.output and "--steps" in r.output
+
+
+def test_tables_on_graph_run_folder():
+    r = runner.invoke(app, ["analyze", str(need(GRAPH)), "--rows", "3"])
+    assert r.exit_code == 0, r.output
+    for name in ANALYSES:
+        assert name in r.output
+
+
+def test_json_is_the_documented_object():
+    r = runner.invoke(app, ["analyze", str(need(GRAPH)), "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert set(d) == {"version", "trace", "meta", "missing", "empty_because", "analyses"}
+    assert d["version"] == 1 and list(d["analyses"]) == list(ANALYSES)
+    decode = [row for row in d["analyses"]["nvtx_projection"] if row["range_name"] == "decode"][0]
+    assert decode["graph_launches"] == 3
+    assert d["analyses"]["kernel_dram"], "ncu.csv beside the trace is picked up"
+
+
+def test_json_reports_missing_inputs_on_cpu_only_trace():
+    r = runner.invoke(app, ["analyze", str(need(CPU)), "--json"])
+    d = json.loads(r.output)
+    assert any(m["frame"] == "kernels" for m in d["missing"])
+    assert d["analyses"]["kernel_summary"] == [] and d["empty_because"]["kernel_summary"]
+    assert len(d["analyses"]["decode_steps"]) == 16  # 4 iterations x 4 step ranges, CPU side only
+
+
+def test_csv_writes_one_file_per_analysis(tmp_path):
+    r = runner.invoke(app, ["analyze", str(need(CPU)), "--csv", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.stem for p in (tmp_path / "out").glob("*.csv")) == sorted(ANALYSES)
+
+
+def test_only_and_exclusive_outputs(tmp_path):
+    r = runner.invoke(app, ["analyze", str(need(CPU)), "--json", "--only", "decode_steps"])
+    assert list(json.loads(r.output)["analyses"]) == ["decode_steps"]
+    assert runner.invoke(app, ["analyze", str(CPU), "--json", "--csv", str(tmp_path)]).exit_code != 0
+    bad = runner.invoke(app, ["analyze", str(CPU), "--only", "nope"])
+    assert bad.exit_code != 0
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    r = runner.invoke(app, ["analyze", str(tmp_path / "nope.sqlite")])
+    assert r.exit_code != 0
+    assert "nope.sqlite" in str(r.exception) or "nope.sqlite" in r.output
