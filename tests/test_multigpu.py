@@ -94,8 +94,10 @@ def test_world_size_one_in_process(tmp_path, monkeypatch) -> None:
 
     from targets import launch, multigpu
 
-    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", *launch.MULTICAST_OFF):
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"):
         monkeypatch.delenv(key, raising=False)
+    for key in launch.MULTICAST_OFF:  # the target forces them off whatever the environment says
+        monkeypatch.setenv(key, "1" if key == "NCCL_NVLS_ENABLE" else "0")
     out = tmp_path / "r.json"
     rc = multigpu.main(["--device", "cpu", "--hidden", "64", "--vocab", "256", "--prompt-len", "8",
                         "--steps", "6", "--iters", "2", "--warmup", "1", "--json", "--json-out", str(out)])
@@ -107,7 +109,7 @@ def test_world_size_one_in_process(tmp_path, monkeypatch) -> None:
     assert c["tokens_digest"] == c["reference_digest"]
     assert len(result["iterations"]) == 2 and len(result["ranks"]) == 1
     assert result["ranks"][0]["iterations"][0]["decode_collectives"] == 12
-    assert os.environ["NCCL_NVLS_ENABLE"] == "0"
+    assert {k: os.environ[k] for k in launch.MULTICAST_OFF} == launch.MULTICAST_OFF
 
 
 def test_uneven_split_fails_before_starting(monkeypatch, capsys) -> None:

@@ -7,3 +7,10 @@
 Pure: Trace in, frames and sentences out. Rendering lives in decodeprof.diff.terminal
 (rich), decodeprof.diff.html (Jinja2 + Plotly) and decodeprof.diff.timeline (Plotly).
 """
+
+from decodeprof.diff.align import align_ops, alignment_summary
+from decodeprof.diff.compare import JSON_VERSION, TraceDiff, diff_traces, regressions
+from decodeprof.diff.steps import StepPick, pick_step
+
+__all__ = ["JSON_VERSION", "StepPick", "TraceDiff", "align_ops", "alignment_summary", "diff_traces", "pick_step",
+           "regressions"]

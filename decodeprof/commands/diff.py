@@ -1,0 +1,69 @@
+"""`decodeprof diff A B`: what changed between two runs, decode step by decode step.
+
+JSON output (`--json`, stable; version 1) is documented in docs/diff.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from decodeprof.errors import RegressionError
+
+
+def _label(path: Path, trace) -> str:
+    target = (trace.target_metrics or {}).get("target")
+    if isinstance(target, str) and target:
+        return target
+    return path.name if path.is_dir() else path.stem
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("diff")
+    def diff(
+        a: Path = typer.Argument(..., help="Run A (the reference): run folder, .nsys-rep or .sqlite."),
+        b: Path = typer.Argument(..., help="Run B (the candidate): run folder, .nsys-rep or .sqlite."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object (documented in docs/diff.md)."),
+        output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write a self-contained HTML diff here."),
+        step: Optional[int] = typer.Option(None, "--step", min=0, help="Align this decode step (0-based over all decode steps) instead of the median one."),
+        steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Decode steps per decode range when a run has no metrics.json (graph variants)."),
+        exit_on_regression: Optional[float] = typer.Option(None, "--exit-on-regression", min=0.0, metavar="PCT",
+                                                           help="Exit 1 when B is slower than A by more than PCT percent on decode time or tokens/s."),
+        rows: int = typer.Option(12, "--rows", min=1, help="Rows shown per totals table on the terminal."),
+    ) -> None:
+        """Diff two runs: verdict, aligned decode step (matched / fused / removed / added kernels,
+        eager launches now graph nodes), launches, idle, host wait, copies, NVTX ranges, kernels.
+
+        Example: decodeprof diff tests/data/h100/baseline tests/data/h100/graph -o diff.html
+        """
+        from rich.console import Console
+
+        from decodeprof.commands.analyze import _load
+        from decodeprof.diff import diff_traces, regressions
+
+        ta, tb = _load(a, None, None, False), _load(b, None, None, False)
+        la, lb = _label(a, ta), _label(b, tb)
+        if la == lb:
+            la, lb = f"A ({la})", f"B ({lb})"
+        d = diff_traces(ta, tb, label_a=la, label_b=lb, step=step, steps=steps)
+        if output is not None:
+            from decodeprof.diff.html import write_html
+
+            write_html(d, output)
+        if as_json:
+            typer.echo(json.dumps(d.to_json(), allow_nan=False))
+        else:
+            from decodeprof.diff.terminal import render
+
+            render(d, Console(width=None if sys.stdout.isatty() else 160), rows=rows)
+            if output is not None:
+                typer.echo(f"wrote {output}")
+        if exit_on_regression is not None:
+            found = regressions(d, exit_on_regression)
+            if found:
+                raise RegressionError(f"{lb} is slower than {la}: " + "; ".join(found),
+                                      f"inspect the diff above, or raise --exit-on-regression (now {exit_on_regression:g}%)")

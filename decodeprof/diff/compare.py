@@ -1,0 +1,214 @@
+"""diff_traces: everything the diff shows, computed once (pure; no printing).
+
+The decode-step numbers (window, busy, idle, launches per step) are means over every decode
+step of each trace (decodeprof.diff.steps): window = busy + idle, so the gain splits exactly
+into kernel time saved and GPU idle removed. The aligned sequences come from one
+representative step of each (median by window, or --step).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from decodeprof.diff import totals
+from decodeprof.diff.align import align_ops, alignment_summary
+from decodeprof.diff.steps import StepPick, pick_step
+from decodeprof.trace import Trace
+
+JSON_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TraceDiff:
+    label_a: str
+    label_b: str
+    trace_a: Trace
+    trace_b: Trace
+    pick_a: StepPick
+    pick_b: StepPick
+    step_alignment: pl.DataFrame
+    prefill_alignment: pl.DataFrame
+    step: dict  # decode-step means: a_/b_ window_ns, busy_ns, idle_ns, launches, ops; steps
+    verdict: str
+    warnings: list[str]
+    highlights: list[str] = field(default_factory=list)
+    tables: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """The documented JSON object (docs/diff.md); integer ns, bytes, percent 0-100."""
+        rows = lambda df: [{k: _finite(v) for k, v in r.items()} for r in df.iter_rows(named=True)]  # noqa: E731
+        pick = lambda p: {"source": p.source, "steps": p.steps.height, "index": p.index,  # noqa: E731
+                          "row": {k: _finite(v) for k, v in p.row().items()}}
+        return {
+            "version": JSON_VERSION,
+            "a": {"label": self.label_a, "trace": str(self.trace_a.source), "gpu": totals.gpu_name(self.trace_a),
+                  "step": pick(self.pick_a)},
+            "b": {"label": self.label_b, "trace": str(self.trace_b.source), "gpu": totals.gpu_name(self.trace_b),
+                  "step": pick(self.pick_b)},
+            "warnings": list(self.warnings),
+            "verdict": self.verdict,
+            "highlights": list(self.highlights),
+            "decode_step": {k: _finite(v) for k, v in self.step.items()},
+            "step_alignment": {"summary": alignment_summary(self.step_alignment), "rows": rows(self.step_alignment)},
+            "prefill_alignment": {"summary": alignment_summary(self.prefill_alignment),
+                                  "rows": rows(self.prefill_alignment)},
+            "tables": {name: rows(df) for name, df in self.tables.items()},
+        }
+
+
+def _finite(v):
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def step_means(a: StepPick, b: StepPick) -> dict:
+    """Mean decode step of each side (see module docstring) and the split of the change."""
+    out: dict = {}
+    for side, p in (("a", a), ("b", b)):
+        s = p.steps
+        out[f"{side}_steps"] = s.height
+        for c in ("window_ns", "busy_ns", "idle_ns", "launches", "ops"):
+            out[f"{side}_{c}"] = float(s[c].mean()) if s.height else None
+    if out["a_window_ns"] and out["b_window_ns"]:
+        gain = out["a_window_ns"] - out["b_window_ns"]
+        out["speedup"] = out["a_window_ns"] / out["b_window_ns"]
+        out["gain_ns"] = gain
+        out["gain_idle_pct"] = 100.0 * (out["a_idle_ns"] - out["b_idle_ns"]) / gain if gain else None
+        out["gain_busy_pct"] = 100.0 * (out["a_busy_ns"] - out["b_busy_ns"]) / gain if gain else None
+    else:
+        out.update(speedup=None, gain_ns=None, gain_idle_pct=None, gain_busy_pct=None)
+    return out
+
+
+def _us(ns: float) -> str:
+    return f"{ns / 1e3:,.1f} µs"
+
+
+def verdict(step: dict, label_a: str, label_b: str) -> str:
+    """One sentence: how much faster (or slower) B's decode step is, and where the change went."""
+    if step.get("speedup") is None:
+        return f"no decode steps to compare (a decode range or step config is missing in {label_a} or {label_b})"
+    x, a, b = step["speedup"], step["a_window_ns"], step["b_window_ns"]
+    times = f"{_us(a)} -> {_us(b)} GPU time per step"
+    if abs(x - 1.0) < 0.01:
+        return f"{label_b} and {label_a} take the same time per decode step ({times})"
+    idle, busy = step["gain_idle_pct"], step["gain_busy_pct"]
+    if x > 1:
+        head = f"{label_b} is {x:.1f}x faster per decode step than {label_a} ({times})"
+        why = (f"{idle:.0f}% of the gain is GPU idle removed" if idle >= busy
+               else f"{busy:.0f}% of the gain is kernel time saved")
+    else:
+        head = f"{label_b} is {1 / x:.1f}x slower per decode step than {label_a} ({times})"
+        why = (f"{idle:.0f}% of the loss is added GPU idle" if idle >= busy
+               else f"{busy:.0f}% of the loss is added kernel time")
+    launches = ""
+    if step["a_launches"] is not None and step["b_launches"] is not None and step["a_launches"] != step["b_launches"]:
+        launches = f"; launch calls per step {step['a_launches']:.3g} -> {step['b_launches']:.3g}"
+    return f"{head}; {why}{launches}"
+
+
+def diff_traces(a: Trace, b: Trace, *, label_a: str = "A", label_b: str = "B", step: int | None = None,
+                steps: int | None = None) -> TraceDiff:
+    """Diff trace `b` against trace `a`. `step`: 0-based decode step (over all decode steps in
+    time order) to align instead of the median one, in both; `steps`: decode steps per
+    decode range when a trace's metrics lack config.steps."""
+    pa, pb = pick_step(a, step=step, steps=steps), pick_step(b, step=step, steps=steps)
+    means = step_means(pa, pb)
+    warnings = totals.config_warnings(a, b, label_a, label_b)
+    for lbl, p in ((label_a, pa), (label_b, pb)):
+        if p.index is None:
+            warnings.append(f"{lbl}: no decode steps found (no NVTX step/decode range, or no config.steps "
+                            "for a CUDA-graph variant: pass --steps)")
+    tables = {
+        "launches": totals.launch_totals(a, b),
+        "host_wait": totals.host_wait_totals(a, b),
+        "copies": totals.copy_totals(a, b),
+        "nvtx": totals.nvtx_totals(a, b),
+        "kernels": totals.kernel_totals(a, b, pa.steps.height, pb.steps.height),
+        "metrics": totals.metric_totals(a, b),
+    }
+    step_al = align_ops(pa.ops, pb.ops)
+    return TraceDiff(
+        label_a=label_a, label_b=label_b, trace_a=a, trace_b=b, pick_a=pa, pick_b=pb,
+        step_alignment=step_al, prefill_alignment=align_ops(pa.prefill, pb.prefill),
+        step=means, verdict=verdict(means, label_a, label_b), warnings=warnings, tables=tables,
+        highlights=highlights(step_al, means, tables),
+    )
+
+
+def _names(frame: pl.DataFrame, col: str) -> str:
+    names = frame[col].drop_nulls().to_list()
+    shown = ", ".join(dict.fromkeys(names[:4]))
+    return shown + (f" (+{len(names) - 4} more)" if len(names) > 4 else "")
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:,.1f} MB" if n >= 1e5 else (f"{n / 1e3:,.1f} kB" if n >= 1e3 else f"{n:,.0f} B")
+
+
+def highlights(step_al: pl.DataFrame, step: dict, tables: dict[str, pl.DataFrame]) -> list[str]:
+    """The mechanism in a few sentences: what the aligned step shows, launches, idle, copies."""
+    out = []
+    s = alignment_summary(step_al)
+    if step_al.height:
+        line = f"decode step: {s['a_ops']} ops -> {s['b_ops']}; {s['matched']} matched"
+        if s["eager_to_graph"]:
+            line += f", {s['eager_to_graph']} of them launched one by one before and now replayed as CUDA graph nodes"
+        out.append(line)
+        if s["fused"]:
+            fused = step_al.filter(pl.col("status") == "fused")
+            out.append(f"fused: {s['fused_from']} ops ({_names(fused, 'a_name')}) became {s['fused_into']} "
+                       f"({_names(fused, 'b_name')})")
+        for status, col in (("replaced", "a_name"), ("removed", "a_name"), ("added", "b_name"), ("split", "a_name")):
+            if s[status]:
+                rows = step_al.filter(pl.col("status") == status)
+                extra = f" -> {_names(rows, 'b_name')}" if status == "replaced" else ""
+                out.append(f"{status}: {s[status]} ({_names(rows, col)}{extra})")
+    if step.get("a_idle_ns") is not None and step.get("b_idle_ns") is not None:
+        out.append(f"GPU idle per decode step {_us(step['a_idle_ns'])} -> {_us(step['b_idle_ns'])}, kernel time "
+                   f"{_us(step['a_busy_ns'])} -> {_us(step['b_busy_ns'])}, launch calls "
+                   f"{step['a_launches']:.3g} -> {step['b_launches']:.3g}")
+    calls = {r["api_kind"]: r for r in tables["launches"].iter_rows(named=True)}
+    parts = [f"{k.replace('_', ' ')} calls {calls[k]['a_calls'] or 0} -> {calls[k]['b_calls'] or 0}"
+             for k in ("kernel_launch", "graph_launch") if k in calls and calls[k]["delta_calls"]]
+    if parts:
+        out.append("whole trace: " + ", ".join(parts))
+    for r in tables["copies"].iter_rows(named=True):
+        kind = f"{r['copy_kind'].rsplit('_', 1)[-1]} {r['src_kind'].rsplit('_', 1)[-1].lower()} -> " \
+               f"{r['dst_kind'].rsplit('_', 1)[-1].lower()}"
+        if r["presence"] == "only_a":
+            out.append(f"copy gone: {r['a_count']} x {kind} ({_mb(r['a_bytes'])}, {r['a_dur_ns'] / 1e6:.2f} ms, "
+                       f"{r['a_gb_per_s']:.1f} GB/s)")
+        elif r["presence"] == "only_b":
+            out.append(f"copy new: {r['b_count']} x {kind} ({_mb(r['b_bytes'])}, {r['b_dur_ns'] / 1e6:.2f} ms, "
+                       f"{r['b_gb_per_s']:.1f} GB/s)")
+    hw = tables["host_wait"].filter(pl.col("range_name") == "(all)")
+    if hw.height and hw["a_host_wait_ns"][0] is not None and hw["b_host_wait_ns"][0] is not None:
+        a, b = hw["a_host_wait_ns"][0], hw["b_host_wait_ns"][0]
+        if abs(b - a) > 0.05 * max(a, 1):
+            out.append(f"host blocked in sync/copy calls {a / 1e6:.2f} ms -> {b / 1e6:.2f} ms (whole trace)")
+    return out
+
+
+def regressions(d: TraceDiff, pct: float) -> list[str]:
+    """Sentences, one per measure on which B is slower than A by more than `pct` percent.
+
+    Measures: the targets' decode_ms and tokens_per_s medians when both traces carry
+    metrics, else the mean decode-step GPU window from the traces.
+    """
+    m = {r["metric"]: r for r in d.tables["metrics"].iter_rows(named=True) if r["presence"] == "both"}
+    out = []
+    if "decode_ms" in m or "tokens_per_s" in m:
+        if "decode_ms" in m and (c := m["decode_ms"]["change_median_pct"]) is not None and c > pct:
+            out.append(f"decode time {m['decode_ms']['a_median']:.3f} -> {m['decode_ms']['b_median']:.3f} ms "
+                       f"(+{c:.1f}% > {pct:g}%)")
+        if "tokens_per_s" in m and (c := m["tokens_per_s"]["change_median_pct"]) is not None and -c > pct:
+            out.append(f"tokens/s {m['tokens_per_s']['a_median']:,.0f} -> {m['tokens_per_s']['b_median']:,.0f} "
+                       f"({c:.1f}%, worse than -{pct:g}%)")
+        return out
+    a, b = d.step["a_window_ns"], d.step["b_window_ns"]
+    if a and b and 100.0 * (b - a) / a > pct:
+        out.append(f"decode step GPU time {_us(a)} -> {_us(b)} (+{100.0 * (b - a) / a:.1f}% > {pct:g}%)")
+    return out

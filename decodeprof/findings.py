@@ -1,0 +1,248 @@
+"""Findings: why a variant wins (or does not), each a sentence backed by the trace's numbers.
+
+A finding is stated only when its evidence clears a threshold, which it names; when a
+variant does not win or loses, a finding says so and points at the largest cause seen.
+Every rule is a pure function of two fact dicts (decodeprof.report.variant.facts: numbers in
+ns, bytes, bytes/s, percent 0-100) plus the waterfall frame; none reads a trace or prints.
+
+    from decodeprof.findings import findings
+    for f in findings("graph", graph_facts, baseline_facts, waterfall_frame): print(f.sentence)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+# Thresholds: a finding is stated only past these (relative changes are vs the baseline).
+SPEEDUP_MIN = 1.03  # decode or total time at least 3% faster counts as a win
+SLOWDOWN_MAX = 0.97  # at least 3% slower counts as a loss
+REDUCTION_MIN = 0.25  # a per-step cost (CPU API time, GPU idle, host wait) down by >= 25%
+LAUNCH_REDUCTION_MIN = 0.50  # launch calls per step down by >= 50%
+KERNEL_REDUCTION_MIN = 0.10  # kernels per step down by >= 10%
+BYTES_REDUCTION_MIN = 0.10  # weight bytes per step down by >= 10%
+COPY_BW_GAIN_MIN = 2.0  # H2D GB/s at least doubled
+OVERLAP_MIN = 0.50  # at least half of copy time runs under kernels on other streams
+BW_GAIN_MIN = 1.20  # achieved weight bandwidth up by >= 20%
+IDLE_BOUND_PCT = 50.0  # the GPU idles more than half of a decode step: launch-bound
+DRAM_BOUND_PCT = 60.0  # ncu: time-weighted DRAM throughput above this is near the roofline
+
+
+@dataclass(frozen=True)
+class Finding:
+    variant: str
+    kind: str  # "win" | "no_win" | "loss" | "info" | "warning"
+    title: str
+    sentence: str
+    threshold: str
+    chart: str  # element id of the chart that shows the evidence
+    evidence: dict = field(default_factory=dict)  # raw numbers (ns, bytes, bytes/s, %, counts)
+
+
+# Display helpers (the sentence is text; raw numbers stay in `evidence`).
+def us(ns: float) -> str:
+    return f"{ns / 1e3:,.1f} µs"
+
+
+def ms(v: float) -> str:
+    return f"{v:,.3f} ms"
+
+
+def gbs(bytes_per_s: float) -> str:
+    return f"{bytes_per_s / 1e9:,.1f} GB/s"
+
+
+def mb(b: float) -> str:
+    return f"{b / 1e6:,.1f} MB"
+
+
+def pct(v: float) -> str:
+    return f"{v:.1f}%"
+
+
+def num(v: float) -> str:
+    return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.2f}"
+
+
+def _have(*values) -> bool:
+    return all(v is not None for v in values)
+
+
+def _drop(base: float, new: float) -> float:
+    return (base - new) / base if base else 0.0
+
+
+def speed(name: str, v: dict, b: dict) -> list[Finding]:
+    """Decode and total time vs baseline: a win, a loss, or no significant change."""
+    out = []
+    for key, label in (("decode_ms", "decode time"), ("total_ms", "total time per iteration")):
+        if not _have(v.get(key), b.get(key)) or not v[key]:
+            continue
+        s = b[key] / v[key]
+        ev = {"baseline_ms": b[key], "variant_ms": v[key], "speedup": s}
+        thr = f"win at >= {SPEEDUP_MIN:.2f}x, loss at <= {SLOWDOWN_MAX:.2f}x (metrics.json medians)"
+        if s >= SPEEDUP_MIN:
+            out.append(Finding(name, "win", f"faster {label}", f"{label.capitalize()} {ms(v[key])} vs {ms(b[key])} in the baseline: {s:.2f}x faster.", thr, "chart-step-time", ev))
+        elif s <= SLOWDOWN_MAX:
+            out.append(Finding(name, "loss", f"slower {label}", f"{label.capitalize()} {ms(v[key])} vs {ms(b[key])} in the baseline: {1 / s:.2f}x slower.", thr, "chart-step-time", ev))
+        else:
+            out.append(Finding(name, "no_win", f"no {label} change", f"{label.capitalize()} {ms(v[key])} vs {ms(b[key])} in the baseline ({s:.2f}x): within the {SPEEDUP_MIN:.2f}x threshold, not a win.", thr, "chart-step-time", ev))
+    return out
+
+
+def pageable_copies(name: str, v: dict, b: dict) -> list[Finding]:
+    """Pinned memory: pageable H2D copies gone, H2D bandwidth up."""
+    if not (b.get("pageable_h2d_copies") and v.get("h2d_copies")):
+        return []
+    if v["pageable_h2d_copies"] or not _have(v.get("h2d_bytes_per_s"), b.get("h2d_bytes_per_s")):
+        return []
+    gain = v["h2d_bytes_per_s"] / b["h2d_bytes_per_s"]
+    ev = {"baseline_pageable_h2d_copies": b["pageable_h2d_copies"], "variant_pageable_h2d_copies": 0,
+          "baseline_h2d_bytes_per_s": b["h2d_bytes_per_s"], "variant_h2d_bytes_per_s": v["h2d_bytes_per_s"], "gain": gain}
+    thr = f"no pageable H2D copy left and H2D bandwidth >= {COPY_BW_GAIN_MIN:.0f}x the baseline's"
+    if gain >= COPY_BW_GAIN_MIN:
+        return [Finding(name, "win", "pageable copies gone", f"All {v['h2d_copies']} H2D copies read pinned memory (the baseline's {b['pageable_h2d_copies']} were pageable, staged by the driver): H2D runs at {gbs(v['h2d_bytes_per_s'])} vs {gbs(b['h2d_bytes_per_s'])}, {gain:.1f}x.", thr, "chart-copy-bw", ev)]
+    return [Finding(name, "no_win", "pinned copies not faster", f"Pageable H2D copies are gone but H2D bandwidth is {gbs(v['h2d_bytes_per_s'])} vs {gbs(b['h2d_bytes_per_s'])} ({gain:.1f}x): below the threshold.", thr, "chart-copy-bw", ev)]
+
+
+def host_wait(name: str, v: dict, b: dict) -> list[Finding]:
+    """Host time blocked in synchronizing calls and synchronous/pageable copies, per iteration."""
+    bv, vv = b.get("host_wait_per_iter_ns"), v.get("host_wait_per_iter_ns")
+    if not _have(bv, vv) or not bv or _drop(bv, vv) < REDUCTION_MIN:
+        return []
+    ev = {"baseline_host_wait_per_iter_ns": bv, "variant_host_wait_per_iter_ns": vv, "reduction": _drop(bv, vv)}
+    return [Finding(name, "win", "host blocked less", f"The host waits {us(vv)} per iteration in blocking CUDA calls vs {us(bv)} in the baseline ({pct(100 * _drop(bv, vv))} less).", f"host wait per iteration down >= {pct(100 * REDUCTION_MIN)}", "chart-copy-bw", ev)]
+
+
+def copy_overlap(name: str, v: dict, b: dict) -> list[Finding]:
+    """Streams: is copy time hidden under compute on another stream?"""
+    frac = v.get("copy_overlap_fraction")
+    if frac is None or not (v.get("copy_stream_apart") or frac > (b.get("copy_overlap_fraction") or 0.0) + 0.05):
+        return []
+    ev = {"copy_ns": v.get("copy_ns"), "overlapped_ns": v.get("copy_overlapped_ns"), "overlap_fraction": frac}
+    thr = f">= {pct(100 * OVERLAP_MIN)} of copy time overlapped with kernels on other streams"
+    if frac >= OVERLAP_MIN:
+        return [Finding(name, "win", "copies hidden under compute", f"{pct(100 * frac)} of copy time ({us(v['copy_overlapped_ns'])} of {us(v['copy_ns'])}) runs while kernels execute on another stream.", thr, "chart-timeline", ev)]
+    return [Finding(name, "no_win", "copies not overlapped", f"Copies run on their own stream, but only {pct(100 * frac)} of copy time ({us(v['copy_overlapped_ns'])} of {us(v['copy_ns'])}) overlaps kernels: there is little compute running while they copy, so the copy stream hides almost nothing.", thr, "chart-timeline", ev)]
+
+
+def launches(name: str, v: dict, b: dict) -> list[Finding]:
+    """CUDA graphs: one graph launch replaces N kernel launches; CPU API time per step down."""
+    out = []
+    bl, vl = b.get("launches_per_step"), v.get("launches_per_step")
+    if _have(bl, vl) and bl and _drop(bl, vl) >= LAUNCH_REDUCTION_MIN:
+        ev = {"baseline_launches_per_step": bl, "variant_launches_per_step": vl,
+              "decode_graph_launches": v.get("decode_graph_launches"), "decode_kernels": v.get("decode_kernels")}
+        if v.get("decode_graph_launches"):
+            per = v["decode_kernels"] / v["decode_graph_launches"]
+            text = (f"{num(v['decode_graph_launches'])} cudaGraphLaunch calls replay {num(v['decode_kernels'])} decode kernels "
+                    f"({num(per)} per launch): {num(vl)} launch calls per step vs {num(bl)} in the baseline.")
+        else:
+            text = f"{num(vl)} launch calls per decode step vs {num(bl)} in the baseline."
+        out.append(Finding(name, "win", "fewer launches", text, f"launch calls per step down >= {pct(100 * LAUNCH_REDUCTION_MIN)}", "chart-kernels", ev))
+    ba, va = b.get("cpu_api_per_step_ns"), v.get("cpu_api_per_step_ns")
+    if _have(ba, va) and ba and _drop(ba, va) >= REDUCTION_MIN:
+        ev = {"baseline_cpu_api_per_step_ns": ba, "variant_cpu_api_per_step_ns": va}
+        out.append(Finding(name, "win", "less CPU API time", f"CUDA API time on the CPU is {us(va)} per decode step vs {us(ba)} ({pct(100 * _drop(ba, va))} less).", f"CPU API time per step down >= {pct(100 * REDUCTION_MIN)}", "chart-kernels", ev))
+    return out
+
+
+def gpu_idle(name: str, v: dict, b: dict) -> list[Finding]:
+    """GPU idle per decode step (median), the launch-bound gap the host leaves."""
+    bi, vi = b.get("gpu_idle_per_step_ns"), v.get("gpu_idle_per_step_ns")
+    if not _have(bi, vi) or not bi or _drop(bi, vi) < REDUCTION_MIN:
+        return []
+    ev = {"baseline_gpu_idle_per_step_ns": bi, "variant_gpu_idle_per_step_ns": vi,
+          "baseline_gpu_idle_pct": b.get("gpu_idle_pct"), "variant_gpu_idle_pct": v.get("gpu_idle_pct")}
+    return [Finding(name, "win", "GPU idles less", f"The GPU idles {us(vi)} per decode step ({pct(v['gpu_idle_pct'])} of the step) vs {us(bi)} ({pct(b['gpu_idle_pct'])}) in the baseline.", f"GPU idle per step (median) down >= {pct(100 * REDUCTION_MIN)}", "chart-step-time", ev)]
+
+
+def kernels(name: str, v: dict, b: dict) -> list[Finding]:
+    """Compile / fused kernels: fewer kernels per step."""
+    bk, vk = b.get("kernels_per_step"), v.get("kernels_per_step")
+    if not _have(bk, vk) or not bk or _drop(bk, vk) < KERNEL_REDUCTION_MIN:
+        return []
+    ev = {"baseline_kernels_per_step": bk, "variant_kernels_per_step": vk}
+    return [Finding(name, "win", "fewer kernels", f"{num(vk)} kernels per decode step vs {num(bk)} in the baseline: fused kernels read the activations once.", f"kernels per step down >= {pct(100 * KERNEL_REDUCTION_MIN)}", "chart-kernels", ev)]
+
+
+def weight_bytes(name: str, v: dict, b: dict) -> list[Finding]:
+    """Low precision: fewer weight bytes streamed per step."""
+    bb, vb = b.get("weight_bytes_per_step"), v.get("weight_bytes_per_step")
+    if not _have(bb, vb) or not bb or _drop(bb, vb) < BYTES_REDUCTION_MIN:
+        return []
+    ev = {"baseline_weight_bytes_per_step": bb, "variant_weight_bytes_per_step": vb}
+    return [Finding(name, "win", "fewer bytes per step", f"Each decode step streams {mb(vb)} of weights vs {mb(bb)} ({pct(100 * _drop(bb, vb))} less).", f"weight bytes per step down >= {pct(100 * BYTES_REDUCTION_MIN)}", "chart-bandwidth", ev)]
+
+
+def bandwidth(name: str, v: dict, b: dict) -> list[Finding]:
+    """Achieved weight bandwidth (trace GPU time) up, and its share of the GPU's peak."""
+    bb, vb = b.get("achieved_bytes_per_s"), v.get("achieved_bytes_per_s")
+    if not _have(bb, vb) or not bb or vb / bb < BW_GAIN_MIN:
+        return []
+    ev = {"baseline_bytes_per_s": bb, "variant_bytes_per_s": vb, "variant_utilization_pct": v.get("bw_utilization_pct")}
+    return [Finding(name, "win", "more bandwidth", f"Decode streams weights at {gbs(vb)} ({pct(v['bw_utilization_pct'])} of the {gbs(v['peak_bytes_per_s'])} peak) vs {gbs(bb)} in the baseline, {vb / bb:.1f}x.", f"achieved weight bandwidth up >= {BW_GAIN_MIN:.1f}x", "chart-bandwidth", ev)]
+
+
+def dram(name: str, v: dict, b: dict) -> list[Finding]:
+    """Nsight Compute: time-weighted DRAM throughput of the profiled kernels."""
+    vd = v.get("ncu_dram_pct")
+    if vd is None:
+        return []
+    ev = {"ncu_dram_pct": vd, "ncu_kernels": v.get("ncu_kernels"), "top_kernel": v.get("ncu_top_kernel"), "top_dram_pct": v.get("ncu_top_dram_pct")}
+    bd = b.get("ncu_dram_pct")
+    thr = f"DRAM throughput (time-weighted over profiled kernels) >= {pct(DRAM_BOUND_PCT)} of peak counts as bandwidth-bound"
+    vs = f" vs {pct(bd)} in the baseline" if bd is not None and b is not v else ""
+    if vd >= DRAM_BOUND_PCT:
+        return [Finding(name, "win", "near the DRAM roofline", f"Profiled kernels run at {pct(vd)} of peak DRAM throughput{vs} (ncu, {v['ncu_kernels']} kernels).", thr, "chart-bandwidth", ev)]
+    return [Finding(name, "info", "kernels below the DRAM roofline", f"Profiled kernels run at {pct(vd)} of peak DRAM throughput{vs} (ncu, {v['ncu_kernels']} kernels; best {pct(v['ncu_top_dram_pct'])} in {v['ncu_top_kernel']}): small decode kernels leave bandwidth unused, so faster kernels could still win.", thr, "chart-bandwidth", ev)]
+
+
+def launch_bound(name: str, v: dict, b: dict) -> list[Finding]:
+    """The reference's own state: is decode launch-bound (GPU idle most of each step)?"""
+    idle = v.get("gpu_idle_pct")
+    if idle is None or idle < IDLE_BOUND_PCT:
+        return []
+    ev = {"gpu_idle_pct": idle, "gpu_busy_per_step_ns": v["gpu_busy_per_step_ns"], "gpu_window_per_step_ns": v["gpu_window_per_step_ns"]}
+    return [Finding(name, "info", "launch-bound decode", f"The GPU idles {pct(idle)} of each decode step: kernels take {us(v['gpu_busy_per_step_ns'])} of a {us(v['gpu_window_per_step_ns'])} step, so the host's {num(v['launches_per_step'])} launches per step set the pace.", f"GPU idle > {pct(IDLE_BOUND_PCT)} of the decode step", "chart-step-time", ev)]
+
+
+def correctness(name: str, v: dict, b: dict) -> list[Finding]:
+    out = []
+    if v.get("tokens_match") is False:
+        out.append(Finding(name, "warning", "tokens differ", "The target's correctness check failed: its tokens differ from the eager reference, so its speed does not count.", "tokens must match the reference", "summary", {}))
+    if v.get("fallbacks"):
+        out.append(Finding(name, "warning", "fell back", "The target fell back: " + "; ".join(map(str, v["fallbacks"])) + ".", "no fallback", "summary", {}))
+    return out
+
+
+def _largest_cause(wf: pl.DataFrame | None, sign: float) -> str:
+    if wf is None or wf.is_empty():
+        return ""
+    parts = wf.filter(pl.col("delta_ns") * sign > 0)
+    if parts.is_empty():
+        return ""
+    top = parts.sort(pl.col("delta_ns").abs(), descending=True).row(0, named=True)
+    return f" The largest change in the decode waterfall is {top['part']}: {'+' if top['delta_ns'] > 0 else '-'}{us(abs(top['delta_ns']))} per step."
+
+
+RULES = (correctness, speed, pageable_copies, host_wait, copy_overlap, launches, gpu_idle, kernels, weight_bytes, bandwidth, dram)
+
+
+def findings(name: str, v: dict, b: dict | None, wf: pl.DataFrame | None = None) -> list[Finding]:
+    """Every finding for variant `name` (facts `v`) against the baseline's facts `b`.
+
+    With no baseline (`b` None, or the variant is the baseline) only the variant's own state
+    is described (launch-bound, DRAM). A variant with no win gets a "no_win" summary saying
+    so, and a loss names the waterfall part that grew most.
+    """
+    if b is None or b is v:
+        return launch_bound(name, v, v) + dram(name, v, v) + correctness(name, v, v)
+    out = [f for rule in RULES for f in rule(name, v, b)]
+    wins = [f for f in out if f.kind == "win"]
+    if any(f.kind == "loss" for f in out):
+        out.append(Finding(name, "loss", "why it loses", "This variant is slower than the baseline." + _largest_cause(wf, +1.0), "see the waterfall", f"chart-waterfall-{name}", {}))
+    elif not wins:
+        out.append(Finding(name, "no_win", "does not win", "No measured win clears its threshold against the baseline." + _largest_cause(wf, -1.0), "each finding's own threshold", f"chart-waterfall-{name}", {}))
+    return sorted(out, key=lambda f: ("warning", "win", "loss", "no_win", "info").index(f.kind))

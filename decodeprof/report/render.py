@@ -1,0 +1,126 @@
+"""Render the report to one self-contained HTML file (Jinja2 + Plotly JS inlined once).
+
+Autoescape is on: every trace-derived string (kernel names contain `<`) is escaped. Numbers
+are formatted by the filters below, never in templates. The file is written atomically: the
+whole page is rendered first, written to a temporary file beside the target, then renamed
+over it (os.replace), so a failure never leaves a half-written report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import jinja2
+from markupsafe import Markup
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "reports" / "templates"
+DASH = "—"
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
+def ms(v) -> str:  # value already in ms
+    return DASH if _missing(v) else f"{v:,.3f}"
+
+
+def ns_ms(v) -> str:
+    return DASH if _missing(v) else f"{v / 1e6:,.3f}"
+
+
+def ns_us(v) -> str:
+    return DASH if _missing(v) else f"{v / 1e3:,.1f}"
+
+
+def signed_us(v) -> str:
+    return DASH if _missing(v) else f"{v / 1e3:+,.1f}"
+
+
+def gbps(v) -> str:  # bytes/s -> GB/s
+    return DASH if _missing(v) else f"{v / 1e9:,.1f}"
+
+
+def pct(v) -> str:
+    return DASH if _missing(v) else f"{v:.1f}"
+
+
+def ratio(v) -> str:
+    return DASH if _missing(v) else f"{v:.2f}×"
+
+
+def count(v) -> str:
+    if _missing(v):
+        return DASH
+    return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.3g}"
+
+
+def integer(v) -> str:
+    return DASH if _missing(v) else f"{v:,.0f}"
+
+
+FORMATS = {"ms": ms, "ns_ms": ns_ms, "ns_us": ns_us, "gbps": gbps, "pct": pct, "ratio": ratio,
+           "count": count, "int": integer}
+
+
+def fmt(value, kind: str) -> str:
+    """Format `value` for display as `kind` (a key of FORMATS)."""
+    return FORMATS[kind](value)
+
+
+def json_script(text: str) -> Markup:
+    """JSON text made safe inside <script type="application/json">: <, >, & as \\u escapes."""
+    return Markup(text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e"))
+
+
+def environment(templates: Path = TEMPLATES) -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(FORMATS)
+    env.filters.update(fmt=fmt, json_script=json_script, signed_us=signed_us)
+    return env
+
+
+def plotly_js() -> Markup:
+    from plotly.offline import get_plotlyjs
+
+    return Markup(get_plotlyjs())
+
+
+def render_html(report, *, templates: Path = TEMPLATES) -> str:
+    """The whole page as a string (nothing written)."""
+    env = environment(templates)
+    return env.get_template("base.html.j2").render(
+        report=report, plotly_js=plotly_js(),
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+def write_atomic(path: Path | str, text: str) -> Path:
+    """Write `text` to `path` via a temporary file in the same folder and os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_report(report, path: Path | str, *, templates: Path = TEMPLATES) -> Path:
+    """Render `report` and write it atomically to `path`; returns the path."""
+    return write_atomic(path, render_html(report, templates=templates))
+
+
+def _json(obj) -> str:  # pragma: no cover - debugging aid
+    return json.dumps(obj, default=str)
