@@ -148,10 +148,22 @@ def launches(name: str, v: dict, b: dict) -> list[Finding]:
     return out
 
 
+def trace_launches(name: str, v: dict, b: dict) -> list[Finding]:
+    """Whole-trace launch calls vs kernels, when per-step counts are unavailable on a side."""
+    if _have(v.get("launches_per_step"), b.get("launches_per_step")):
+        return []
+    bl, vl, vk = b.get("trace_launch_calls"), v.get("trace_launch_calls"), v.get("trace_kernels")
+    if not _have(bl, vl, vk) or not bl or _drop(bl, vl) < LAUNCH_REDUCTION_MIN:
+        return []
+    ev = {"baseline_trace_launch_calls": bl, "variant_trace_launch_calls": vl, "variant_trace_kernels": vk,
+          "baseline_trace_kernels": b.get("trace_kernels")}
+    return [Finding(name, "win", "fewer launches", f"In the whole trace, {num(vl)} kernel/graph launch calls run {num(vk)} kernels vs {num(bl)} launch calls for {num(b.get('trace_kernels') or 0)} kernels in the baseline: graph replay replaces per-kernel launches.", f"launch calls down >= {pct(100 * LAUNCH_REDUCTION_MIN)} (whole trace: no per-step split available)", "summary", ev)]
+
+
 def gpu_idle(name: str, v: dict, b: dict) -> list[Finding]:
     """GPU idle per decode step (median), the launch-bound gap the host leaves."""
     bi, vi = b.get("gpu_idle_per_step_ns"), v.get("gpu_idle_per_step_ns")
-    if not _have(bi, vi) or not bi or _drop(bi, vi) < REDUCTION_MIN:
+    if not _have(bi, vi, b.get("gpu_idle_pct"), v.get("gpu_idle_pct")) or not bi or _drop(bi, vi) < REDUCTION_MIN:
         return []
     ev = {"baseline_gpu_idle_per_step_ns": bi, "variant_gpu_idle_per_step_ns": vi,
           "baseline_gpu_idle_pct": b.get("gpu_idle_pct"), "variant_gpu_idle_pct": v.get("gpu_idle_pct")}
@@ -179,7 +191,7 @@ def weight_bytes(name: str, v: dict, b: dict) -> list[Finding]:
 def bandwidth(name: str, v: dict, b: dict) -> list[Finding]:
     """Achieved weight bandwidth (trace GPU time) up, and its share of the GPU's peak."""
     bb, vb = b.get("achieved_bytes_per_s"), v.get("achieved_bytes_per_s")
-    if not _have(bb, vb) or not bb or vb / bb < BW_GAIN_MIN:
+    if not _have(bb, vb, v.get("bw_utilization_pct"), v.get("peak_bytes_per_s")) or not bb or vb / bb < BW_GAIN_MIN:
         return []
     ev = {"baseline_bytes_per_s": bb, "variant_bytes_per_s": vb, "variant_utilization_pct": v.get("bw_utilization_pct")}
     return [Finding(name, "win", "more bandwidth", f"Decode streams weights at {gbs(vb)} ({pct(v['bw_utilization_pct'])} of the {gbs(v['peak_bytes_per_s'])} peak) vs {gbs(bb)} in the baseline, {vb / bb:.1f}x.", f"achieved weight bandwidth up >= {BW_GAIN_MIN:.1f}x", "chart-bandwidth", ev)]
@@ -202,7 +214,7 @@ def dram(name: str, v: dict, b: dict) -> list[Finding]:
 def launch_bound(name: str, v: dict, b: dict) -> list[Finding]:
     """The reference's own state: is decode launch-bound (GPU idle most of each step)?"""
     idle = v.get("gpu_idle_pct")
-    if idle is None or idle < IDLE_BOUND_PCT:
+    if not _have(idle, v.get("gpu_busy_per_step_ns"), v.get("gpu_window_per_step_ns"), v.get("launches_per_step")) or idle < IDLE_BOUND_PCT:
         return []
     ev = {"gpu_idle_pct": idle, "gpu_busy_per_step_ns": v["gpu_busy_per_step_ns"], "gpu_window_per_step_ns": v["gpu_window_per_step_ns"]}
     return [Finding(name, "info", "launch-bound decode", f"The GPU idles {pct(idle)} of each decode step: kernels take {us(v['gpu_busy_per_step_ns'])} of a {us(v['gpu_window_per_step_ns'])} step, so the host's {num(v['launches_per_step'])} launches per step set the pace.", f"GPU idle > {pct(IDLE_BOUND_PCT)} of the decode step", "chart-step-time", ev)]
@@ -227,7 +239,7 @@ def _largest_cause(wf: pl.DataFrame | None, sign: float) -> str:
     return f" The largest change in the decode waterfall is {top['part']}: {'+' if top['delta_ns'] > 0 else '-'}{us(abs(top['delta_ns']))} per step."
 
 
-RULES = (correctness, speed, pageable_copies, host_wait, copy_overlap, launches, gpu_idle, kernels, weight_bytes, bandwidth, dram)
+RULES = (correctness, speed, pageable_copies, host_wait, copy_overlap, launches, trace_launches, gpu_idle, kernels, weight_bytes, bandwidth, dram)
 
 
 def findings(name: str, v: dict, b: dict | None, wf: pl.DataFrame | None = None) -> list[Finding]:

@@ -22,9 +22,12 @@ def main(argv: list[str]) -> int:
     except TargetError as exc:
         print(f"error: {exc.message}\nhint: {exc.hint}", file=sys.stderr)
         return 2
+    module = info.load()
+    if info.launcher == "torchrun":  # owns its entry: process group, GPU per rank, output on rank 0
+        return module.main(argv[1:])
     from targets.harness import main as harness_main
 
-    return harness_main(info.label, info.load().build, argv[1:], needs_cuda=info.needs_cuda)
+    return harness_main(info.label, module.build, argv[1:], needs_cuda=info.needs_cuda)
 
 
 if __name__ == "__main__":

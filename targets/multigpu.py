@@ -162,7 +162,7 @@ class TimedCollectives:
                 self.fallbacks.append("torch lacks external CUDA events: no communication timing inside the CUDA graph")
         self.phases = {p: _Spans(cuda, external) for p in ("prefill", "decode")} if timing else {}
         self.current: _Spans | None = None
-        # torch >= 2.13 renamed all_gather_into_tensor (the GPU machine's 2.11 has only the old name)
+        # all_gather_single where torch has it (2.13 deprecates the old name), else all_gather_into_tensor
         self._gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
 
     def begin(self, phase: str) -> None:

@@ -29,6 +29,8 @@ TARGETS: dict[str, TargetInfo] = {t.label: t for t in (
     TargetInfo("compile", "torch.compile (Inductor) of prefill and decode step: fused kernels", "targets.compile", needs_cuda=False),
     TargetInfo("graph", "decode loop captured once in a CUDA graph and replayed", "targets.graph"),
     TargetInfo("graph_full", "prefill + decode captured in one CUDA graph", "targets.graph_full"),
+    TargetInfo("multigpu", "N processes (torchrun): tensor parallel (all_reduce + distributed argmax) or data parallel",
+               "targets.multigpu", needs_cuda=False, launcher="torchrun"),
 )}
 
 

@@ -10,6 +10,7 @@ import importlib
 import shlex
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -57,18 +58,17 @@ def profile_target(
     gpus: int = 1,
     command: Sequence[str] | None = None,
     console: Console | None = None,
+    timeout_s: float | None = None,
 ) -> Path:
     """Profile one target; return its run folder.
 
     The target runs as `sys.executable -m targets LABEL [target_args] --json-out <run>/metrics.json`;
-    `command` replaces `sys.executable -m targets LABEL` (tests run their own small programs).
+    `command` replaces `sys.executable -m targets LABEL` (tests run their own small programs);
+    `timeout_s` bounds each tool step (None: no limit; GPU targets may compile for minutes).
     """
-    console = console or Console(stderr=True, highlight=False)
     target_args = [str(a) for a in target_args]
     device = target_device(target_args)
     prefix = launcher(label, gpus, command)
-    env = child_env({"NCCL_NVLS_ENABLE": "0"} if gpus > 1 else None)
-
     # Find the tools before making a folder: a missing tool leaves nothing behind.
     tools = {}
     if nsys:
@@ -82,82 +82,92 @@ def profile_target(
         tools={name: {"path": str(p), "version": tool_version(p)} for name, p in tools.items()},
         gpu=gpu_info(),
     )
-    console.print(f"run folder: {run_dir}", markup=False)
+    run = _Run(run_dir, record, child_env({"NCCL_NVLS_ENABLE": "0"} if gpus > 1 else None),
+               console or Console(stderr=True, highlight=False, soft_wrap=True), timeout_s)
+    run.console.print(f"run folder: {run_dir}", markup=False)
     try:
         sqlite = None
         if nsys:
-            sqlite = _nsys_steps(run_dir, record, tools["nsys"], prefix, target_args, device, env, console)
+            sqlite = _nsys_steps(run, tools["nsys"], prefix, target_args, cuda=device != "cpu")
         elif not ncu:
-            program = [*prefix, *target_args, "--json-out", str(run_dir / "metrics.json")]
-            _check(_run("target", [], program, run_dir, record, env, console), console)
+            run.check(run.step("target", [], [*prefix, *target_args, "--json-out", str(run_dir / "metrics.json")]))
         if ncu:
-            _ncu_step(run_dir, record, tools["ncu"], prefix, target_args, env, console)
+            _ncu_step(run, tools["ncu"], prefix, target_args)
         if sqlite is not None:
-            _analyse(sqlite, run_dir, record, console)
+            _analyse(run, sqlite)
     except DecodeprofError as exc:
         record.finish("failed", error=exc.message, hint=exc.hint)
-        console.print(f"partial artefacts kept in {run_dir}", markup=False)
+        run.console.print(f"partial artefacts kept in {run_dir}", markup=False)
         raise
     except BaseException as exc:  # a bug or Ctrl-C: still say in run.json that the run did not finish
         record.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", error=repr(exc))
         raise
     record.finish("ok")
-    console.print(f"[bold green]done:[/] {run_dir}")
+    run.console.print(f"[bold green]done:[/] {run_dir}")
     return run_dir
 
 
+@dataclass
 class _Step:
-    """One finished tool step: what ran, its exit status and its log."""
+    """One finished tool step: the target's own command, its exit status, its log."""
 
-    def __init__(self, name: str, program: list[str], status: int, log: Path) -> None:
-        self.name, self.program, self.status, self.log = name, program, status, log
-
-
-def _run(name: str, profiler: list[str], program: list[str], run_dir: Path, record: RunRecord,
-         env: dict, console: Console) -> _Step:
-    log = run_dir / "logs" / f"{name}.log"
-    with console.status(f"{name}: running {' '.join(Path(a).name for a in (profiler or program)[:2])} ..."):
-        status = run_logged(name, [*profiler, *program], log, record, env=env)
-    return _Step(name, program, status, log)
+    name: str
+    program: list[str]
+    status: int
+    log: Path
 
 
-def _check(step: _Step, console: Console) -> None:
-    if step.status != 0:
-        show_tail(console, step.name, step.log)
-        said = target_error_line(step.log)
-        raise CaptureError(
-            f"step '{step.name}' failed: exit status {step.status}" + (f" (target said: {said})" if said else ""),
-            f"see {step.log}; reproduce without the profiler: {shlex.join(step.program)}",
-        )
-    console.print(f"[green]ok[/] {step.name} (log: logs/{step.log.name})")
+@dataclass
+class _Run:
+    """What every step of one run shares."""
+
+    dir: Path
+    record: RunRecord
+    env: dict[str, str]
+    console: Console
+    timeout_s: float | None
+
+    def step(self, name: str, profiler: list[str], program: list[str]) -> _Step:
+        log = self.dir / "logs" / f"{name}.log"
+        shown = " ".join(Path(a).name for a in (profiler or program)[:2])
+        with self.console.status(f"{name}: running {shown} ..."):
+            status = run_logged(name, [*profiler, *program], log, self.record, env=self.env, timeout_s=self.timeout_s)
+        return _Step(name, program, status, log)
+
+    def check(self, step: _Step) -> None:
+        if step.status != 0:
+            show_tail(self.console, step.name, step.log)
+            said = target_error_line(step.log)
+            raise CaptureError(
+                f"step '{step.name}' failed: exit status {step.status}" + (f" (target said: {said})" if said else ""),
+                f"see {step.log}; reproduce without the profiler: {shlex.join(step.program)}",
+            )
+        self.console.print(f"[green]ok[/] {step.name} (log: logs/{step.log.name})")
 
 
-def _nsys_steps(run_dir, record, nsys, prefix, target_args, device, env, console) -> Path:
-    cuda = device != "cpu"
-    profiler, dropped = nsys_cmd.profile_argv(nsys, run_dir / "trace", cuda=cuda)
-    record.set(nsys_dropped_flags=dropped)
-    program = [*prefix, *target_args, "--json-out", str(run_dir / "metrics.json")]
-    step = _run("nsys", profiler, program, run_dir, record, env, console)
-    _check(step, console)
-    log = step.log
-    rep = run_dir / "trace.nsys-rep"
+def _nsys_steps(run: _Run, nsys: Path, prefix: list[str], target_args: list[str], *, cuda: bool) -> Path:
+    profiler, dropped = nsys_cmd.profile_argv(nsys, run.dir / "trace", cuda=cuda)
+    run.record.set(nsys_dropped_flags=dropped)
+    step = run.step("nsys", profiler, [*prefix, *target_args, "--json-out", str(run.dir / "metrics.json")])
+    run.check(step)
+    rep = run.dir / "trace.nsys-rep"
     if not rep.exists():
-        show_tail(console, "nsys", log)
+        show_tail(run.console, "nsys", step.log)
         why = ("the capture range never opened: the target did not call cudaProfilerStart()"
                if "--capture-range=cudaProfilerApi" in profiler else "nsys wrote no report")
         raise CaptureError(f"step 'nsys' failed: no {rep.name} ({why})",
-                           f"see {log}; targets must bracket the measured iterations with cudaProfilerStart/Stop")
-    export_log = run_dir / "logs" / "export.log"
-    with console.status("export: nsys export --type sqlite ..."):
+                           f"see {step.log}; targets must bracket the measured iterations with cudaProfilerStart/Stop")
+    log = run.dir / "logs" / "export.log"
+    with run.console.status("export: nsys export --type sqlite ..."):
         try:
-            sqlite = export_sqlite(rep, export_log)
+            sqlite = export_sqlite(rep, log)
         except CaptureError:
-            record.add_step(name="export", command=_logged_command(export_log), log="logs/export.log", exit_status=1)
-            show_tail(console, "export", export_log)
+            run.record.add_step(name="export", command=_logged_command(log), log="logs/export.log", exit_status=1)
+            show_tail(run.console, "export", log)
             raise
-    record.add_step(name="export", command=_logged_command(export_log), log="logs/export.log", exit_status=0,
-                    output=sqlite.name)
-    console.print("[green]ok[/] export (log: logs/export.log)")
+    run.record.add_step(name="export", command=_logged_command(log), log="logs/export.log", exit_status=0,
+                        output=sqlite.name)
+    run.console.print("[green]ok[/] export (log: logs/export.log)")
     return sqlite
 
 
@@ -167,39 +177,40 @@ def _logged_command(log: Path) -> str | None:
     return first[2:] if first.startswith("$ ") else None
 
 
-def _ncu_step(run_dir, record, ncu, prefix, target_args, env, console) -> None:
-    csv_path = run_dir / "ncu.csv"
+def _ncu_step(run: _Run, ncu: Path, prefix: list[str], target_args: list[str]) -> None:
+    csv_path = run.dir / "ncu.csv"
     forced = ncu_cmd.one_iteration(target_args)
-    record.set(ncu={"clock_control": ncu_cmd.CLOCK_CONTROL, "nvtx_include": ncu_cmd.NVTX_INCLUDE,
-                    "sections": list(ncu_cmd.SECTIONS), "metrics": list(ncu_cmd.METRICS),
-                    "target_args": forced})
+    run.record.set(ncu={"clock_control": ncu_cmd.CLOCK_CONTROL, "nvtx_include": ncu_cmd.NVTX_INCLUDE,
+                        "sections": list(ncu_cmd.SECTIONS), "metrics": list(ncu_cmd.METRICS),
+                        "target_args": forced})
     # Its own metrics file: one forced iteration under replay says nothing about speed.
-    program = [*prefix, *forced, "--json-out", str(run_dir / "ncu-target-metrics.json")]
-    step = _run("ncu", ncu_cmd.ncu_argv(ncu, csv_path), program, run_dir, record, env, console)
+    program = [*prefix, *forced, "--json-out", str(run.dir / "ncu-target-metrics.json")]
+    step = run.step("ncu", ncu_cmd.ncu_argv(ncu, csv_path), program)
     try:  # counter permission first: ncu then also exits non-zero, but this names the fix
         ncu_cmd.check_permission(csv_path, step.log)
         if step.status == 0:
             ncu_cmd.check_profiled(csv_path)
     except CaptureError:
-        show_tail(console, "ncu", step.log)
+        show_tail(run.console, "ncu", step.log)
         raise
-    _check(step, console)
+    run.check(step)
 
 
-def _analyse(sqlite: Path, run_dir: Path, record: RunRecord, console: Console) -> None:
+def _analyse(run: _Run, sqlite: Path) -> None:
     """Print the analysis tables when the analysis side is installed (the lead wires the report)."""
     try:
         analyze = importlib.import_module("decodeprof.commands.analyze")
     except ModuleNotFoundError as exc:
         if exc.name not in ("decodeprof.commands.analyze", "decodeprof.analyses"):
             raise
-        console.print(f"analyses not available yet; trace: {sqlite}", markup=False)
+        run.console.print(f"analyses not available yet; trace: {sqlite}", markup=False)
         return
-    printer = getattr(analyze, "print_analyses", None)
-    if printer is None:
-        console.print(f"next: decodeprof analyze {sqlite}", markup=False)
-        return
-    with console.status("analysing ..."):
-        ncu_csv = run_dir / "ncu.csv"
-        printer(sqlite, ncu_csv=ncu_csv if ncu_csv.exists() else None, console=console)
-    record.add_step(name="analyse", exit_status=0)
+    from decodeprof.load import load_trace
+
+    ncu_csv, metrics = run.dir / "ncu.csv", run.dir / "metrics.json"
+    with run.console.status("analysing ..."):
+        trace = load_trace(sqlite, ncu_csv=ncu_csv if ncu_csv.exists() else None,
+                           metrics_json=metrics if metrics.exists() else None)
+    analyze.print_analyses(trace)  # tables on stdout; progress stays on stderr
+    run.record.add_step(name="analyse", exit_status=0)
+    run.console.print(f"again later: decodeprof analyze {sqlite}", markup=False)

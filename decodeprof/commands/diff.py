@@ -35,8 +35,11 @@ def register(app: typer.Typer) -> None:
                                                            help="Exit 1 when B is slower than A by more than PCT percent on decode time or tokens/s."),
         rows: int = typer.Option(12, "--rows", min=1, help="Rows shown per totals table on the terminal."),
     ) -> None:
-        """Diff two runs: verdict, aligned decode step (matched / fused / removed / added kernels,
-        eager launches now graph nodes), launches, idle, host wait, copies, NVTX ranges, kernels.
+        """Diff two runs decode step by decode step: what ran, what it cost, and why B differs.
+
+        Verdict, the aligned decode step and prefill (matched / replaced / fused / removed /
+        added kernels; eager launches now CUDA graph nodes), then launches, host wait and GPU
+        idle, copies, NVTX ranges, kernels and the targets' metrics.
 
         Example: decodeprof diff tests/data/h100/baseline tests/data/h100/graph -o diff.html
         """

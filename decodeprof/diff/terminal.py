@@ -65,7 +65,8 @@ def render(d: TraceDiff, console: Console, *, rows: int = 12) -> None:
     s = alignment_summary(d.step_alignment)
     console.print(_alignment_table(
         f"Decode step, aligned: A {how(d.pick_a, pa)} vs B {how(d.pick_b, pb)}"
-        + (" — identical" if s["identical"] else ""), d.step_alignment))
+        + ((" — identical" if not s["eager_to_graph"] else " — same kernels") if s["identical"] else ""),
+        d.step_alignment))
     if d.prefill_alignment.height:
         console.print(_alignment_table("Prefill, aligned", d.prefill_alignment))
     t = d.tables

@@ -46,7 +46,7 @@ def _chart(cid: str, title: str, fig: go.Figure, note: str = "") -> Chart:
 def step_time(variants) -> Chart | None:
     """Median decode step on the GPU: busy (kernels) vs idle, stacked, µs."""
     rows = [(v.name, v.facts["gpu_busy_per_step_ns"], v.facts["gpu_idle_per_step_ns"]) for v in variants
-            if v.facts.get("gpu_busy_per_step_ns") is not None]
+            if v.facts.get("gpu_busy_per_step_ns") is not None and v.facts.get("gpu_idle_per_step_ns") is not None]
     if not rows:
         return None
     names = [esc(r[0]) for r in rows]
@@ -63,7 +63,7 @@ def step_time(variants) -> Chart | None:
 def kernels_per_step(variants) -> Chart | None:
     """Kernels executed and launch API calls per decode step (median)."""
     rows = [(v.name, v.facts["kernels_per_step"], v.facts["launches_per_step"]) for v in variants
-            if v.facts.get("kernels_per_step") is not None]
+            if v.facts.get("kernels_per_step") is not None and v.facts.get("launches_per_step") is not None]
     if not rows:
         return None
     names = [esc(r[0]) for r in rows]

@@ -8,7 +8,6 @@ over it (os.replace), so a failure never leaves a half-written report.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from datetime import datetime, timezone
@@ -106,6 +105,9 @@ def write_atomic(path: Path | str, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -120,7 +122,3 @@ def write_atomic(path: Path | str, text: str) -> Path:
 def write_report(report, path: Path | str, *, templates: Path = TEMPLATES) -> Path:
     """Render `report` and write it atomically to `path`; returns the path."""
     return write_atomic(path, render_html(report, templates=templates))
-
-
-def _json(obj) -> str:  # pragma: no cover - debugging aid
-    return json.dumps(obj, default=str)

@@ -114,6 +114,8 @@ def _launch_facts(frames: dict) -> dict:
         "decode_graph_kernels": _first(nv, "graph_kernels", pl.col("range_name") == "decode"),
         "decode_graph_launches": _first(nv, "graph_launches", pl.col("range_name") == "decode"),
         "decode_launch_calls": _first(lo, "launches", pl.col("range_name") == "decode"),
+        "trace_launch_calls": _first(lo, "launches", pl.col("range_name") == "(all)"),
+        "trace_kernels": _first(lo, "kernels", pl.col("range_name") == "(all)"),
         "host_wait_ns": host_wait,
         "host_wait_per_iter_ns": host_wait / iters if host_wait is not None and iters else None,
         "host_blocking_calls": _first(hw, "blocking_calls", pl.col("range_name") == "(all)"),

@@ -35,6 +35,19 @@ def e2m1_to_float(code):
 
 
 @triton.jit
+def round_to(x, act: tl.constexpr):
+    """fp32 -> the activation dtype -> fp32, round-to-nearest-even (what eager PyTorch does).
+    bf16 is rounded with integer ops: Triton's CPU interpreter truncates fp32 -> bf16 casts, and
+    this keeps the interpreter bit-identical to the GPU (cvt.rn). NaN/inf are not expected here."""
+    if act == tl.bfloat16:
+        bits = x.to(tl.uint32, bitcast=True)
+        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+        return bits.to(tl.float32, bitcast=True)
+    else:
+        return x.to(act).to(tl.float32)
+
+
+@triton.jit
 def pick_row(vec, b, BLOCK_B: tl.constexpr):
     """Scalar vec[b] of a [BLOCK_B] vector (b is a compile-time row index)."""
     rows = tl.arange(0, BLOCK_B)
@@ -57,7 +70,7 @@ def ln_row_stats(tok_ptr, stride_tok, emb_ptr, state_ptr, stride_state, eps,
         m = rmask[:, None] & (ks[None, :] < K)
         e = tl.load(emb_ptr + tok[:, None] * K + ks[None, :], mask=m, other=0.0).to(tl.float32)
         s = tl.load(state_ptr + rows[:, None] * stride_state + ks[None, :], mask=m, other=0.0).to(tl.float32)
-        total += tl.sum((e + s).to(act).to(tl.float32), axis=1)
+        total += tl.sum(round_to(e + s, act), axis=1)
     mean = total / K
     sq = tl.zeros([BLOCK_B], tl.float32)
     for kt in tl.range(0, K_TILES):
@@ -65,7 +78,7 @@ def ln_row_stats(tok_ptr, stride_tok, emb_ptr, state_ptr, stride_state, eps,
         m = rmask[:, None] & (ks[None, :] < K)
         e = tl.load(emb_ptr + tok[:, None] * K + ks[None, :], mask=m, other=0.0).to(tl.float32)
         s = tl.load(state_ptr + rows[:, None] * stride_state + ks[None, :], mask=m, other=0.0).to(tl.float32)
-        d = tl.where(m, (e + s).to(act).to(tl.float32) - mean[:, None], 0.0)
+        d = tl.where(m, round_to(e + s, act) - mean[:, None], 0.0)
         sq += tl.sum(d * d, axis=1)
     rstd = 1.0 / tl.sqrt(sq / K + eps)
     return mean, rstd
@@ -81,11 +94,11 @@ def x_at(b, ks, x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr,
         tok = tl.load(tok_ptr + b * stride_tok)
         e = tl.load(emb_ptr + tok * K + ks, mask=km, other=0.0).to(tl.float32)
         s = tl.load(x_ptr + b * stride_x + ks, mask=km, other=0.0).to(tl.float32)
-        x = (e + s).to(act).to(tl.float32)
+        x = round_to(e + s, act)
         w = tl.load(lnw_ptr + ks, mask=km, other=0.0).to(tl.float32)
         bias = tl.load(lnb_ptr + ks, mask=km, other=0.0).to(tl.float32)
         xn = (x - pick_row(mean, b, BLOCK_B)) * pick_row(rstd, b, BLOCK_B) * w + bias
-        x = tl.where(km, xn.to(act).to(tl.float32), 0.0)
+        x = tl.where(km, round_to(xn, act), 0.0)
     else:
         x = tl.load(x_ptr + b * stride_x + ks, mask=km, other=0.0).to(tl.float32)
     return x
@@ -154,6 +167,7 @@ def store_rows(out_ptr, stride_out, y, n0, N, B: tl.constexpr, BLOCK_B: tl.const
     rows = tl.arange(0, BLOCK_B)
     offs_n = n0 + tl.arange(0, BLOCK_N)
     mask = (rows[:, None] < B) & (offs_n[None, :] < N)
+    y = round_to(y, out_ptr.dtype.element_ty)  # exact: the cast below only drops zero bits
     tl.store(out_ptr + rows[:, None] * stride_out + offs_n[None, :], y.to(out_ptr.dtype.element_ty), mask=mask)
 
 
@@ -194,7 +208,7 @@ def ln_linear_gelu_body(tok_ptr, stride_tok, emb_ptr, state_ptr, stride_state, l
                      w_ptr, s_ptr, g_ptr, n0, N, K, B, FMT, True, USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K)
     offs_n = n0 + tl.arange(0, BLOCK_N)
     y = acc + tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)[None, :]
-    y = gelu_erf(y.to(act).to(tl.float32))  # eager rounds the Linear's output before the GELU
+    y = gelu_erf(round_to(y, act))  # eager rounds the Linear's output before the GELU
     store_rows(out_ptr, stride_out, y, n0, N, B, BLOCK_B, BLOCK_N)
 
 
@@ -229,7 +243,7 @@ def lm_head_argmax_body(x_ptr, stride_x, w_ptr, s_ptr, g_ptr, logits_ptr, stride
     unused = tl.zeros([BLOCK_B], tl.float32)
     acc = linear_acc(x_ptr, stride_x, x_ptr, 0, x_ptr, x_ptr, x_ptr, unused, unused, w_ptr, s_ptr, g_ptr, n0, N,
                      K, B, FMT, False, USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K)
-    logits = acc.to(x_ptr.dtype.element_ty).to(tl.float32)  # eager argmaxes the rounded logits
+    logits = round_to(acc, x_ptr.dtype.element_ty)  # eager argmaxes the rounded logits
     if WRITE_LOGITS:
         store_rows(logits_ptr, stride_logits, logits, n0, N, B, BLOCK_B, BLOCK_N)
     rows = tl.arange(0, BLOCK_B)

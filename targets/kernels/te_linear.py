@@ -17,13 +17,13 @@ from targets.workload import Weights
 def te_status(kind: str, device: torch.device) -> tuple[object | None, str | None]:
     """(transformer_engine.pytorch, None) when the `kind` ("fp8" or "nvfp4") recipe can run here,
     else (None, why not)."""
-    if device.type != "cuda":
-        return None, "Transformer Engine needs a CUDA device"
     try:
         import transformer_engine.pytorch as te
         from transformer_engine.common import recipe
     except Exception as exc:  # ImportError, or a broken install raising anything at import
         return None, f"import transformer_engine.pytorch failed ({type(exc).__name__}: {str(exc)[:120]})"
+    if device.type != "cuda":
+        return None, "Transformer Engine needs a CUDA device"
     if kind == "fp8":
         ok, reason = _fp8_supported(te)
         if not ok:

@@ -51,6 +51,10 @@ class KernelLoopVariant:
             self.fallbacks.append("no CUDA graph on the CPU device (Triton interpreter): steps run one by one")
         self.last_logits = self.logits
 
+    def step_fn(self, tok: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One step eagerly, outside the graph, for the harness's teacher-forced check."""
+        return run_step(self.cfg, self.step, tok.contiguous(), state.contiguous())
+
     def _decode_loop(self) -> tuple[torch.Tensor, torch.Tensor]:
         tok = self.tok_in
         for i in range(self.cfg.steps):

@@ -1,0 +1,80 @@
+"""The ncu and nsys command lines, and how ncu's textual failures are classified.
+
+ncu needs a GPU, so the CSV/log texts here are written by the tests (synthetic, and said so):
+the ERR_NVGPUCTRPERM line is ncu's documented message; the CSV rows follow `--csv --page raw`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from decodeprof import tools
+from decodeprof.capture import ncu, nsys
+from decodeprof.errors import CaptureError, ToolNotFoundError
+
+RAW_HEADER = '"ID","Process ID","Process Name","Kernel Name","gpu__time_duration.sum"\n"","","","","nsecond"\n'
+
+
+def test_ncu_argv_filters_one_decode_range_at_real_clocks():
+    argv = ncu.ncu_argv(Path("/opt/ncu"), Path("/run/ncu.csv"))
+    assert argv[0] == "/opt/ncu"
+    assert argv[argv.index("--nvtx-include") + 1] == "decodeprof@measured/*/decode"
+    assert "--nvtx" in argv
+    assert argv[argv.index("--clock-control") + 1] == "none"
+    assert argv[argv.index("--target-processes") + 1] == "all"  # torchrun children too
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--section"] == ["SpeedOfLight", "MemoryWorkloadAnalysis"]
+    assert argv[argv.index("--metrics") + 1].split(",") == list(ncu.METRICS)
+    assert argv[-5:] == ["--csv", "--page", "raw", "--log-file", "/run/ncu.csv"]
+
+
+@pytest.mark.parametrize("given", [
+    ["--steps", "8"],
+    ["--warmup", "5", "--steps", "8", "--iters", "20"],
+    ["--warmup=5", "--steps", "8", "--iters=20"],
+])
+def test_ncu_run_is_forced_to_one_measured_iteration(given):
+    assert ncu.one_iteration(given) == ["--steps", "8", "--warmup", "1", "--iters", "1"]
+
+
+def test_counter_permission_error_names_the_fix(tmp_path):
+    log = tmp_path / "ncu.log"
+    log.write_text("==ERROR== ERR_NVGPUCTRPERM - The user does not have permission to access NVIDIA GPU "
+                   "Performance Counters on the target device 0.\n")
+    with pytest.raises(CaptureError) as info:
+        ncu.check_permission(tmp_path / "ncu.csv", log)
+    assert "ERR_NVGPUCTRPERM" in info.value.message
+    assert "NVreg_RestrictProfilingToAdminUsers=0" in info.value.hint and "root" in info.value.hint
+
+
+def test_a_csv_without_kernel_rows_is_a_failure(tmp_path):
+    csv = tmp_path / "ncu.csv"
+    csv.write_text("==PROF== Disconnected from process 1234\n==WARNING== No kernels were profiled.\n")
+    with pytest.raises(CaptureError, match="no kernel was profiled"):
+        ncu.check_profiled(csv)
+    csv.write_text(RAW_HEADER)  # header and units rows only
+    with pytest.raises(CaptureError):
+        ncu.check_profiled(csv)
+    csv.write_text(RAW_HEADER + '"0","1234","python","gemv_kernel","5120"\n')
+    ncu.check_profiled(csv)
+
+
+def test_nsys_flags_on_cuda_and_cpu():
+    cuda = nsys.profile_flags(cuda=True)
+    assert cuda[0] == "--trace=cuda,nvtx,osrt"
+    assert {"--cuda-graph-trace=node", "--capture-range=cudaProfilerApi", "--capture-range-end=stop",
+            "--force-overwrite=false", "--sample=none", "--cpuctxsw=none"} <= set(cuda)
+    cpu = nsys.profile_flags(cuda=False)
+    assert cpu[0] == "--trace=nvtx,osrt" and not any("capture-range" in f for f in cpu)
+
+
+@pytest.mark.nsys
+def test_installed_nsys_supports_every_flag_we_ask_for():
+    try:
+        path = tools.find_nsys()
+    except ToolNotFoundError as exc:
+        pytest.skip(f"nsys not installed: {exc.message}")
+    argv, dropped = nsys.profile_argv(path, Path("/tmp/x/trace"), cuda=True)
+    assert dropped == []  # nsys 2022.4 and 2025.3 both list them in `nsys profile --help`
+    assert argv[:2] == [str(path), "profile"] and argv[-2:] == ["-o", "/tmp/x/trace"]

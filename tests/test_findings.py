@@ -1,0 +1,124 @@
+"""Findings on the committed H100 runs, checked against numbers computed with plain SQL
+(tests/report_sql.py), plus the threshold logic on hand-made fact dicts (synthetic on purpose:
+the shipped runs contain no losing variant, and a loss must still be explained)."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import report_sql as q  # noqa: E402
+
+from decodeprof.findings import OVERLAP_MIN, findings  # noqa: E402
+from decodeprof.report import load_variant  # noqa: E402
+
+H100 = Path(__file__).parent / "data" / "h100"
+
+
+@pytest.fixture(scope="module")
+def v():
+    names = [p.name for p in sorted(H100.iterdir()) if p.is_dir()]
+    return {n: load_variant(H100 / n) for n in names}
+
+
+def by_title(fs, title):
+    hits = [f for f in fs if f.title == title]
+    assert hits, f"no finding {title!r} in {[f.title for f in fs]}"
+    return hits[0]
+
+
+def test_pinned_pageable_copies_gone_matches_sql(v):
+    fs = findings("pinned", v["pinned"].facts, v["baseline"].facts)
+    f = by_title(fs, "pageable copies gone")
+    n_b, pageable_b, bytes_b, ns_b = q.h2d("baseline")
+    n_p, pageable_p, bytes_p, ns_p = q.h2d("pinned")
+    assert (pageable_b, pageable_p) == (6, 0)
+    assert f.kind == "win"
+    assert f.evidence["baseline_pageable_h2d_copies"] == pageable_b
+    assert f.evidence["baseline_h2d_bytes_per_s"] == pytest.approx(1e9 * bytes_b / ns_b, rel=1e-12)
+    assert f.evidence["variant_h2d_bytes_per_s"] == pytest.approx(1e9 * bytes_p / ns_p, rel=1e-12)
+    assert f"{1e9 * bytes_p / ns_p / 1e9:,.1f} GB/s" in f.sentence  # 54.6 GB/s
+    assert f.chart == "chart-copy-bw" and "2x" in f.threshold
+
+
+def test_graph_one_launch_replaces_many_matches_sql(v):
+    f = by_title(findings("graph", v["graph"].facts, v["baseline"].facts), "fewer launches")
+    launches, kernels = q.decode_graph_launches("graph"), len(q.decode_kernels("graph"))
+    assert (launches, kernels) == (3, 1539)
+    assert f.evidence["decode_graph_launches"] == launches
+    assert f.evidence["decode_kernels"] == kernels
+    assert f"{launches} cudaGraphLaunch calls replay {kernels:,} decode kernels" in f.sentence
+
+
+def test_graph_idle_and_cpu_time_down(v):
+    fs = findings("graph", v["graph"].facts, v["baseline"].facts)
+    idle = by_title(fs, "GPU idles less")
+    assert idle.evidence["variant_gpu_idle_per_step_ns"] < 0.75 * idle.evidence["baseline_gpu_idle_per_step_ns"]
+    assert by_title(fs, "less CPU API time").kind == "win"
+
+
+def test_bandwidth_matches_sql(v):
+    f = by_title(findings("graph", v["graph"].facts, v["baseline"].facts), "more bandwidth")
+    for name, key in (("baseline", "baseline_bytes_per_s"), ("graph", "variant_bytes_per_s")):
+        wbytes = q.metrics(name)["weight_bytes_per_step"]
+        span = q.decode_span_per_step(name)  # ns per step
+        assert f.evidence[key] == pytest.approx(1e9 * wbytes / span, rel=1e-9)
+
+
+def test_baseline_launch_bound_and_kernels_per_step(v):
+    fs = findings("baseline", v["baseline"].facts, None)
+    f = by_title(fs, "launch-bound decode")
+    assert f.kind == "info" and f.evidence["gpu_idle_pct"] > 50
+    assert v["baseline"].facts["kernels_per_step"] == statistics.median(q.kernels_per_step_range("baseline")) == 8
+
+
+def test_streams_overlap_says_no_win_with_sql_numbers(v):
+    f = by_title(findings("streams", v["streams"].facts, v["baseline"].facts), "copies not overlapped")
+    copy_ns, overlapped = q.copy_overlap("streams")
+    assert f.kind == "no_win"
+    assert (f.evidence["copy_ns"], f.evidence["overlapped_ns"]) == (copy_ns, overlapped)
+    assert f.evidence["overlap_fraction"] == pytest.approx(overlapped / copy_ns) and overlapped / copy_ns < OVERLAP_MIN
+
+
+def test_speed_findings_use_metrics_medians(v):
+    for name in ("pinned", "graph", "graph_full"):
+        f = by_title(findings(name, v[name].facts, v["baseline"].facts), "faster decode time")
+        b, x = q.metrics("baseline")["metrics"]["decode_ms"]["median"], q.metrics(name)["metrics"]["decode_ms"]["median"]
+        assert f.evidence["speedup"] == pytest.approx(b / x)
+    f = by_title(findings("streams", v["streams"].facts, v["baseline"].facts), "no decode time change")
+    assert f.kind == "no_win"
+
+
+def test_every_shipped_variant_is_explained(v):
+    for name, var in v.items():
+        fs = findings(name, var.facts, None if name == "baseline" else v["baseline"].facts)
+        assert fs, f"{name}: no finding"
+        for f in fs:
+            assert f.threshold and f.sentence and any(ch.isdigit() for ch in f.sentence)
+
+
+def _facts(**kw):
+    base = {"decode_ms": 10.0, "total_ms": 12.0, "launches_per_step": 8.0, "kernels_per_step": 8.0,
+            "gpu_idle_per_step_ns": 100_000.0, "gpu_idle_pct": 80.0, "cpu_api_per_step_ns": 40_000.0}
+    base.update(kw)
+    return base
+
+
+def test_loss_is_explained_by_the_largest_waterfall_part():
+    import polars as pl
+
+    wf = pl.DataFrame({"part": ["GPU idle (nothing running)", "kernels: gemm"], "base_ns": [1.0, 1.0],
+                       "variant_ns": [1.0, 30_001.0], "delta_ns": [0.0, 30_000.0]})
+    fs = findings("slow", _facts(decode_ms=12.0, total_ms=14.0), _facts(), wf)
+    assert [f.kind for f in fs].count("loss") >= 2
+    why = by_title(fs, "why it loses")
+    assert "kernels: gemm: +30.0 µs per step" in why.sentence
+
+
+def test_no_win_is_said():
+    fs = findings("same", _facts(decode_ms=9.9), _facts())
+    assert by_title(fs, "does not win").kind == "no_win"

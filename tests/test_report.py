@@ -1,0 +1,169 @@
+"""The HTML report rendered from the committed runs: content, waterfall identity, escaping,
+missing data, one variant, atomic writes, and the CLI command `make demo` runs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import report_sql as q  # noqa: E402
+
+from decodeprof.report import assemble, load_variant, render  # noqa: E402
+from decodeprof.report.render import write_report  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+H100 = REPO / "tests" / "data" / "h100"
+CPU_TRACE = REPO / "tests" / "data" / "cpu_nsys2022"
+
+
+@pytest.fixture(scope="module")
+def variants():
+    return {p.name: load_variant(p) for p in sorted(H100.iterdir()) if p.is_dir()}
+
+
+@pytest.fixture(scope="module")
+def full(variants):
+    report = assemble(list(variants.values()))
+    return report, render.render_html(report)
+
+
+def test_summary_has_one_row_per_variant(full, variants):
+    report, html = full
+    assert html.count('class="variant-row"') == len(variants)
+    assert report.variants[0].name == "baseline"
+    for name in variants:
+        assert f'href="#variant-{name}"' in html
+    assert 'class="best"' in html and "NVIDIA H100 80GB HBM3" in html and "2.11.0+cu130" in html
+
+
+def test_plotly_inlined_once_and_no_network(full):
+    _, html = full
+    assert html.count("<script type=\"application/json\"") == len(re.findall(r'<div class="chart"', html))
+    assert len(re.findall(r"Plotly\.newPlot", html)) == 1
+    assert not re.search(r'<script[^>]+src=', html) and not re.search(r'<link[^>]+href=', html)
+
+
+def test_waterfall_parts_sum_to_the_difference(full):
+    report, html = full
+    assert set(report.waterfalls) == {n for n in ("pinned", "streams", "graph") if n in report.findings}
+    for name, w in report.waterfalls.items():
+        assert sum(r["delta_ns"] for r in w.rows) == pytest.approx(w.variant_span_ns - w.base_span_ns, abs=1e-6)
+        assert w.parts_sum_ns == pytest.approx(w.delta_ns, abs=1e-6)
+        # the spans are the SQL ones: per decode range first kernel start -> last kernel end
+        assert w.base_span_ns == pytest.approx(q.decode_span_per_step("baseline"), rel=1e-12)
+        assert w.variant_span_ns == pytest.approx(q.decode_span_per_step(name), rel=1e-12)
+        table = html[html.index(f'id="waterfall-{name}"'):]
+        shown_sum = re.search(r'class="parts-sum">([^<]+)<', table).group(1)
+        shown_delta = re.search(r'class="span-delta">([^<]+)<', table).group(1)
+        assert shown_sum == shown_delta
+    assert "graph_full" in report.waterfall_missing  # no "decode" NVTX range: said, not hidden
+
+
+def test_graph_waterfall_is_mostly_idle_removed(full):
+    report, _ = full
+    rows = {r["part"]: r["delta_ns"] for r in report.waterfalls["graph"].rows}
+    idle = rows.pop("GPU idle (nothing running)")
+    assert idle < -100_000 and all(abs(d) < abs(idle) / 100 for d in rows.values())
+
+
+def test_findings_link_to_charts_that_exist(full):
+    report, html = full
+    for fs in report.findings.values():
+        for f in fs:
+            if f["chart"]:
+                assert f'id="{f["chart"]}"' in html
+
+
+def test_missing_data_is_said(full):
+    _, html = full
+    assert "no Nsight Compute data (ncu.csv)" in html  # baseline, pinned, ... have no ncu.csv
+    assert "no NVTX &#34;decode&#34; range" in html or "no NVTX &quot;decode&quot; range" in html
+
+
+def test_trace_without_cuda_data_still_renders(tmp_path, variants):
+    cpu = load_variant(CPU_TRACE)
+    assert cpu.trace.kernels.is_empty()
+    out = write_report(assemble([variants["baseline"], cpu]), tmp_path / "r.html")
+    html = out.read_text()
+    assert html.count('class="variant-row"') == 2
+    assert "CUPTI_ACTIVITY_KIND_KERNEL" in html  # the loader's sentence: which table, how to capture
+    assert "no metrics.json" in html
+
+
+def test_one_variant_renders(tmp_path, variants):
+    html = write_report(assemble([variants["graph"]]), tmp_path / "one.html").read_text()
+    assert html.count('class="variant-row"') == 1
+    assert "One variant only" in html and "No variant named" in html
+    assert "kernels below the DRAM roofline" in html  # graph has ncu.csv
+
+
+def test_trace_text_is_escaped(tmp_path, variants):
+    evil = "void k<float>(<script>alert(1)</script>)"
+    v = variants["graph"]
+    saved = (v.name, dict(v.facts))
+    try:
+        v.name = "<b>graph</b>"
+        v.facts["ncu_top_kernel"] = evil
+        html = render.render_html(assemble([variants["baseline"], v]))
+    finally:
+        v.name, v.facts = saved[0], saved[1]
+    assert evil not in html and "<b>graph</b>" not in html
+    assert "void k&lt;float&gt;(&lt;script&gt;alert(1)&lt;/script&gt;)" in html
+    for blob in re.findall(r'<script type="application/json"[^>]*>(.*?)</script>', html, re.S):
+        assert "<" not in blob  # JSON inside <script> carries \u003c, never a raw <
+
+
+def test_write_is_atomic_when_rendering_fails(tmp_path, variants, monkeypatch):
+    target = tmp_path / "report.html"
+    target.write_text("OLD REPORT")
+
+    def boom():
+        raise RuntimeError("render failed")
+
+    monkeypatch.setattr(render, "plotly_js", boom)
+    with pytest.raises(RuntimeError):
+        write_report(assemble([variants["baseline"]]), target)
+    assert target.read_text() == "OLD REPORT"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
+
+
+def test_write_is_atomic_when_the_rename_fails(tmp_path, monkeypatch):
+    target = tmp_path / "report.html"
+    target.write_text("OLD REPORT")
+
+    def no_replace(src, dst):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(render.os, "replace", no_replace)
+    with pytest.raises(OSError):
+        render.write_atomic(target, "NEW")
+    assert target.read_text() == "OLD REPORT"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
+
+
+def test_cli_report_as_make_demo_runs_it(tmp_path):
+    out = tmp_path / "reports" / "out" / "decodeprof-report.html"
+    runs = sorted(str(p.relative_to(REPO)) for p in H100.iterdir())  # includes README.md, as the glob does
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "decodeprof", "report", *runs, "-o", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(out)
+    assert "skipping tests/data/h100/README.md" in proc.stderr
+    assert out.stat().st_size > 1_000_000 and elapsed < 30
+
+
+def test_cli_report_help():
+    from typer.testing import CliRunner
+
+    from decodeprof.cli import app
+
+    result = CliRunner().invoke(app, ["report", "--help"])
+    assert result.exit_code == 0 and "decodeprof report" in result.output and "Example" in result.output
