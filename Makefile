@@ -16,7 +16,7 @@ GPUS ?= 1
 OUT ?= runs
 SINGLE_GPU_TARGETS ?= baseline pinned streams compile graph graph_full
 
-.PHONY: demo test venv profile ncu profile-all bench clean
+.PHONY: demo test venv profile ncu profile-all bench diff doctor clean
 
 $(VENV)/.installed: pyproject.toml requirements-ci.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +28,11 @@ $(VENV)/.installed: pyproject.toml requirements-ci.txt
 venv: $(VENV)/.installed
 
 demo: venv
-	$(DECODEPROF) report samples/runs/h100/* -o reports/out/decodeprof-report.html
+	$(DECODEPROF) report tests/data/h100/* -o reports/out/decodeprof-report.html
 
 test: venv
 	bash scripts/install_nsys.sh || echo "Nsight Systems not installed: nsys tests will be skipped"
+	bash scripts/install_chromium.sh || echo "Chromium not installed: browser tests will be skipped"
 	$(PY) -m pytest -q
 
 profile: venv
@@ -45,6 +46,12 @@ profile-all: venv
 
 bench: venv
 	$(DECODEPROF) bench $(SINGLE_GPU_TARGETS) -- $(ARGS)
+
+diff: venv
+	$(DECODEPROF) diff tests/data/h100/baseline tests/data/h100/graph -o reports/out/diff.html
+
+doctor: venv
+	$(DECODEPROF) doctor
 
 clean:
 	rm -rf $(VENV) .pytest_cache reports/out

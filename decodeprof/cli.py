@@ -9,6 +9,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from decodeprof.errors import DecodeprofError
 
@@ -38,9 +39,9 @@ def main() -> None:
     try:
         app()  # standalone: typer handles usage errors and --help itself
     except DecodeprofError as exc:
-        err.print(f"[bold red]error:[/] {exc.message}", markup=True)
+        err.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True)
         if exc.hint:
-            err.print(f"[bold]hint:[/] {exc.hint}", markup=True)
+            err.print(f"[bold]hint:[/] {escape(exc.hint)}", markup=True)
         sys.exit(exc.exit_code)
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ open("/dev/null", "w").write("x")')
     else
         say "warning: no Python with the nvtx package; checking OS-runtime capture only"
     fi
-    "$NSYS" profile --trace=nvtx,osrt --sample=none --cpuctxsw=none -o "$tmp/smoke" "${prog[@]}" \
+    # --cpuctxsw=none: with context-switch tracing on, nsys 2022.4 hung on this VM after the target exited.
+    timeout 300 "$NSYS" profile --trace=nvtx,osrt --sample=none --cpuctxsw=none -o "$tmp/smoke" "${prog[@]}" \
         >"$tmp/profile.log" 2>&1 || { cat "$tmp/profile.log" >&2; die "nsys profile failed"; }
     [ -f "$tmp/smoke.nsys-rep" ] || { cat "$tmp/profile.log" >&2; die "nsys profile wrote no .nsys-rep (importer missing?)"; }
     "$NSYS" export --type sqlite -o "$tmp/smoke.sqlite" "$tmp/smoke.nsys-rep" >"$tmp/export.log" 2>&1 \
@@ -80,21 +81,26 @@ if ! apt-cache show nsight-systems >/dev/null 2>&1; then
 fi
 
 # The host importer loads libssh.so; Debian's package links it to the system's libssh.so.4.
-libssh="$(ldconfig -p 2>/dev/null | awk '/libssh\.so\.4 /{print $NF; exit}')"
+LDCONFIG="$(command -v ldconfig || echo /sbin/ldconfig)"
+libssh="$("$LDCONFIG" -p 2>/dev/null | awk '/libssh\.so\.4 /{print $NF; exit}')"
 if [ -z "$libssh" ]; then
     [ "$(id -u)" = 0 ] || die "libssh.so.4 is missing; run as root (or: apt-get install libssh-4)"
     say "installing libssh-4"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libssh-4 >/dev/null \
         || die "apt-get install libssh-4 failed"
-    libssh="$(ldconfig -p | awk '/libssh\.so\.4 /{print $NF; exit}')"
+    libssh="$("$LDCONFIG" -p | awk '/libssh\.so\.4 /{print $NF; exit}')"
     [ -n "$libssh" ] || die "libssh-4 installed but libssh.so.4 not found by ldconfig"
 fi
 
 dl="$WORK/debs"
 mkdir -p "$dl"
 say "downloading nsight-systems and nsight-systems-target"
-(cd "$dl" && apt-get download -qq nsight-systems nsight-systems-target 2>/dev/null) \
-    || die "apt-get download nsight-systems nsight-systems-target failed"
+download() { (cd "$dl" && apt-get download -qq nsight-systems nsight-systems-target 2>/dev/null); }
+if ! download; then
+    # Stale package lists name a version the mirror no longer has: refresh once and retry.
+    [ "$(id -u)" = 0 ] && apt-get update -qq && download \
+        || die "apt-get download nsight-systems nsight-systems-target failed (network? run as root to refresh apt lists)"
+fi
 rm -rf "$DEST"
 mkdir -p "$DEST"
 for deb in "$dl"/*.deb; do dpkg -x "$deb" "$DEST"; done

@@ -8,11 +8,11 @@ layout), dequantized in registers by the fused Triton kernels (fp4_fused_ln_line
 fp4_gemv_kernel, fp4_lm_head_argmax_kernel): 0.5625 bytes per weight, 28% of bf16's.
 DECODEPROF_KERNEL_MODE=plain|ws|tma2 picks the Triton kernels' loading scheme (default ws).
 
-Tolerance (measured on CPU with the Triton interpreter, batch 3, hidden 96, vocab 200, bf16,
-16 steps, seeds 0-2): one-step logits error vs bf16 max_rel ~0.1, mean_rel ~0.1; greedy token
-agreement over the run as low as ~0.3 (4-bit weights on random, untrained weights: top-2
-logits are close and flips cascade through the state). The bound is set at 0.2: this target
-trades accuracy for bytes; `active` reports the one-step error and the harness the agreement.
+Tolerance: checked teacher-forced by the harness. Measured on CPU with the Triton interpreter
+(batch 3, hidden 96, vocab 200, bf16, 16 steps, seed 0): teacher-forced token agreement 0.71,
+max |logit error| 0.51; one-step max_rel 0.22, mean_rel 0.16 (4-bit weights, random untrained
+model: top-2 logits are close). Bound: agreement >= 0.6, max |logit error| <= 1.0. This target
+trades accuracy for bytes; `active` reports the one-step error, the harness the agreement.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from targets.kernels.variant import (KernelLoopVariant, choose_plan, describe_er
                                      logits_error, probe_inputs, run_step)
 from targets.workload import Config, Weights
 
-TOLERANCE = Tolerance(min_token_agreement=0.2, max_abs_logit_err=1.0)
+TOLERANCE = Tolerance(min_token_agreement=0.6, max_abs_logit_err=1.0)
 
 
 def build(cfg: Config, w: Weights) -> KernelLoopVariant:

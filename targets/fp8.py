@@ -13,12 +13,11 @@ A requested path that cannot run falls back to triton with the reason in `fallba
 names the path that ran and the measured one-step logits error against bf16.
 DECODEPROF_KERNEL_MODE=plain|ws|tma2 picks the Triton kernels' loading scheme (default ws).
 
-Tolerance (measured on CPU with the Triton interpreter, batch 3, hidden 96, vocab 200, bf16,
-16 steps, seeds 0-2): one-step logits error vs bf16 max_rel ~0.02, mean_rel ~0.02; greedy
-tokens agreed on >= 0.88 of positions over the run (a flipped token changes every later step's
-input, so agreement is a property of the run, not of one step). The bound below is set looser
-(0.75) because 64 steps at the default shape give divergence more room; the lead re-checks on GPU.
-The logits bound applies only when every token agrees.
+Tolerance: the harness checks it teacher-forced (each step fed the reference's tokens and state).
+Measured on CPU with the Triton interpreter (batch 3, hidden 96, vocab 200, bf16, 16 steps,
+seeds 0-2): teacher-forced token agreement 0.90 / 0.96 / 0.94, max |logit error| 0.12 / 0.11 /
+0.13; one-step max_rel 0.035-0.068, mean_rel ~0.045. Bound: agreement >= 0.85, max |logit
+error| <= 0.25 (about 2x measured; the lead re-checks at the default shape on the GPU).
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ from targets.workload import Config, Weights
 
 FP8_PATH_ENV = "DECODEPROF_FP8_PATH"
 PATHS = ("auto", "triton", "scaled_mm", "te")
-TOLERANCE = Tolerance(min_token_agreement=0.75, max_abs_logit_err=0.5)
+TOLERANCE = Tolerance(min_token_agreement=0.85, max_abs_logit_err=0.25)
 
 
 def requested_path() -> str:

@@ -29,6 +29,10 @@ TARGETS: dict[str, TargetInfo] = {t.label: t for t in (
     TargetInfo("compile", "torch.compile (Inductor) of prefill and decode step: fused kernels", "targets.compile", needs_cuda=False),
     TargetInfo("graph", "decode loop captured once in a CUDA graph and replayed", "targets.graph"),
     TargetInfo("graph_full", "prefill + decode captured in one CUDA graph", "targets.graph_full"),
+    TargetInfo("fp8", "FP8 (E4M3) decode weights: Triton weight-only GEMV, torch._scaled_mm or Transformer Engine; CUDA graph", "targets.fp8"),
+    TargetInfo("fp4", "FP4 (E2M1, NVFP4 layout) weights: TE NVFP4 on Blackwell, else weight-only Triton dequant GEMV; CUDA graph", "targets.fp4"),
+    TargetInfo("warp_specialized", "three fused Triton decode kernels (warp specialization, TMA descriptors on Hopper); CUDA graph", "targets.warp_specialized"),
+    TargetInfo("double_buffer_tma", "weight tiles streamed by TMA through two shared-memory stages (Triton descriptors); CUDA graph", "targets.double_buffer_tma"),
     TargetInfo("multigpu", "N processes (torchrun): tensor parallel (all_reduce + distributed argmax) or data parallel",
                "targets.multigpu", needs_cuda=False, launcher="torchrun"),
 )}

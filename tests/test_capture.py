@@ -129,6 +129,20 @@ def test_profile_cli_on_the_real_baseline_target(nsys, tmp_path):
 
 
 @pytest.mark.nsys
+@pytest.mark.slow
+def test_gpus_2_launches_torchrun_under_one_nsys(nsys, tmp_path):
+    pytest.importorskip("torch")
+    run = profile_target("baseline", ["--device", "cpu", "--steps", "2", "--iters", "1", "--warmup", "1"],
+                         out_dir=tmp_path, gpus=2, timeout_s=STEP_TIMEOUT_S)
+    with sqlite3.connect(run / "trace.sqlite") as con:
+        pids = con.execute("SELECT DISTINCT globalTid >> 24 FROM NVTX_EVENTS e JOIN StringIds s ON e.textId = s.id "
+                           "WHERE s.value = 'measured'").fetchall()
+    assert len(pids) == 2  # one measured range per rank, both in the one trace
+    argv = json.loads((run / "run.json").read_text())["steps"][0]["argv"]
+    assert argv[argv.index("torch.distributed.run") + 1:][:2] == ["--nproc-per-node", "2"]
+
+
+@pytest.mark.nsys
 def test_target_that_crashes_fails_the_nsys_step_and_keeps_artefacts(nsys, program, tmp_path):
     with pytest.raises(CaptureError) as info:
         profile_target("crash", ["--device", "cpu", "--fail", "raise"], out_dir=tmp_path / "runs", command=program,

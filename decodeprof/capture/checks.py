@@ -76,7 +76,10 @@ def _capture(nsys: Path, trace: str, program: str, tmp: Path) -> tuple[Path | No
     """Capture `python -c program` and export it; (sqlite or None, last lines of output)."""
     argv = [str(nsys), "profile", f"--trace={trace}", "--sample=none", "--cpuctxsw=none",
             "-o", str(tmp / "check"), sys.executable, "-c", program]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    except subprocess.TimeoutExpired:
+        return None, "nsys profile did not finish within 300 s"
     out = (proc.stdout + proc.stderr).strip().splitlines()
     tail = out[-1] if out else f"exit status {proc.returncode}"
     rep = tmp / "check.nsys-rep"

@@ -23,7 +23,8 @@ def profile_flags(cuda: bool) -> list[str]:
     """What we ask for. On CUDA: kernels, NVTX and OS runtime, graph nodes (graph variants
     show their kernels), only between cudaProfilerStart/Stop (the targets bracket the measured
     iterations with them, so warm-up and compilation stay out). Without CUDA the capture range
-    could never open, so the whole run is recorded."""
+    could never open, so the whole run is recorded. --cpuctxsw=none is not only about size:
+    with context-switch tracing on, Debian's nsys 2022.4 hung in a VM once the target exited."""
     flags = [
         f"--trace={'cuda,nvtx,osrt' if cuda else 'nvtx,osrt'}",
         "--sample=none",

@@ -64,21 +64,27 @@ def bench(
     """
     from decodeprof import expectations as exp
     from decodeprof.bench import run_target, target_labels
-    from decodeprof.errors import RegressionError
+    from decodeprof.errors import RegressionError, TargetError
 
     labels = targets or ["baseline", "pinned", "streams", "compile", "graph", "graph_full"]
     known = target_labels()
     unknown = [t for t in labels if t not in known]
     if unknown:
-        from decodeprof.errors import TargetError
-
         raise TargetError(f"unknown target(s) {', '.join(unknown)}", f"choose from: {', '.join(known)}")
     console = Console(stderr=True)
     results: dict[str, dict] = {}
+    failed: dict[str, str] = {}
     for label in labels:
         with console.status(f"running {label} ..."):
-            results[label] = run_target(label, shlex.split(args))
+            try:
+                results[label] = run_target(label, shlex.split(args))
+            except TargetError as exc:  # keep going: one broken variant must not hide the others
+                failed[label] = exc.message
+                console.print(f"[red]failed[/] {exc.message}")
+                continue
         console.print(f"[green]done[/] {label}")
+    if not results:
+        raise TargetError("every target failed", "see the errors above")
     Console(width=None if sys.stdout.isatty() else 200).print(results_table(results))
     if json_out:
         json_out.write_text(json.dumps(results, indent=2) + "\n")
@@ -90,6 +96,8 @@ def bench(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(exp.updated(previous, results, command), indent=2) + "\n")
         console.print(f"expectations written: {path}")
+    if failed:
+        raise TargetError(f"{len(failed)} target(s) failed: {', '.join(failed)}", "see each target's error above")
     if check:
         regressions = exp.check(exp.load(path), results)
         if regressions:

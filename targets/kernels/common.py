@@ -123,3 +123,11 @@ def pick_block_k(k: int, block_n: int, num_warps: int, packed: bool) -> int:
     while bk > 32 and bk // 2 >= k:
         bk //= 2
     return bk
+
+
+# name + plan -> the CompiledKernel of its latest launch (benchmarks/kernels_gpu.py reads its SASS)
+COMPILED: dict[str, object] = {}
+
+
+def remember(kernel, opts: LaunchOptions, compiled: object) -> None:
+    COMPILED[f"{kernel.__name__}[{opts.describe()}]"] = compiled

@@ -26,7 +26,7 @@ import triton.language as tl
 from targets.errors import TargetError
 from targets.kernels import gemv as gemv_mod
 from targets.kernels import linear_tile
-from targets.kernels.common import MAX_BATCH, PLAIN, LaunchOptions, check_rows, check_tensor
+from targets.kernels.common import MAX_BATCH, PLAIN, LaunchOptions, check_rows, check_tensor, remember
 from targets.kernels.gemv_fp4 import fp4_gemv_kernel
 from targets.kernels.gemv_fp8 import fp8_gemv_kernel
 from targets.kernels.quant import LinearWeight, make_linear_weight
@@ -157,10 +157,12 @@ def ln_linear_gelu(tokens: torch.Tensor, embed: torch.Tensor, state: torch.Tenso
     gemv_mod.resolve_tma(opts, weight)
     block_n, block_k = gemv_mod.tiles(weight, opts)
     s, g = gemv_mod.scale_args(weight)
-    LN_LINEAR_GELU[weight.fmt][(triton.cdiv(weight.n, block_n),)](
+    kernel = LN_LINEAR_GELU[weight.fmt]
+    compiled = kernel[(triton.cdiv(weight.n, block_n),)](
         tokens, tokens.stride(0), embed, state, state.stride(0), ln_w, ln_b, weight.w, s, g, bias, out, out.stride(0),
         weight.n, eps, K=k, B=b, USE_TMA=opts.use_tma, WS=opts.warp_specialize, NUM_STAGES=opts.num_stages,
         BLOCK_B=triton.next_power_of_2(b), BLOCK_N=block_n, BLOCK_K=block_k, num_warps=opts.num_warps)
+    remember(kernel, opts, compiled)
     return out
 
 
@@ -217,11 +219,13 @@ def lm_head_argmax(x: torch.Tensor, weight: LinearWeight, tokens_out: torch.Tens
     s, g = gemv_mod.scale_args(weight)
     block_p = triton.next_power_of_2(programs)
     logits = logits_out if logits_out is not None else x
-    LM_HEAD_ARGMAX[weight.fmt][(programs,)](
+    kernel = LM_HEAD_ARGMAX[weight.fmt]
+    compiled = kernel[(programs,)](
         x, x.stride(0), weight.w, s, g, logits, logits.stride(0), ws.pval, ws.pidx, ws.count, tokens_out,
         tokens_out.stride(0), weight.n, K=k, B=b, WRITE_LOGITS=logits_out is not None, FUSED_REDUCE=fused_reduce,
         USE_TMA=opts.use_tma, WS=opts.warp_specialize, NUM_STAGES=opts.num_stages, BLOCK_B=ws.block_b,
         BLOCK_N=block_n, BLOCK_K=block_k, BLOCK_P=block_p, num_warps=opts.num_warps)
+    remember(kernel, opts, compiled)
     if not fused_reduce:
         argmax_reduce_kernel[(1,)](ws.pval, ws.pidx, tokens_out, tokens_out.stride(0), programs, B=b,
                                    BLOCK_B=ws.block_b, BLOCK_P=block_p, num_warps=4)

@@ -18,7 +18,7 @@ import triton.language as tl
 from targets.errors import TargetError
 from targets.kernels import linear_tile
 from targets.kernels.common import (MAX_BATCH, PLAIN, LaunchOptions, check_rows, check_tensor, ensure_allocator,
-                                    num_sms, pick_block_k, pick_block_n, tma_unsupported_reason)
+                                    num_sms, pick_block_k, pick_block_n, remember, tma_unsupported_reason)
 from targets.kernels.quant import LinearWeight
 
 ACT_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
@@ -105,10 +105,11 @@ def launch_gemv(kernel, fmt: str, x: torch.Tensor, weight: LinearWeight, bias: t
     block_n, block_k = tiles(weight, opts)
     s, g = scale_args(weight)
     grid = (triton.cdiv(weight.n, block_n),)
-    kernel[grid](x, x.stride(0), weight.w, s, g, bias if bias is not None else x, out, out.stride(0), weight.n,
+    compiled = kernel[grid](x, x.stride(0), weight.w, s, g, bias if bias is not None else x, out, out.stride(0), weight.n,
                  K=k, B=b, HAS_BIAS=bias is not None, USE_TMA=opts.use_tma, WS=opts.warp_specialize,
                  NUM_STAGES=opts.num_stages, BLOCK_B=triton.next_power_of_2(b), BLOCK_N=block_n, BLOCK_K=block_k,
                  num_warps=opts.num_warps)
+    remember(kernel, opts, compiled)
     return out
 
 
