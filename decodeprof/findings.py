@@ -222,8 +222,22 @@ def launch_bound(name: str, v: dict, b: dict) -> list[Finding]:
 
 def correctness(name: str, v: dict, b: dict) -> list[Finding]:
     out = []
+    c = v.get("correctness") or {}
     if v.get("tokens_match") is False:
-        out.append(Finding(name, "warning", "tokens differ", "The target's correctness check failed: its tokens differ from the eager reference, so its speed does not count.", "tokens must match the reference", "summary", {}))
+        forced = c.get("teacher_forced")
+        tol = c.get("tolerance") or {}
+        if forced:  # the run passed its teacher-forced check; free-running divergence is reported, not hidden
+            margin = c.get("reference_margin_at_divergence")
+            at = f" from position {c['first_divergent_step']}" if c.get("first_divergent_step") is not None else ""
+            near = f", where the reference's top-2 logit margin is {margin:.3g}" if margin is not None else ""
+            text = (f"Free-running tokens agree {pct(100 * c['token_agreement'])} with the eager reference: they diverge{at}{near} "
+                    f"(a near-tie, flipped by different rounding or quantization). Teacher-forced, each step agrees {pct(100 * forced['token_agreement'])} "
+                    f"with max |logit error| {forced['max_abs_logit_err']:.3g}.")
+            thr = (f"teacher-forced token agreement >= {pct(100 * tol.get('min_token_agreement', 1.0))} and "
+                   f"max |logit error| <= {tol.get('max_abs_logit_err', 0.0)}")
+            out.append(Finding(name, "info", "tokens diverge at a near-tie", text, thr, "summary", {"correctness": c}))
+        else:
+            out.append(Finding(name, "warning", "tokens differ", "The target's correctness check failed: its tokens differ from the eager reference, so its speed does not count.", "tokens must match the reference", "summary", {}))
     if v.get("fallbacks"):
         out.append(Finding(name, "warning", "fell back", "The target fell back: " + "; ".join(map(str, v["fallbacks"])) + ".", "no fallback", "summary", {}))
     return out
@@ -253,8 +267,9 @@ def findings(name: str, v: dict, b: dict | None, wf: pl.DataFrame | None = None)
         return launch_bound(name, v, v) + dram(name, v, v) + correctness(name, v, v)
     out = [f for rule in RULES for f in rule(name, v, b)]
     wins = [f for f in out if f.kind == "win"]
-    if any(f.kind == "loss" for f in out):
-        out.append(Finding(name, "loss", "why it loses", "This variant is slower than the baseline." + _largest_cause(wf, +1.0), "see the waterfall", f"chart-waterfall-{name}", {}))
+    cause = _largest_cause(wf, +1.0)
+    if cause and any(f.kind == "loss" for f in out):  # only with the waterfall's numbers as evidence
+        out.append(Finding(name, "loss", "why it loses", "This variant is slower than the baseline." + cause, "see the waterfall", f"chart-waterfall-{name}", {}))
     elif not wins:
         out.append(Finding(name, "no_win", "does not win", "No measured win clears its threshold against the baseline." + _largest_cause(wf, -1.0), "each finding's own threshold", f"chart-waterfall-{name}", {}))
     return sorted(out, key=lambda f: ("warning", "win", "loss", "no_win", "info").index(f.kind))

@@ -56,6 +56,7 @@ def _metrics_facts(tm: dict) -> dict:
         "active": list(tm.get("active") or []),
         "fallbacks": list(tm.get("fallbacks") or []),
         "tokens_match": (tm.get("correctness") or {}).get("tokens_match"),
+        "correctness": dict(tm.get("correctness") or {}),
     }
 
 
