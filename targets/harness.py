@@ -253,10 +253,16 @@ def measure(cfg: Config, weights: Weights, variant: Variant) -> tuple[list[dict]
     return rows, warmup_s
 
 
-def metrics(cfg: Config, weights: Weights, rows: list[dict]) -> dict:
+def weight_bytes_per_step(cfg: Config, weights: Weights, variant: Variant) -> int:
+    """Bytes of weights one decode step reads: the variant's own count where it stores weights
+    differently (FP8/FP4), else the bf16/fp32 decode weights plus the gathered embedding rows."""
+    own = getattr(variant, "weight_bytes_per_step", None)
+    return int(own) if own else workload.weight_bytes_per_step(weights, cfg.batch)
+
+
+def metrics(cfg: Config, bytes_per_step: int, rows: list[dict]) -> dict:
     """Summaries over measured iterations. Throughput counts decode tokens only
     (batch x steps / decode time); e2e counts all new tokens over the whole iteration."""
-    bytes_per_step = workload.weight_bytes_per_step(weights, cfg.batch)
     out: dict[str, dict] = {}
     for key in ("h2d_ms", "ttft_ms", "decode_ms", "total_ms"):
         values = [r[key] for r in rows if r[key] is not None]
@@ -297,10 +303,10 @@ def run(label: str, build: Builder, cfg: Config) -> dict:
         "active": list(variant.active),
         "fallbacks": list(variant.fallbacks) + ([] if NVTX_AVAILABLE else ["nvtx package missing: no NVTX ranges emitted"]),
         "correctness": correctness,
-        "weight_bytes_per_step": workload.weight_bytes_per_step(weights, cfg.batch),
+        "weight_bytes_per_step": weight_bytes_per_step(cfg, weights, variant),
         "build_s": build_s,
         "warmup_s": warmup_s,
-        "metrics": metrics(cfg, weights, rows),
+        "metrics": metrics(cfg, weight_bytes_per_step(cfg, weights, variant), rows),
         "iterations": rows,
     }
     peak = device["peak_gbps"]

@@ -397,7 +397,7 @@ def _summary(values: list[float]) -> dict:
 
 def rank_result(cfg: Config, rank: Rank, weights: Weights, rows: list[dict], build_s: float, warmup_s: float) -> dict:
     """One rank's metrics: the harness's (over its shard's bytes) plus its communication."""
-    m = harness.metrics(cfg, weights, rows)
+    m = harness.metrics(cfg, workload.weight_bytes_per_step(weights, cfg.batch), rows)
     for key in ("prefill_comm_ms", "decode_comm_ms"):
         values = [r[key] for r in rows if r.get(key) is not None]
         if values:

@@ -36,6 +36,10 @@ class KernelLoopVariant:
     def __init__(self, cfg: Config, w: Weights, step: StepFn, *, active: list[str], fallbacks: list[str],
                  tolerance: Tolerance) -> None:
         self.cfg, self.w, self.step = cfg, w, step
+        owner = getattr(step, "__self__", None)  # DecodeKernels knows its quantized weight bytes
+        if owner is not None and hasattr(owner, "weight_bytes"):
+            gathered = cfg.batch * cfg.hidden * w.embed.element_size()
+            self.weight_bytes_per_step = owner.weight_bytes + gathered
         self.active, self.fallbacks, self.tolerance = list(active), list(fallbacks), tolerance
         self.eager = EagerVariant(cfg, w, pinned=False)  # same pageable copies as the baseline
         dev = cfg.device
