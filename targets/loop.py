@@ -73,3 +73,53 @@ class EagerVariant:
         phase("copied")
         tokens, self.last_logits = prefill_and_decode(prompt, self.cfg.steps, phase, self.prefill_fn, self.step_fn)
         return tokens
+
+
+class GraphDecodeVariant:
+    """Eager prefill after the baseline's pageable copies, then the subclass's `_decode_loop`
+    (all decode steps, reading `tok_in`/`state_in`, returning (tokens [B, steps], last logits))
+    captured once in a CUDA graph and replayed. Without CUDA the loop runs eagerly."""
+
+    tolerance = EXACT
+
+    def __init__(self, cfg: Config, w: Weights, *, active: list[str], fallbacks: list[str] | None = None) -> None:
+        self.cfg, self.w = cfg, w
+        self.active, self.fallbacks = list(active), list(fallbacks or [])
+        self.eager = EagerVariant(cfg, w, pinned=False)
+        self.tok_in = torch.zeros(cfg.batch, dtype=torch.int64, device=cfg.device)
+        self.state_in = torch.zeros(cfg.batch, cfg.hidden, dtype=cfg.torch_dtype, device=cfg.device)
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.out_tokens = torch.empty(0)
+        self.last_logits = torch.empty(0)
+
+    def capture(self) -> None:
+        """Call once the subclass can run `_decode_loop`: captures it on CUDA."""
+        from targets import graphs
+
+        if self.cfg.device == "cuda":
+            self.graph, (self.out_tokens, self.last_logits) = graphs.capture(self._decode_loop)
+            self.active.append("cuda_graph_decode")
+        else:
+            self.fallbacks.append("no CUDA graph on the CPU device: decode steps run one by one")
+
+    def _decode_loop(self) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def host_batch(self, prompt: torch.Tensor, payload: torch.Tensor | None) -> HostBatch:
+        return self.eager.host_batch(prompt, payload)
+
+    def generate(self, batch: HostBatch, next_batch: HostBatch | None, phase: Phases) -> torch.Tensor:
+        prompt = self.eager.copy_in(batch)
+        phase("copied")
+        with nvtx_range("prefill"):
+            state, tok = workload.prefill(self.w, prompt)
+            self.state_in.copy_(state)
+            self.tok_in.copy_(tok)
+        phase("prefilled")
+        with nvtx_range("decode"):
+            if self.graph is not None:
+                self.graph.replay()
+            else:
+                self.out_tokens, self.last_logits = self._decode_loop()
+        phase("decoded")
+        return torch.cat([tok[:, None], self.out_tokens], dim=1)

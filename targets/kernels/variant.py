@@ -17,11 +17,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from targets import graphs, workload
+from targets import workload
 from targets.errors import TargetError
-from targets.harness import HostBatch, Phases, Tolerance
-from targets.loop import EagerVariant
-from targets.nvtx_ranges import nvtx_range
+from targets.harness import Tolerance
+from targets.loop import GraphDecodeVariant
 from targets.workload import Config, Weights
 
 # step(tokens [B], state [B, h] (updated in place), tokens_out [B], logits_out [B, V] or None)
@@ -30,61 +29,34 @@ StepFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None
 KERNEL_MODE_ENV = "DECODEPROF_KERNEL_MODE"  # plain | ws | tma2 (fp8/fp4 Triton paths; default ws)
 
 
-class KernelLoopVariant:
+class KernelLoopVariant(GraphDecodeVariant):
     """Prefill eagerly, then replay one CUDA graph of `steps` calls of `step`."""
 
     def __init__(self, cfg: Config, w: Weights, step: StepFn, *, active: list[str], fallbacks: list[str],
                  tolerance: Tolerance) -> None:
-        self.cfg, self.w, self.step = cfg, w, step
+        super().__init__(cfg, w, active=active, fallbacks=fallbacks)
+        self.step, self.tolerance = step, tolerance
         owner = getattr(step, "__self__", None)  # DecodeKernels knows its quantized weight bytes
         if owner is not None and hasattr(owner, "weight_bytes"):
             gathered = cfg.batch * cfg.hidden * w.embed.element_size()
             self.weight_bytes_per_step = owner.weight_bytes + gathered
-        self.active, self.fallbacks, self.tolerance = list(active), list(fallbacks), tolerance
-        self.eager = EagerVariant(cfg, w, pinned=False)  # same pageable copies as the baseline
         dev = cfg.device
-        self.tok_in = torch.zeros(cfg.batch, dtype=torch.int64, device=dev)
-        self.state = torch.zeros(cfg.batch, cfg.hidden, dtype=cfg.torch_dtype, device=dev)
-        self.out_tokens = torch.zeros(cfg.batch, cfg.steps, dtype=torch.int64, device=dev)
+        self.steps_out = torch.zeros(cfg.batch, cfg.steps, dtype=torch.int64, device=dev)
         self.logits = torch.zeros(cfg.batch, cfg.vocab, dtype=cfg.torch_dtype, device=dev)
-        self.graph = None
-        if dev == "cuda":
-            self.graph, _ = graphs.capture(self._decode_loop)
-            self.active.append("cuda_graph_decode")
-        else:
-            self.fallbacks.append("no CUDA graph on the CPU device (Triton interpreter): steps run one by one")
-        self.last_logits = self.logits
+        self.capture()
 
     def step_fn(self, tok: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One step eagerly, outside the graph, for the harness's teacher-forced check."""
         return run_step(self.cfg, self.step, tok.contiguous(), state.contiguous())
 
     def _decode_loop(self) -> tuple[torch.Tensor, torch.Tensor]:
+        # the step writes tokens straight into the output and updates state_in in place
         tok = self.tok_in
         for i in range(self.cfg.steps):
-            out = self.out_tokens[:, i]
-            self.step(tok, self.state, out, self.logits if i == self.cfg.steps - 1 else None)
+            out = self.steps_out[:, i]
+            self.step(tok, self.state_in, out, self.logits if i == self.cfg.steps - 1 else None)
             tok = out
-        return self.out_tokens, self.logits
-
-    def host_batch(self, prompt: torch.Tensor, payload: torch.Tensor | None) -> HostBatch:
-        return self.eager.host_batch(prompt, payload)
-
-    def generate(self, batch: HostBatch, next_batch: HostBatch | None, phase: Phases) -> torch.Tensor:
-        prompt = self.eager.copy_in(batch)
-        phase("copied")
-        with nvtx_range("prefill"):
-            state, tok = workload.prefill(self.w, prompt)
-            self.state.copy_(state)
-            self.tok_in.copy_(tok)
-        phase("prefilled")
-        with nvtx_range("decode"):
-            if self.graph is not None:
-                self.graph.replay()
-            else:
-                self._decode_loop()
-        phase("decoded")
-        return torch.cat([tok[:, None], self.out_tokens], dim=1)
+        return self.steps_out, self.logits
 
 
 def probe_inputs(cfg: Config, w: Weights, seed: int = 1234) -> tuple[torch.Tensor, torch.Tensor]:
