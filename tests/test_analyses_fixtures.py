@@ -120,3 +120,26 @@ def test_graph_has_fewer_launches_and_less_idle_than_baseline(traces):
     graph = run("decode_step_summary", trace_of(traces, need("graph"))).row(0, named=True)
     assert base["launches"] >= 8 and graph["launches"] < 1
     assert graph["gpu_idle_pct"] < base["gpu_idle_pct"]
+
+
+def test_graph_full_steps_exclude_the_prefill_inside_the_graph(traces):
+    """graph_full replays prefill + 64 steps in one graph launch per iteration: the steps must
+    hold the decode kernels only (the graph's kernels minus the prefill's, counted with SQL
+    from the eager baseline's prefill range, which launches the same prefill kernels)."""
+    db = need("graph_full")
+    per_launch = sql(db, f"""{RANGES}, {CALLS}
+        SELECT sum((SELECT count(*) FROM CUPTI_ACTIVITY_KIND_KERNEL k WHERE k.correlationId = c.correlationId))
+        FROM r JOIN c ON c.globalTid = r.globalTid AND c.start >= r.start AND c.start < r.end
+        WHERE r.name = 'prefill_decode' AND c.name LIKE 'cudaGraphLaunch%' GROUP BY r.start ORDER BY r.start""")
+    base = need("baseline")
+    prefill_kernels = sql(base, f"""{RANGES}, {CALLS}
+        SELECT count(*) FROM r JOIN c ON c.globalTid = r.globalTid AND c.start >= r.start AND c.start < r.end
+        JOIN CUPTI_ACTIVITY_KIND_KERNEL k ON k.correlationId = c.correlationId
+        WHERE r.name = 'prefill' GROUP BY r.start ORDER BY r.start""")
+    steps = run("decode_steps", trace_of(traces, db))
+    assert steps.height == 3 * 64
+    # each launch: prefill kernels, 64 x 8 decode kernels, one final concat (kept in the last step)
+    assert [total for (total,) in per_launch] == [prefill_kernels[0][0] + 64 * 8 + 1] * 3
+    last = steps["step"] == 63
+    assert set(steps.filter(~last)["kernels"].to_list()) == {8}
+    assert steps.filter(last)["kernels"].to_list() == [9, 9, 9]

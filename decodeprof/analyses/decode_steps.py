@@ -7,6 +7,7 @@ import polars as pl
 from decodeprof.analyses.events import LAUNCH_KINDS, config_steps, gpu_work, in_ranges, ranges, runtime_calls
 from decodeprof.analyses.intervals import points_in_ranges, union_ns
 from decodeprof.analyses.registry import analysis, shaped
+from decodeprof.analyses.step_slices import label_steps
 from decodeprof.trace import Trace
 
 COLUMNS = {
@@ -25,8 +26,8 @@ COLUMNS = {
 }
 
 
-def _decode_index(rng: pl.DataFrame) -> pl.DataFrame:
-    dec = rng.filter(pl.col("range_name") == "decode").sort("range_start_ns")
+def _decode_index(rng: pl.DataFrame, name: str = "decode") -> pl.DataFrame:
+    dec = rng.filter(pl.col("range_name") == name).sort("range_start_ns")
     return dec.with_row_index("decode_index").with_columns(pl.col("decode_index").cast(pl.Int64))
 
 
@@ -77,8 +78,8 @@ def _from_step_ranges(trace: Trace, rng: pl.DataFrame) -> pl.DataFrame:
     return _gpu_columns(steps, kern)
 
 
-def _from_decode_slices(trace: Trace, rng: pl.DataFrame, n_steps: int) -> pl.DataFrame:
-    dec = _decode_index(rng)
+def _from_decode_slices(trace: Trace, rng: pl.DataFrame, n_steps: int, name: str) -> pl.DataFrame:
+    dec = _decode_index(rng, name)
     steps = dec.join(pl.DataFrame({"step": range(n_steps)}, schema={"step": pl.Int64}), how="cross")
     calls = in_ranges(runtime_calls(trace), dec).group_by("decode_index").agg(
         pl.col("api_dur_ns").sum().alias("_api"),
@@ -91,10 +92,7 @@ def _from_decode_slices(trace: Trace, rng: pl.DataFrame, n_steps: int) -> pl.Dat
         (pl.col("_api").fill_null(0) // n_steps).alias("cpu_api_ns"),
         (pl.col("_launches").fill_null(0) / n_steps).alias("launches"),
     )
-    kern = in_ranges(gpu_work(trace, ("kernel",)), dec)
-    kern = kern.sort("decode_index", "start_ns").with_columns(
-        (pl.int_range(pl.len()).over("decode_index") * n_steps // pl.len().over("decode_index")).alias("step")
-    )
+    kern = label_steps(in_ranges(gpu_work(trace, ("kernel",)), dec), n_steps, keep_prologue=name == "decode")
     return _gpu_columns(steps, kern)
 
 
@@ -104,10 +102,10 @@ def decode_steps(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
 
     Reads: nvtx ("step" and "decode" ranges), runtime, kernels; target_metrics config.steps.
     With "step" ranges (eager variants) each step range is a step (source "step_range").
-    Without them (CUDA-graph variants) each "decode" range is cut into `steps` slices
-    (config.steps, else the `steps` option; source "decode_slice"): CPU time and API counts
-    are divided evenly, and the decode's kernels, in start order, are dealt into equal
-    consecutive groups (a captured decode replays the same kernel sequence each step).
+    Without them (CUDA-graph variants) each "decode" range (graph_full: "prefill_decode",
+    prefill kernels dropped) is cut into `steps` slices (config.steps, else the `steps`
+    option; source "decode_slice"): CPU time and API counts are divided evenly, and the
+    replayed kernels are cut into steps where their name sequence repeats (step_slices).
     Columns: decode_index (0-based "decode" range, null if the step has none), step
     (0-based within it), source, cpu_start_ns, cpu_dur_ns (range time), cpu_api_ns (CUDA
     API time inside it, same thread), launches (launch/copy/memset/graph API calls;
@@ -116,7 +114,7 @@ def decode_steps(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
     last kernel end for the last step), gpu_busy_ns (union of kernel intervals),
     gpu_idle_ns (window - busy, >= 0).
     """
-    rng = ranges(trace, ("step", "decode"))
+    rng = ranges(trace, ("step", "decode", "prefill_decode"))
     if rng.is_empty():
         return pl.DataFrame(schema=COLUMNS)
     if (rng["range_name"] == "step").any():
@@ -125,7 +123,8 @@ def decode_steps(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
         n = config_steps(trace, steps)
         if n is None:
             return pl.DataFrame(schema=COLUMNS)
-        out = _from_decode_slices(trace, rng, n)
+        name = "decode" if (rng["range_name"] == "decode").any() else "prefill_decode"
+        out = _from_decode_slices(trace, rng, n, name)
     return shaped(out.sort("cpu_start_ns", "step"), COLUMNS)
 
 

@@ -16,7 +16,6 @@ step of a range: to its last op end); busy is the union of its op intervals, idl
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import polars as pl
@@ -24,6 +23,7 @@ import polars as pl
 from decodeprof.analyses.events import LAUNCH_KINDS, config_steps, in_ranges, ranges, runtime_calls
 from decodeprof.analyses.intervals import union_ns
 from decodeprof.analyses.kernel_summary import kernel_family
+from decodeprof.analyses.step_slices import slice_offset
 from decodeprof.trace import Trace
 
 OP_COLUMNS = ("op", "start_ns", "end_ns", "dur_ns", "name", "family", "grid", "block", "graph", "launch_api",
@@ -113,20 +113,6 @@ def _from_step_ranges(trace: Trace, ops: pl.DataFrame, rng: pl.DataFrame) -> tup
     launches = _launches_in(trace, step_r).join(step_r.select("range_id", "step"), on="range_id")
     steps = _windows(labelled).join(launches.select("step", pl.col("launches").cast(pl.Float64)), on="step", how="left")
     return steps.with_columns(pl.col("launches").fill_null(0.0)), labelled
-
-
-def slice_offset(names: list[str], steps: int) -> int | None:
-    """Index of the first op of step 0 when `names` holds `steps` repeats plus leftovers."""
-    p = len(names) // steps
-    if p == 0:
-        return None
-    best, best_score = 0, -1
-    for o in range(len(names) - steps * p + 1):
-        seqs = Counter(tuple(names[o + s * p:o + (s + 1) * p]) for s in range(steps))
-        score = max(seqs.values())
-        if score >= best_score:  # ties (rotations of a periodic run) go to the latest offset
-            best, best_score = o, score
-    return best
 
 
 def _from_slices(trace: Trace, ops: pl.DataFrame, dec: pl.DataFrame, n: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
