@@ -22,32 +22,22 @@ def target_labels() -> dict[str, str]:
     return {label: info.summary for label, info in registry.TARGETS.items()}
 
 
-def target_command(label: str, target_args: list[str], json_out: Path | None = None, gpus: int = 1) -> list[str]:
-    """The command line that runs one target (torchrun for multi-process targets)."""
+def target_command(label: str, target_args: list[str], json_out: Path | None = None,
+                   gpus: int = 1) -> tuple[list[str], dict[str, str] | None]:
+    """The command line that runs one target, and the environment it needs (None: ours).
+    Multi-process targets go through torchrun with NCCL multicast off."""
     from targets import registry
 
     info = registry.get(label)
     args = [label, *target_args] + (["--json-out", str(json_out)] if json_out else [])
     if info.launcher == "torchrun" or gpus > 1:
-        from targets.launch import torchrun_command
-
-        command, _ = torchrun_command(args, gpus, _device_of(target_args))
-        return command
-    return [sys.executable, "-m", "targets", *args]
-
-
-def target_env(label: str, target_args: list[str], gpus: int = 1) -> dict[str, str] | None:
-    """Extra environment for the launcher (NCCL settings for torchrun), else None."""
-    from targets import registry
-
-    if registry.get(label).launcher == "torchrun" or gpus > 1:
         import os
 
         from targets.launch import torchrun_command
 
-        _, env = torchrun_command([label, *target_args], gpus, _device_of(target_args))
-        return {**os.environ, **env}
-    return None
+        command, extra = torchrun_command(args, gpus, _device_of(target_args))
+        return command, {**os.environ, **extra}
+    return [sys.executable, "-m", "targets", *args], None
 
 
 def _device_of(target_args: list[str]) -> str:
@@ -63,8 +53,8 @@ def run_target(label: str, target_args: list[str], gpus: int = 1) -> dict:
     """Run one target to completion; return its metrics JSON or raise TargetError with its stderr."""
     with tempfile.TemporaryDirectory(prefix="decodeprof-") as tmp:
         out = Path(tmp) / "metrics.json"
-        proc = subprocess.run(target_command(label, target_args, out, gpus), capture_output=True, text=True,
-                              env=target_env(label, target_args, gpus))
+        command, env = target_command(label, target_args, out, gpus)
+        proc = subprocess.run(command, capture_output=True, text=True, env=env)
         if proc.returncode != 0 or not out.exists():
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
             raise TargetError(f"target {label!r} failed (exit {proc.returncode}):\n{tail}")

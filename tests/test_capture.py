@@ -139,7 +139,7 @@ def test_gpus_2_launches_torchrun_under_one_nsys(nsys, tmp_path):
                            "WHERE s.value = 'measured'").fetchall()
     assert len(pids) == 2  # one measured range per rank, both in the one trace
     argv = json.loads((run / "run.json").read_text())["steps"][0]["argv"]
-    assert argv[argv.index("torch.distributed.run") + 1:][:2] == ["--nproc-per-node", "2"]
+    assert argv[argv.index("torch.distributed.run") + 1:][:3] == ["--standalone", "--nproc-per-node", "2"]
 
 
 @pytest.mark.nsys
@@ -238,10 +238,14 @@ def test_device_and_launcher_follow_the_target_contract():
     assert target_device([]) == "cuda"
     assert target_device(["--device", "cpu"]) == "cpu"
     assert target_device(["--steps", "4", "--device=cpu"]) == "cpu"
-    assert launcher("graph", 1, None) == [sys.executable, "-m", "targets", "graph"]
-    assert launcher("nccl", 2, None)[:5] == [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    assert launcher("graph", 1, "cuda", None) == ([sys.executable, "-m", "targets", "graph"], None)
+    argv, env = launcher("baseline", 2, "cpu", None)
+    assert argv[:6] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    assert env["NCCL_NVLS_ENABLE"] == "0"
+    argv, env = launcher("multigpu", 1, "cuda", None)  # a torchrun target goes through torchrun even on one GPU
+    assert "torch.distributed.run" in argv and env["NCCL_NVLS_ENABLE"] == "0"
     with pytest.raises(ValueError):
-        launcher("x", 2, ["prog"])
+        launcher("x", 2, "cuda", ["prog"])
 
 
 def test_profile_help_runs():

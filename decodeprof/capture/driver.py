@@ -37,15 +37,20 @@ def target_device(target_args: Sequence[str]) -> str:
     return "cuda"
 
 
-def launcher(label: str, gpus: int, command: Sequence[str] | None) -> list[str]:
-    """The program prefix: `python -m targets LABEL`, through torchrun for several GPUs."""
+def launcher(label: str, gpus: int, device: str, command: Sequence[str] | None) -> tuple[list[str], dict[str, str] | None]:
+    """The program prefix (`python -m targets LABEL`, through torchrun for several GPUs or a
+    torchrun target) and the environment it needs on top of ours (NCCL multicast off)."""
     if command is not None:
         if gpus > 1:
             raise ValueError("a custom command cannot be launched on several GPUs")
-        return [str(c) for c in command]
-    if gpus > 1:  # torch.distributed.run is what the `torchrun` script runs
-        return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(gpus), "-m", "targets", label]
-    return [sys.executable, "-m", "targets", label]
+        return [str(c) for c in command], None
+    from targets import registry
+
+    if gpus > 1 or registry.get(label).launcher == "torchrun":
+        from targets.launch import torchrun_command
+
+        return torchrun_command([label], gpus, device)
+    return [sys.executable, "-m", "targets", label], None
 
 
 def profile_target(
@@ -68,7 +73,7 @@ def profile_target(
     """
     target_args = [str(a) for a in target_args]
     device = target_device(target_args)
-    prefix = launcher(label, gpus, command)
+    prefix, launch_env = launcher(label, gpus, device, command)
     # Find the tools before making a folder: a missing tool leaves nothing behind.
     tools = {}
     if nsys:
@@ -82,7 +87,7 @@ def profile_target(
         tools={name: {"path": str(p), "version": tool_version(p)} for name, p in tools.items()},
         gpu=gpu_info(),
     )
-    run = _Run(run_dir, record, child_env({"NCCL_NVLS_ENABLE": "0"} if gpus > 1 else None),
+    run = _Run(run_dir, record, child_env(launch_env),
                console or Console(stderr=True, highlight=False, soft_wrap=True), timeout_s)
     run.console.print(f"run folder: {run_dir}", markup=False)
     try:

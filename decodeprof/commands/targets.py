@@ -42,10 +42,10 @@ def run(
 
     Example: decodeprof run graph --batch 8 --json
     """
-    from decodeprof.bench import target_command, target_env
+    from decodeprof.bench import target_command
 
-    command = target_command(target, list(ctx.args), gpus=gpus)
-    code = subprocess.call(command, env=target_env(target, list(ctx.args), gpus))
+    command, env = target_command(target, list(ctx.args), gpus=gpus)
+    code = subprocess.call(command, env=env)
     raise typer.Exit(code)
 
 
