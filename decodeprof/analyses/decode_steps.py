@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from decodeprof.analyses.events import LAUNCH_KINDS, config_steps, gpu_work, in_ranges, ranges, runtime_calls
+from decodeprof.analyses.events import LAUNCH_KINDS, config_steps, gpu_work, in_ranges, per_trace, ranges, runtime_calls
 from decodeprof.analyses.intervals import points_in_ranges, union_ns
 from decodeprof.analyses.registry import analysis, shaped
 from decodeprof.analyses.step_slices import label_steps
@@ -53,6 +53,14 @@ def _gpu_columns(steps: pl.DataFrame, kern: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _calls(trace: Trace) -> pl.DataFrame:  # only the columns used below: less to gather per (call, range)
+    return runtime_calls(trace).select("api_start_ns", "global_tid", "api_dur_ns", "api_kind")
+
+
+def _kernels(trace: Trace) -> pl.DataFrame:
+    return gpu_work(trace, ("kernel",)).select("start_ns", "end_ns", "name", "api_start_ns", "global_tid")
+
+
 def _from_step_ranges(trace: Trace, rng: pl.DataFrame) -> pl.DataFrame:
     step_r = rng.filter(pl.col("range_name") == "step")
     dec = _decode_index(rng).select("decode_index", "range_start_ns", "range_end_ns", "global_tid")
@@ -63,7 +71,7 @@ def _from_step_ranges(trace: Trace, rng: pl.DataFrame) -> pl.DataFrame:
     steps = step_r.join(steps, on="range_id", how="left").sort("range_start_ns").with_columns(
         pl.col("range_start_ns").rank("ordinal").over("decode_index").cast(pl.Int64).sub(1).alias("step")
     )
-    calls = in_ranges(runtime_calls(trace), step_r).group_by("range_id").agg(
+    calls = in_ranges(_calls(trace), step_r).group_by("range_id").agg(
         pl.col("api_dur_ns").sum().alias("cpu_api_ns"),
         pl.col("api_kind").is_in(list(LAUNCH_KINDS)).sum().cast(pl.Float64).alias("launches"),
     )
@@ -72,7 +80,7 @@ def _from_step_ranges(trace: Trace, rng: pl.DataFrame) -> pl.DataFrame:
         pl.col("range_start_ns").alias("cpu_start_ns"), pl.col("range_dur_ns").alias("cpu_dur_ns"),
         pl.col("cpu_api_ns").fill_null(0), pl.col("launches").fill_null(0.0),
     )
-    kern = in_ranges(gpu_work(trace, ("kernel",)), step_r).join(
+    kern = in_ranges(_kernels(trace), step_r).join(
         steps.select("range_id", "decode_index", "step"), on="range_id"
     )
     return _gpu_columns(steps, kern)
@@ -81,7 +89,7 @@ def _from_step_ranges(trace: Trace, rng: pl.DataFrame) -> pl.DataFrame:
 def _from_decode_slices(trace: Trace, rng: pl.DataFrame, n_steps: int, name: str) -> pl.DataFrame:
     dec = _decode_index(rng, name)
     steps = dec.join(pl.DataFrame({"step": range(n_steps)}, schema={"step": pl.Int64}), how="cross")
-    calls = in_ranges(runtime_calls(trace), dec).group_by("decode_index").agg(
+    calls = in_ranges(_calls(trace), dec).group_by("decode_index").agg(
         pl.col("api_dur_ns").sum().alias("_api"),
         pl.col("api_kind").is_in(list(LAUNCH_KINDS)).sum().alias("_launches"),
     )
@@ -92,11 +100,12 @@ def _from_decode_slices(trace: Trace, rng: pl.DataFrame, n_steps: int, name: str
         (pl.col("_api").fill_null(0) // n_steps).alias("cpu_api_ns"),
         (pl.col("_launches").fill_null(0) / n_steps).alias("launches"),
     )
-    kern = label_steps(in_ranges(gpu_work(trace, ("kernel",)), dec), n_steps, keep_prologue=name == "decode")
+    kern = label_steps(in_ranges(_kernels(trace), dec), n_steps, keep_prologue=name == "decode")
     return _gpu_columns(steps, kern)
 
 
 @analysis("decode_steps", columns=COLUMNS, needs=("nvtx", "runtime", "kernels"))
+@per_trace  # decode_step_summary reuses it
 def decode_steps(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
     """One row per decode step: CPU time, launches, kernels, GPU busy and idle time.
 

@@ -84,24 +84,37 @@ def points_in_nested_ranges(
     disjoint per `by`, so one backward as-of join per level finds the only candidate. Ranges
     in a (by, level) that do overlap (start/end ranges need not nest) go through the
     IE-join of `points_in_ranges` instead. Cost: O(levels x points log points).
+
+    The joins run on row numbers and the three key columns only; each frame's other columns
+    are gathered once, for the matching pairs (pairs in level order, points by time).
     """
     if points.is_empty() or ranges.is_empty():
         return _empty_pairs(points, ranges, by)
-    r = ranges.with_columns(nesting_levels(ranges, start=start, end=end, by=by).alias("_level"))
-    r = r.sort([by, "_level", start]).with_columns(
-        (pl.col(start) < pl.col(end).shift(1).over([by, "_level"])).fill_null(False).alias("_clash")
-    )
-    bad = r.filter(pl.col("_clash").any().over([by, "_level"]))
-    good = r.filter(~pl.col("_clash").any().over([by, "_level"]))
-    p = points.sort(at)
+    pairs = _nested_pairs(points.select(at, by), ranges.select(start, end, by), at=at, start=start, end=end, by=by)
+    pi, ri = pairs.get_column("_pi"), pairs.get_column("_ri")
+    return pl.concat([points[pi], ranges.drop(by)[ri]], how="horizontal")
+
+
+def _nested_pairs(points: pl.DataFrame, ranges: pl.DataFrame, *, at: str, start: str, end: str, by: str) -> pl.DataFrame:
+    """(_pi, _ri): row numbers of every (point, enclosing range) pair."""
+    p = points.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_pi"), pl.col(at).alias("_at"),
+                      pl.col(by).alias("_by")).sort("_at")
+    r = ranges.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_ri"), pl.col(by).alias("_by"),
+                      pl.col(start).alias("_s"), pl.col(end).alias("_e"),
+                      nesting_levels(ranges, start=start, end=end, by=by).alias("_level"))
+    r = r.sort(["_by", "_level", "_s"]).with_columns(
+        (pl.col("_s") < pl.col("_e").shift(1).over(["_by", "_level"])).fill_null(False).alias("_clash")
+    ).with_columns(pl.col("_clash").any().over(["_by", "_level"]).alias("_clash"))
+    good, bad = r.filter(~pl.col("_clash")), r.filter(pl.col("_clash"))
     parts = []
-    for level in good["_level"].unique().sort():
-        lv = good.filter(pl.col("_level") == level).drop("_level", "_clash").sort(start)
-        hit = p.join_asof(lv, left_on=at, right_on=start, by=by, strategy="backward", check_sortedness=False)
-        parts.append(hit.filter(pl.col(start).is_not_null() & (pl.col(at) < pl.col(end))))
+    for level in good.get_column("_level").unique().sort():
+        lv = good.filter(pl.col("_level") == level).select("_ri", "_by", "_s", "_e").sort("_s")
+        hit = p.join_asof(lv, left_on="_at", right_on="_s", by="_by", strategy="backward", check_sortedness=False)
+        parts.append(hit.filter(pl.col("_s").is_not_null() & (pl.col("_at") < pl.col("_e"))).select("_pi", "_ri"))
     if bad.height:
-        parts.append(points_in_ranges(points, bad.drop("_level", "_clash"), at=at, start=start, end=end, by=by))
-    return pl.concat(parts, how="vertical_relaxed") if parts else _empty_pairs(points, ranges, by)
+        hit = points_in_ranges(p, bad.select("_ri", "_by", "_s", "_e"), at="_at", start="_s", end="_e", by="_by")
+        parts.append(hit.select("_pi", "_ri"))
+    return pl.concat(parts) if parts else pl.DataFrame(schema={"_pi": pl.UInt32, "_ri": pl.UInt32})
 
 
 def _empty_pairs(points: pl.DataFrame, ranges: pl.DataFrame, by: str | None) -> pl.DataFrame:
