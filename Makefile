@@ -9,7 +9,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DECODEPROF := $(VENV)/bin/decodeprof
+DECODEPROF ?= $(VENV)/bin/decodeprof
+# Where the tools are already installed (e.g. an offline GPU machine):
+#   make profile TARGET=graph SETUP= DECODEPROF="python3 -m decodeprof"
+SETUP ?= venv
 TARGET ?= baseline
 ARGS ?=
 GPUS ?= 1
@@ -35,22 +38,22 @@ test: venv
 	bash scripts/install_chromium.sh || echo "Chromium not installed: browser tests will be skipped"
 	$(PY) -m pytest -q
 
-profile: venv
+profile: $(SETUP)
 	$(DECODEPROF) profile $(TARGET) --out $(OUT) --gpus $(GPUS) -- $(ARGS)
 
-ncu: venv
+ncu: $(SETUP)
 	$(DECODEPROF) profile $(TARGET) --ncu --out $(OUT) --gpus $(GPUS) -- $(ARGS)
 
-profile-all: venv
+profile-all: $(SETUP)
 	for t in $(SINGLE_GPU_TARGETS); do $(DECODEPROF) profile $$t --out $(OUT) -- $(ARGS) || exit 1; done
 
-bench: venv
+bench: $(SETUP)
 	$(DECODEPROF) bench $(SINGLE_GPU_TARGETS) -- $(ARGS)
 
-diff: venv
+diff: $(SETUP)
 	$(DECODEPROF) diff tests/data/h100/baseline tests/data/h100/graph -o reports/out/diff.html
 
-doctor: venv
+doctor: $(SETUP)
 	$(DECODEPROF) doctor
 
 clean:

@@ -21,3 +21,16 @@ def test_target_matches_eager_reference_on_gpu(label):
     tol = result["correctness"]["tolerance"]
     assert result["correctness"]["token_agreement"] >= tol["min_token_agreement"]
     assert result["metrics"]["decode_ms"]["median"] > 0
+
+
+def test_graph_capture_failure_is_one_clear_error():
+    """A host sync inside capture is illegal: the harness must say so, not dump a traceback."""
+    import torch
+
+    from targets import graphs
+    from targets.errors import TargetError
+
+    x = torch.ones(4, device="cuda")
+    with pytest.raises(TargetError, match="CUDA graph capture failed"):
+        graphs.capture(lambda: (x * 2).sum().item(), warmups=1)
+    torch.cuda.synchronize()

@@ -54,7 +54,9 @@ def gpu_gaps(trace: Trace) -> pl.DataFrame:
     "unknown" (launch call not in the trace). Columns: device_id, gap_start_ns, gap_end_ns,
     gap_ns, cause, and the next kernel's name, stream_id, api_start_ns, api_name, global_tid.
     """
-    k = gpu_work(trace, ("kernel",)).sort("device_id", "start_ns").with_columns(
+    k = gpu_work(trace, ("kernel",)).select(
+        "device_id", "start_ns", "end_ns", "name", "stream_id", "api_start_ns", "api_name", "global_tid",
+    ).sort("device_id", "start_ns").with_columns(
         pl.col("end_ns").cum_max().shift(1).over("device_id").alias("gap_start_ns")
     )
     cause = (

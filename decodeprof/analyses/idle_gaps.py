@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from decodeprof.analyses.events import gpu_work, in_ranges, ranges, runtime_calls
+from decodeprof.analyses.events import gpu_work, in_ranges, per_trace, ranges, runtime_calls
 from decodeprof.analyses.intervals import overlapping
 from decodeprof.analyses.registry import analysis, shaped
 from decodeprof.trace import Trace
@@ -35,6 +35,7 @@ CALL_COLUMNS = {
 }
 
 
+@per_trace  # idle_gaps and largest_gaps share it
 def stream_gaps(trace: Trace, range_name: str = "decode") -> tuple[str, pl.DataFrame]:
     """(scope, kernels): each kernel with the gap before it on its stream (null for the first).
 
@@ -44,7 +45,7 @@ def stream_gaps(trace: Trace, range_name: str = "decode") -> tuple[str, pl.DataF
     kernel's start), gap_ns (>= 0), next_kernel (this kernel's name).
     """
     rng = ranges(trace, (range_name,))
-    k = gpu_work(trace, ("kernel",))
+    k = gpu_work(trace, ("kernel",)).select("device_id", "stream_id", "start_ns", "end_ns", "name", "api_start_ns", "global_tid")
     if rng.is_empty():
         scope, k = "trace", k.with_columns(pl.lit(0, pl.Int64).alias("group"))
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from decodeprof.analyses.events import in_ranges, ranges, runtime_calls
+from decodeprof.analyses.events import in_ranges, per_trace, ranges, runtime_calls
 from decodeprof.analyses.registry import analysis, shaped
 from decodeprof.trace import Trace
 
@@ -34,6 +34,7 @@ SUMMARY_COLUMNS = {
 
 
 @analysis("launches", columns=LAUNCH_COLUMNS, needs=("runtime", "kernels"))
+@per_trace  # launch_overhead reuses it
 def launches(trace: Trace) -> pl.DataFrame:
     """One row per kernel or graph launch call, with the queue delay of its first kernel.
 
@@ -46,10 +47,11 @@ def launches(trace: Trace) -> pl.DataFrame:
     calls = runtime_calls(trace).filter(pl.col("api_kind").is_in(["kernel_launch", "graph_launch"]))
     if calls.is_empty():
         return pl.DataFrame(schema=LAUNCH_COLUMNS)
-    k = trace.kernels.sort("start_ns").group_by(["correlation_id", "global_pid"]).agg(
+    # First kernel per call = the one with the smallest start (arg_min: no sort of all kernels).
+    k = trace.kernels.group_by(["correlation_id", "global_pid"]).agg(
         pl.len().alias("kernels"),
-        pl.col("name").first().alias("first_kernel"),
-        pl.col("start_ns").first().alias("kernel_start_ns"),
+        pl.col("name").get(pl.col("start_ns").arg_min()).alias("first_kernel"),
+        pl.col("start_ns").min().alias("kernel_start_ns"),
     )
     out = calls.join(k, on=["correlation_id", "global_pid"], how="left").with_columns(
         pl.col("kernels").fill_null(0),
@@ -84,7 +86,7 @@ def launch_overhead(trace: Trace) -> pl.DataFrame:
     if per.is_empty():
         return pl.DataFrame(schema=SUMMARY_COLUMNS)
     rng = ranges(trace)
-    inside = in_ranges(per, rng)
+    inside = in_ranges(per.select("api_start_ns", "global_tid", "kernels", "api_dur_ns", "queue_delay_ns"), rng)
     order = rng.group_by("range_name").agg(pl.col("range_start_ns").min().alias("_first"))
     by_range = _summary(inside).join(order, on="range_name").sort("_first", "range_name").drop("_first")
     out = pl.concat([_summary(per.with_columns(pl.lit(ALL).alias("range_name"))), by_range], how="vertical_relaxed")
