@@ -16,6 +16,7 @@ from decodeprof.analyses import (  # noqa: F401  (registration side effect)
     launch_overhead,
     memory_throughput,
     overlap,
+    multigpu,
 )
 from decodeprof.analyses.kernel_summary import FAMILY_PATTERNS, kernel_family
 

@@ -53,12 +53,15 @@ def _gpu_columns(steps: pl.DataFrame, kern: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+_RANGE_KEYS = ("range_id", "range_start_ns", "range_end_ns", "global_tid")
+
+
 def _calls(trace: Trace) -> pl.DataFrame:  # only the columns used below: less to gather per (call, range)
     return runtime_calls(trace).select("api_start_ns", "global_tid", "api_dur_ns", "api_kind")
 
 
 def _kernels(trace: Trace) -> pl.DataFrame:
-    return gpu_work(trace, ("kernel",)).select("start_ns", "end_ns", "name", "api_start_ns", "global_tid")
+    return gpu_work(trace, ("kernel",), ("start_ns", "end_ns", "name", "api_start_ns", "global_tid"))
 
 
 def _from_step_ranges(trace: Trace, rng: pl.DataFrame) -> pl.DataFrame:
@@ -71,7 +74,7 @@ def _from_step_ranges(trace: Trace, rng: pl.DataFrame) -> pl.DataFrame:
     steps = step_r.join(steps, on="range_id", how="left").sort("range_start_ns").with_columns(
         pl.col("range_start_ns").rank("ordinal").over("decode_index").cast(pl.Int64).sub(1).alias("step")
     )
-    calls = in_ranges(_calls(trace), step_r).group_by("range_id").agg(
+    calls = in_ranges(_calls(trace), step_r.select(_RANGE_KEYS)).group_by("range_id").agg(
         pl.col("api_dur_ns").sum().alias("cpu_api_ns"),
         pl.col("api_kind").is_in(list(LAUNCH_KINDS)).sum().cast(pl.Float64).alias("launches"),
     )
@@ -80,7 +83,7 @@ def _from_step_ranges(trace: Trace, rng: pl.DataFrame) -> pl.DataFrame:
         pl.col("range_start_ns").alias("cpu_start_ns"), pl.col("range_dur_ns").alias("cpu_dur_ns"),
         pl.col("cpu_api_ns").fill_null(0), pl.col("launches").fill_null(0.0),
     )
-    kern = in_ranges(_kernels(trace), step_r).join(
+    kern = in_ranges(_kernels(trace), step_r.select(_RANGE_KEYS)).join(
         steps.select("range_id", "decode_index", "step"), on="range_id"
     )
     return _gpu_columns(steps, kern)

@@ -7,11 +7,12 @@ Everything here reads a Trace (see decodeprof.schema) and returns frames; nothin
 from __future__ import annotations
 
 import functools
+import inspect
 import weakref
 
 import polars as pl
 
-from decodeprof.analyses.intervals import points_in_nested_ranges
+from decodeprof.analyses.intervals import nested_pairs, points_in_nested_ranges
 from decodeprof.trace import Trace
 
 # What a CUDA runtime/driver call does, from its name (first match wins).
@@ -30,10 +31,13 @@ def per_trace(func):
     """Memoize `func(trace, *args, **kwargs)` while `trace` lives: analyses share joined
     frames (polars frames are immutable, so sharing is safe) instead of rebuilding them."""
     cache: dict = {}
+    signature = inspect.signature(func)
 
     @functools.wraps(func)
     def wrapper(trace: Trace, *args, **kwargs):
-        key = (id(trace), args, tuple(sorted(kwargs.items())))
+        bound = signature.bind(trace, *args, **kwargs)
+        bound.apply_defaults()  # f(t) and f(t, steps=None) are one entry
+        key = (id(trace), tuple(bound.arguments.items())[1:])
         hit = cache.get(key)
         if hit is not None and hit[0]() is trace:
             return hit[1]
@@ -77,55 +81,89 @@ def runtime_calls(trace: Trace) -> pl.DataFrame:
 
 
 ALL_OPS = ("kernel", "memcpy", "memset")
+_COMMON = ("start_ns", "end_ns", "dur_ns", "device_id", "stream_id", "correlation_id", "global_pid", "graph_node_id")
+WORK_COLUMNS = ("op", *_COMMON, "name", "bytes", "src_kind", "dst_kind")
+CALL_COLUMNS = ("api_start_ns", "api_end_ns", "api_dur_ns", "api_name", "api_kind", "global_tid")
 
 
-def _join_calls(work: pl.DataFrame, calls: pl.DataFrame) -> pl.DataFrame:
-    """`work` left-joined to its launching call on (correlation_id, global_pid), rows in
-    `work`'s order. When both sides hold one and the same process (the usual trace), the
-    process key is constant and the join runs on correlation_id alone: same rows, and a
-    single-integer hash join instead of a two-column one (about 3x less time and memory)."""
-    pids = pl.concat([work.get_column("global_pid"), calls.get_column("global_pid")])
-    if pids.null_count() == 0 and pids.n_unique() == 1:
-        return work.join(calls.drop("global_pid"), on="correlation_id", how="left", maintain_order="left")
-    return work.join(calls, on=["correlation_id", "global_pid"], how="left", maintain_order="left")
+def _work_expr(op: str, column: str, frame: pl.DataFrame) -> pl.Expr:
+    """Column `column` of gpu_work for the rows of `op` (read from `frame`)."""
+    special = {
+        "op": pl.lit(op),
+        "name": {"kernel": pl.col("name"), "memcpy": pl.col("copy_kind"), "memset": pl.lit("memset")}[op],
+        "bytes": pl.lit(None, pl.Int64) if op == "kernel" else pl.col("bytes"),
+        "src_kind": pl.col("src_kind") if op == "memcpy" else pl.lit(None, pl.Utf8),
+        "dst_kind": pl.col("dst_kind") if op == "memcpy" else pl.lit(None, pl.Utf8),
+    }
+    return special.get(column, pl.col(column)).alias(column)
+
+
+def _work_side(trace: Trace, ops: tuple[str, ...], columns: tuple[str, ...]) -> pl.DataFrame:
+    frames = {"kernel": trace.kernels, "memcpy": trace.memcpys, "memset": trace.memsets}
+    parts = [frames[op].select(_work_expr(op, c, frames[op]) for c in columns) for op in ALL_OPS if op in ops]
+    return pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
 
 
 @per_trace
-def _all_gpu_work(trace: Trace) -> pl.DataFrame:
-    common = ["start_ns", "end_ns", "dur_ns", "device_id", "stream_id", "correlation_id", "global_pid", "graph_node_id"]
-    work = pl.concat([
-        trace.kernels.select(
-            pl.lit("kernel").alias("op"), *common, "name", pl.lit(None, pl.Int64).alias("bytes"),
-            pl.lit(None, pl.Utf8).alias("src_kind"), pl.lit(None, pl.Utf8).alias("dst_kind"),
-        ),
-        trace.memcpys.select(
-            pl.lit("memcpy").alias("op"), *common, pl.col("copy_kind").alias("name"), "bytes", "src_kind", "dst_kind",
-        ),
-        trace.memsets.select(
-            pl.lit("memset").alias("op"), *common, pl.lit("memset").alias("name"), "bytes",
-            pl.lit(None, pl.Utf8).alias("src_kind"), pl.lit(None, pl.Utf8).alias("dst_kind"),
-        ),
-    ], how="vertical_relaxed")
-    calls = runtime_calls(trace)
-    return _join_calls(work, calls)
+def call_rows(trace: Trace, ops: tuple[str, ...]) -> pl.DataFrame:
+    """(_w, _c): each work row's number in `_work_side` order and the row number of its
+    launching call in trace.runtime (null when absent), as a left join on (correlation_id,
+    global_pid) keeping the work order. Only these two UInt32 columns are joined; callers
+    gather the columns they need. When work and calls all hold one and the same process
+    (the usual trace) the process key is constant and the join runs on correlation_id
+    alone: same pairs, a single-integer hash join."""
+    work = _work_side(trace, ops, ("correlation_id", "global_pid")).with_row_index("_w")
+    calls = trace.runtime.select("correlation_id", "global_pid").with_row_index("_c")
+    pids = pl.concat([work.get_column("global_pid"), calls.get_column("global_pid")])
+    if pids.null_count() == 0 and pids.n_unique() == 1:
+        found = _sorted_lookup(calls.get_column("correlation_id"), work.get_column("correlation_id"))
+        if found is not None:
+            return work.select("_w", found.alias("_c"))
+        pairs = work.join(calls.drop("global_pid"), on="correlation_id", how="left", maintain_order="left")
+    else:
+        pairs = work.join(calls, on=["correlation_id", "global_pid"], how="left", maintain_order="left")
+    return pairs.select("_w", "_c")
 
 
-def gpu_work(trace: Trace, ops: tuple[str, ...] = ALL_OPS) -> pl.DataFrame:
+def _sorted_lookup(keys: pl.Series, wanted: pl.Series) -> pl.Series | None:
+    """Row number in `keys` of each value of `wanted` (null where absent), by binary search
+    in the sorted keys: a left join's result when `keys` are unique and not null, without a
+    hash table over millions of calls (at 1M kernels: ~40 MB instead of ~220 MB, and
+    faster). None when the keys repeat or hold nulls (then a real join is needed)."""
+    if keys.null_count() or keys.is_empty():
+        return None
+    order = None if keys.is_sorted() else keys.arg_sort()
+    ordered = keys if order is None else keys.gather(order)
+    if (ordered.diff() == 0).any():
+        return None
+    pos = ordered.search_sorted(wanted, side="left").clip(upper_bound=len(keys) - 1)
+    hit = (ordered.gather(pos) == wanted).fill_null(False)
+    rows = (pos if order is None else order.gather(pos)).cast(pl.UInt32)
+    return pl.select(pl.when(hit).then(rows).otherwise(None)).to_series()
+
+
+def gpu_work(trace: Trace, ops: tuple[str, ...] = ALL_OPS, columns: tuple[str, ...] | None = None) -> pl.DataFrame:
     """Kernels, memcpys and memsets in one frame, each joined to its launching runtime call.
 
     Columns: op ("kernel"|"memcpy"|"memset"), start_ns, end_ns, dur_ns, device_id, stream_id,
     correlation_id, global_pid, name (kernel name; copy kind for memcpys), bytes (null for
     kernels), graph_node_id, src_kind, dst_kind, and from the call (null where the call is
     absent): api_start_ns, api_end_ns, api_dur_ns, api_name, api_kind, global_tid.
-    Built once per trace (all ops, kernels first); a kernels-only request is a zero-copy
-    slice of it, other subsets a filter.
+    Rows: kernels, then memcpys, then memsets, each in frame order. `columns` picks a subset
+    (in that order): the call is matched once per trace (`call_rows`) and only the named
+    columns are gathered, so an analysis needing five columns never builds all nineteen.
     """
-    full = _all_gpu_work(trace)
-    if tuple(ops) == ALL_OPS:
-        return full
-    if tuple(ops) == ("kernel",):
-        return full.slice(0, trace.kernels.height)
-    return full.filter(pl.col("op").is_in(list(ops)))
+    columns = tuple(columns) if columns is not None else (*WORK_COLUMNS, *CALL_COLUMNS)
+    ops = tuple(op for op in ALL_OPS if op in ops)
+    pairs = call_rows(trace, ops)
+    work_cols = tuple(c for c in columns if c in WORK_COLUMNS)
+    call_cols = tuple(c for c in columns if c in CALL_COLUMNS)
+    work = _work_side(trace, ops, work_cols) if work_cols else None
+    if work is not None and pairs.height != work.height:  # a call key matched twice: rows repeat
+        work = work.select(pl.all().gather(pairs.get_column("_w")))
+    calls = runtime_calls(trace).select(pl.col(c).gather(pairs.get_column("_c")) for c in call_cols) if call_cols else None
+    out = pl.concat([f for f in (work, calls) if f is not None], how="horizontal")
+    return out.select(columns)
 
 
 def ranges(trace: Trace, names: tuple[str, ...] | None = None) -> pl.DataFrame:
@@ -152,6 +190,17 @@ def in_ranges(frame: pl.DataFrame, rng: pl.DataFrame, *, at: str = "api_start_ns
     return points_in_nested_ranges(
         frame.filter(pl.col("global_tid").is_not_null() & pl.col(at).is_not_null()),
         rng, at=at, start="range_start_ns", end="range_end_ns", by="global_tid",
+    )
+
+
+def in_ranges_chunks(frame: pl.DataFrame, rng: pl.DataFrame, *, at: str = "api_start_ns",
+                     keep: tuple[str, ...] | None = None):
+    """`in_ranges` as a generator of chunks (see intervals.nested_pairs): no range spans two
+    chunks, so per-range aggregates can be taken chunk by chunk, one chunk in memory at a time.
+    `keep`: the range columns to carry (default all but global_tid)."""
+    return nested_pairs(
+        frame.filter(pl.col("global_tid").is_not_null() & pl.col(at).is_not_null()),
+        rng, at=at, start="range_start_ns", end="range_end_ns", by="global_tid", keep=keep,
     )
 
 

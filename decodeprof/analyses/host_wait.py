@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from decodeprof.analyses.events import PAGEABLE, gpu_work, in_ranges, ranges, runtime_calls
+from decodeprof.analyses.events import PAGEABLE, gpu_work, in_ranges, in_ranges_chunks, ranges, runtime_calls
 from decodeprof.analyses.registry import analysis, shaped
 from decodeprof.trace import Trace
 
@@ -30,7 +30,7 @@ def blocking_calls(trace: Trace) -> pl.DataFrame:
     without Async), "pageable_async_memcpy" (an Async copy whose host side is pageable
     memory: the driver stages it synchronously).
     """
-    calls = runtime_calls(trace)
+    calls = runtime_calls(trace).filter(pl.col("api_kind").is_in(["sync", "memcpy"]))  # the only kinds that block
     pageable = trace.memcpys.filter(
         pl.col("src_kind").str.contains(PAGEABLE) | pl.col("dst_kind").str.contains(PAGEABLE)
     ).select("correlation_id", "global_pid").unique().with_columns(pl.lit(True).alias("_pageable"))
@@ -54,9 +54,9 @@ def gpu_gaps(trace: Trace) -> pl.DataFrame:
     "unknown" (launch call not in the trace). Columns: device_id, gap_start_ns, gap_end_ns,
     gap_ns, cause, and the next kernel's name, stream_id, api_start_ns, api_name, global_tid.
     """
-    k = gpu_work(trace, ("kernel",)).select(
+    k = gpu_work(trace, ("kernel",), (
         "device_id", "start_ns", "end_ns", "name", "stream_id", "api_start_ns", "api_name", "global_tid",
-    ).sort("device_id", "start_ns").with_columns(
+    )).sort("device_id", "start_ns").with_columns(
         pl.col("end_ns").cum_max().shift(1).over("device_id").alias("gap_start_ns")
     )
     cause = (
@@ -71,19 +71,33 @@ def gpu_gaps(trace: Trace) -> pl.DataFrame:
     )
 
 
-def _sums(waits: pl.DataFrame, gaps: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+def _gap_sums(gaps: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+    return gaps.group_by(by).agg(
+        pl.len().alias("gpu_gaps"),
+        pl.col("gap_ns").sum().alias("gpu_idle_ns"),
+        *(pl.col("gap_ns").filter(pl.col("cause") == c).sum().alias(f"gpu_idle_{c}_ns")
+          for c in ("host_bound", "inter_kernel", "unknown")),
+    )
+
+
+def _gaps_per_range_name(gaps: pl.DataFrame, rng: pl.DataFrame) -> pl.DataFrame:
+    """_gap_sums by range_name of the gaps in each range, one nesting level at a time (counts
+    and sums add up across levels; the full gap x range pairing never exists at once)."""
+    slim = gaps.select("api_start_ns", "global_tid", "gap_ns", "cause")
+    parts = [_gap_sums(chunk, ["range_name"]) for chunk in in_ranges_chunks(slim, rng, keep=("range_name",))]
+    if not parts:
+        return _gap_sums(in_ranges(slim, rng), ["range_name"])
+    return pl.concat(parts).group_by("range_name").agg(pl.all().sum())
+
+
+def _sums(waits: pl.DataFrame, gaps: pl.DataFrame | None, by: list[str], *, gap_sums: pl.DataFrame | None = None) -> pl.DataFrame:
     w = waits.group_by(by).agg(
         pl.len().alias("blocking_calls"),
         pl.col("api_dur_ns").sum().alias("host_wait_ns"),
         pl.col("api_dur_ns").filter(pl.col("wait_kind") == "sync").sum().alias("sync_wait_ns"),
         pl.col("api_dur_ns").filter(pl.col("wait_kind") != "sync").sum().alias("memcpy_wait_ns"),
     )
-    g = gaps.group_by(by).agg(
-        pl.len().alias("gpu_gaps"),
-        pl.col("gap_ns").sum().alias("gpu_idle_ns"),
-        *(pl.col("gap_ns").filter(pl.col("cause") == c).sum().alias(f"gpu_idle_{c}_ns")
-          for c in ("host_bound", "inter_kernel", "unknown")),
-    )
+    g = gap_sums if gap_sums is not None else _gap_sums(gaps, by)
     return w.join(g, on=by, how="full", coalesce=True)
 
 
@@ -108,9 +122,8 @@ def host_wait(trace: Trace) -> pl.DataFrame:
                   gaps.with_columns(pl.lit(ALL).alias("range_name")), ["range_name"])
     rng = ranges(trace)
     w_in = in_ranges(waits, rng)
-    g_in = in_ranges(gaps, rng)
     order = rng.group_by("range_name").agg(pl.col("range_start_ns").min().alias("_first"))
-    per = _sums(w_in, g_in, ["range_name"]).join(order, on="range_name", how="left").sort("_first", "range_name")
+    per = _sums(w_in, None, ["range_name"], gap_sums=_gaps_per_range_name(gaps, rng)).join(order, on="range_name", how="left").sort("_first", "range_name")
     out = pl.concat([total, per.drop("_first")], how="vertical_relaxed")
     ints = [c for c in COLUMNS if c != "range_name"]
     return shaped(out.with_columns(pl.col(ints).fill_null(0)), COLUMNS)

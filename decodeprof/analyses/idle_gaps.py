@@ -45,7 +45,7 @@ def stream_gaps(trace: Trace, range_name: str = "decode") -> tuple[str, pl.DataF
     kernel's start), gap_ns (>= 0), next_kernel (this kernel's name).
     """
     rng = ranges(trace, (range_name,))
-    k = gpu_work(trace, ("kernel",)).select("device_id", "stream_id", "start_ns", "end_ns", "name", "api_start_ns", "global_tid")
+    k = gpu_work(trace, ("kernel",), ("device_id", "stream_id", "start_ns", "end_ns", "name", "api_start_ns", "global_tid"))
     if rng.is_empty():
         scope, k = "trace", k.with_columns(pl.lit(0, pl.Int64).alias("group"))
     else:

@@ -90,13 +90,27 @@ def points_in_nested_ranges(
     """
     if points.is_empty() or ranges.is_empty():
         return _empty_pairs(points, ranges, by)
-    pairs = _nested_pairs(points.select(at, by), ranges.select(start, end, by), at=at, start=start, end=end, by=by)
-    pi, ri = pairs.get_column("_pi"), pairs.get_column("_ri")
-    return pl.concat([points[pi], ranges.drop(by)[ri]], how="horizontal")
+    chunks = list(nested_pairs(points, ranges, at=at, start=start, end=end, by=by))
+    return pl.concat(chunks, how="vertical_relaxed") if chunks else _empty_pairs(points, ranges, by)
 
 
-def _nested_pairs(points: pl.DataFrame, ranges: pl.DataFrame, *, at: str, start: str, end: str, by: str) -> pl.DataFrame:
-    """(_pi, _ri): row numbers of every (point, enclosing range) pair."""
+def nested_pairs(points: pl.DataFrame, ranges: pl.DataFrame, *, at: str, start: str, end: str, by: str,
+                 keep: tuple[str, ...] | None = None):
+    """`points_in_nested_ranges` in chunks (a generator of frames, same columns): each chunk
+    holds every pair of the ranges it covers (one nesting level, or the overlapping ranges),
+    and no range appears in two chunks. A per-range aggregate over the chunks, concatenated,
+    equals the aggregate over the whole result, while only one chunk lives at a time.
+    `keep` names the only range columns to carry (default: all but `by`)."""
+    if points.is_empty() or ranges.is_empty():
+        return
+    for pairs in _nested_pairs(points.select(at, by), ranges.select(start, end, by), at=at, start=start, end=end, by=by):
+        carried = ranges.drop(by) if keep is None else ranges.select(keep)
+        yield pl.concat([points[pairs.get_column("_pi")], carried[pairs.get_column("_ri")]], how="horizontal")
+
+
+def _nested_pairs(points: pl.DataFrame, ranges: pl.DataFrame, *, at: str, start: str, end: str, by: str):
+    """(_pi, _ri) frames: row numbers of every (point, enclosing range) pair, one frame per
+    nesting level (and one for the overlapping ranges)."""
     p = points.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_pi"), pl.col(at).alias("_at"),
                       pl.col(by).alias("_by")).sort("_at")
     r = ranges.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_ri"), pl.col(by).alias("_by"),
@@ -106,15 +120,13 @@ def _nested_pairs(points: pl.DataFrame, ranges: pl.DataFrame, *, at: str, start:
         (pl.col("_s") < pl.col("_e").shift(1).over(["_by", "_level"])).fill_null(False).alias("_clash")
     ).with_columns(pl.col("_clash").any().over(["_by", "_level"]).alias("_clash"))
     good, bad = r.filter(~pl.col("_clash")), r.filter(pl.col("_clash"))
-    parts = []
     for level in good.get_column("_level").unique().sort():
         lv = good.filter(pl.col("_level") == level).select("_ri", "_by", "_s", "_e").sort("_s")
         hit = p.join_asof(lv, left_on="_at", right_on="_s", by="_by", strategy="backward", check_sortedness=False)
-        parts.append(hit.filter(pl.col("_s").is_not_null() & (pl.col("_at") < pl.col("_e"))).select("_pi", "_ri"))
+        yield hit.filter(pl.col("_s").is_not_null() & (pl.col("_at") < pl.col("_e"))).select("_pi", "_ri")
     if bad.height:
         hit = points_in_ranges(p, bad.select("_ri", "_by", "_s", "_e"), at="_at", start="_s", end="_e", by="_by")
-        parts.append(hit.select("_pi", "_ri"))
-    return pl.concat(parts) if parts else pl.DataFrame(schema={"_pi": pl.UInt32, "_ri": pl.UInt32})
+        yield hit.select("_pi", "_ri")
 
 
 def _empty_pairs(points: pl.DataFrame, ranges: pl.DataFrame, by: str | None) -> pl.DataFrame:
@@ -136,28 +148,42 @@ def overlapping(
     )
 
 
+def _laid_end_to_end(f: pl.DataFrame, by: list[str]) -> pl.LazyFrame:
+    """`f` (by..., _s, _e) with _ks/_ke: times moved so that the groups lie end to end on one
+    axis, in `by` order (each group shifted by the summed extents of the groups before it),
+    sorted by _ks. The axis is as long as the groups' extents added up (linear in the trace,
+    unlike group number x whole-trace span, which grows with the square of a tiled trace)."""
+    if not by:
+        lo = int(f["_s"].min())
+        return f.lazy().with_columns((pl.col("_s") - lo).alias("_ks"), (pl.col("_e") - lo).alias("_ke")).sort("_ks")
+    ext = (
+        f.group_by(by).agg(pl.col("_s").min().alias("_lo"), (pl.col("_e").max() - pl.col("_s").min() + 1).alias("_x"))
+        .sort(by, nulls_last=False)
+        .with_columns((pl.col("_x").cum_sum() - pl.col("_x")).alias("_off"))
+    )
+    if int(ext["_x"].sum()) >= _I64_MAX:  # pragma: no cover - absurd spans only
+        raise OverflowError("trace span too long for the keyed interval union")
+    return (
+        f.lazy().join(ext.lazy().select(*by, "_lo", "_off"), on=by, how="left", nulls_equal=True)
+        .select(*by, "_s", "_e", (pl.col("_off") + pl.col("_s") - pl.col("_lo")).alias("_ks"),
+                (pl.col("_off") + pl.col("_e") - pl.col("_lo")).alias("_ke"))
+        .sort("_ks")
+    )
+
+
 def merge(frame: pl.DataFrame, *, by: list[str], start: str = "start_ns", end: str = "end_ns") -> pl.DataFrame:
     """Union of intervals per group: disjoint segments (by..., seg_start_ns, seg_end_ns, members).
 
-    One sorted scan: groups are laid end to end on one time axis (key = group * span + t),
-    so a single running maximum of ends finds where a new segment starts (an interval that
+    One sorted scan: groups are laid end to end on one time axis (`_laid_end_to_end`), so a
+    single running maximum of ends finds where a new segment starts (an interval that
     begins after everything before it ended), with no per-group window and one-key sort.
     """
     schema = {**{c: frame.schema[c] for c in by}, "seg_start_ns": pl.Int64, "seg_end_ns": pl.Int64, "members": pl.UInt32}
     f = frame.select(*by, pl.col(start).alias("_s"), pl.col(end).alias("_e")).drop_nulls(["_s", "_e"])
     if f.is_empty():
         return pl.DataFrame(schema=schema)
-    group = (pl.struct(by).rank("dense") if len(by) > 1 else pl.col(by[0]).rank("dense")) if by else pl.lit(1)
-    lo = int(f["_s"].min())
-    span = int(f["_e"].max()) - lo + 1
-    f = f.with_columns((group.cast(pl.Int64) - 1).alias("_g"))
-    if span * (int(f["_g"].max()) + 1) >= _I64_MAX:  # pragma: no cover - absurd spans only
-        raise OverflowError("trace span too long for the keyed interval merge")
     seg = (
-        f.lazy()
-        .with_columns((pl.col("_g") * span + pl.col("_s") - lo).alias("_ks"),
-                      (pl.col("_g") * span + pl.col("_e") - lo).alias("_ke"))
-        .sort("_ks")
+        _laid_end_to_end(f, by)
         .with_columns(pl.col("_ke").cum_max().shift(1).alias("_pe"))
         .with_columns((pl.col("_pe").is_null() | (pl.col("_ks") > pl.col("_pe"))).cum_sum().alias("_seg"))
         .group_by("_seg")
@@ -182,17 +208,9 @@ def union_ns(frame: pl.DataFrame, *, by: list[str], start: str = "start_ns", end
     f = frame.select(*by, pl.col(start).alias("_s"), pl.col(end).alias("_e")).drop_nulls(["_s", "_e"])
     if f.is_empty():
         return pl.DataFrame(schema={**{c: frame.schema[c] for c in by}, "busy_ns": pl.Int64}) if by else pl.DataFrame({"busy_ns": [0]})
-    group = (pl.struct(by).rank("dense") if len(by) > 1 else pl.col(by[0]).rank("dense")) if by else pl.lit(1)
-    lo = int(f["_s"].min())
-    span = int(f["_e"].max()) - lo + 1
-    f = f.with_columns((group.cast(pl.Int64) - 1).alias("_g"))
-    if span * (int(f["_g"].max()) + 1) >= _I64_MAX:  # pragma: no cover - absurd spans only
-        raise OverflowError("trace span too long for the keyed interval union")
     added = (
-        f.lazy()
-        .with_columns((pl.col("_g") * span + pl.col("_s") - lo).alias("_ks"),
-                      (pl.col("_g") * span + pl.col("_e") - lo).alias("_ke"))
-        .sort("_ks")
+        _laid_end_to_end(f, by)
+        .select(*by, "_ks", "_ke")  # sort only what is used
         .with_columns(pl.col("_ke").cum_max().shift(1).alias("_pe"))
         .with_columns(
             (pl.col("_ke") - pl.max_horizontal("_ks", pl.col("_pe").fill_null(pl.col("_ks")))).clip(lower_bound=0).alias("busy_ns")

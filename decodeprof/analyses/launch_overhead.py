@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from decodeprof.analyses.events import in_ranges, per_trace, ranges, runtime_calls
+from decodeprof.analyses.events import call_rows, in_ranges, in_ranges_chunks, per_trace, ranges, runtime_calls
 from decodeprof.analyses.registry import analysis, shaped
 from decodeprof.trace import Trace
 
@@ -44,24 +44,30 @@ def launches(trace: Trace) -> pl.DataFrame:
     for a graph launch), first_kernel (name), kernel_start_ns (its start),
     queue_delay_ns (first kernel start - call end; null when no kernel was traced).
     """
-    calls = runtime_calls(trace).filter(pl.col("api_kind").is_in(["kernel_launch", "graph_launch"]))
+    calls = runtime_calls(trace).with_row_index("_c").filter(pl.col("api_kind").is_in(["kernel_launch", "graph_launch"]))
     if calls.is_empty():
         return pl.DataFrame(schema=LAUNCH_COLUMNS)
-    # First kernel per call = the one with the smallest start (arg_min: no sort of all kernels).
-    k = trace.kernels.group_by(["correlation_id", "global_pid"]).agg(
+    # Kernels grouped by the row of their launching call (matched once per trace on
+    # correlation_id and process, shared with gpu_work): one small integer key. The first
+    # kernel of a call is the one with the smallest start (arg_min: no sort of all kernels).
+    pairs = call_rows(trace, ("kernel",))
+    k = trace.kernels.select("name", "start_ns")
+    if pairs.height != k.height:  # a call key matched twice: a kernel counts for each call
+        k = k[pairs.get_column("_w")]
+    k = k.with_columns(pairs.get_column("_c")).filter(pl.col("_c").is_not_null()).group_by("_c").agg(
         pl.len().alias("kernels"),
         pl.col("name").get(pl.col("start_ns").arg_min()).alias("first_kernel"),
         pl.col("start_ns").min().alias("kernel_start_ns"),
     )
-    out = calls.join(k, on=["correlation_id", "global_pid"], how="left").with_columns(
+    out = calls.join(k, on="_c", how="left").with_columns(
         pl.col("kernels").fill_null(0),
         (pl.col("kernel_start_ns") - pl.col("api_end_ns")).alias("queue_delay_ns"),
     ).sort("api_start_ns")
     return shaped(out, LAUNCH_COLUMNS)
 
 
-def _summary(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.group_by("range_name").agg(
+def _summary(frame: pl.DataFrame, by: str = "range_name") -> pl.DataFrame:
+    return frame.group_by(by).agg(
         pl.len().alias("launches"),
         pl.col("kernels").sum(),
         pl.col("api_dur_ns").sum().alias("api_total_ns"),
@@ -86,8 +92,16 @@ def launch_overhead(trace: Trace) -> pl.DataFrame:
     if per.is_empty():
         return pl.DataFrame(schema=SUMMARY_COLUMNS)
     rng = ranges(trace)
-    inside = in_ranges(per.select("api_start_ns", "global_tid", "kernels", "api_dur_ns", "queue_delay_ns"), rng)
+    # The (launch x range) pairs carry only what _summary reads, and the range name as a
+    # small integer code (_name), built one nesting level at a time.
+    names = rng.select("range_name").unique(maintain_order=True).with_row_index("_name")
+    coded = rng.join(names, on="range_name", how="left", nulls_equal=True)
+    slim = per.select("api_start_ns", "global_tid", "kernels", "api_dur_ns", "queue_delay_ns")
+    keep = ["_name", "kernels", "api_dur_ns", "queue_delay_ns"]
+    chunks = [c.select(keep) for c in in_ranges_chunks(slim, coded, keep=("_name",))]
+    inside = pl.concat(chunks) if chunks else in_ranges(slim, coded).select(keep)
+    summary = _summary(inside, "_name").join(names, on="_name", how="left").select("range_name", pl.exclude("_name", "range_name"))
     order = rng.group_by("range_name").agg(pl.col("range_start_ns").min().alias("_first"))
-    by_range = _summary(inside).join(order, on="range_name").sort("_first", "range_name").drop("_first")
+    by_range = summary.join(order, on="range_name").sort("_first", "range_name").drop("_first")
     out = pl.concat([_summary(per.with_columns(pl.lit(ALL).alias("range_name"))), by_range], how="vertical_relaxed")
     return shaped(out, SUMMARY_COLUMNS)

@@ -130,7 +130,8 @@ def decode_bandwidth(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
     n_step_ranges = int((rng["range_name"] == "step").sum())
     if n is None and n_step_ranges and n_step_ranges % dec.height == 0:
         n = n_step_ranges // dec.height
-    k = in_ranges(gpu_work(trace, ("kernel",)), dec)
+    k = in_ranges(gpu_work(trace, ("kernel",), ("start_ns", "end_ns", "device_id", "api_start_ns", "global_tid")),
+                  dec.select("range_id", "range_start_ns", "range_end_ns", "global_tid"))
     if n is None or k.is_empty():
         return pl.DataFrame(schema=BW_COLUMNS)
     gpu_ns = int(k.group_by("range_id").agg((pl.col("end_ns").max() - pl.col("start_ns").min()).alias("s"))["s"].sum())

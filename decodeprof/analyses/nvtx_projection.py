@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from decodeprof.analyses.events import gpu_work, in_ranges, ranges, runtime_calls
+from decodeprof.analyses.events import gpu_work, in_ranges, in_ranges_chunks, ranges, runtime_calls
 from decodeprof.analyses.intervals import union_ns
 from decodeprof.analyses.registry import analysis, shaped
 from decodeprof.trace import Trace
@@ -24,6 +24,10 @@ COLUMNS = {
 }
 
 
+WORK_COLUMNS = ("op", "start_ns", "end_ns", "graph_node_id", "bytes", "api_start_ns", "global_tid")
+RANGE_COLUMNS = ("range_id", "range_start_ns", "range_end_ns", "global_tid")
+
+
 def attributed_work(trace: Trace) -> pl.DataFrame:
     """GPU work (kernels, memcpys, memsets) x enclosing NVTX range: one row per pair.
 
@@ -31,8 +35,22 @@ def attributed_work(trace: Trace) -> pl.DataFrame:
     the ranges around that call, once per launch. Columns: op, start_ns, end_ns,
     graph_node_id, bytes, api_start_ns, global_tid, range_id, range_start_ns, range_end_ns.
     """
-    work = gpu_work(trace).select("op", "start_ns", "end_ns", "graph_node_id", "bytes", "api_start_ns", "global_tid")
-    return in_ranges(work, ranges(trace).select("range_id", "range_start_ns", "range_end_ns", "global_tid"))
+    return in_ranges(gpu_work(trace, columns=WORK_COLUMNS), ranges(trace).select(RANGE_COLUMNS))
+
+
+def _per_instance(chunk: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Per range instance of one chunk of attributed work: kernel stats, busy time, copies."""
+    kern = chunk.filter(pl.col("op") == "kernel")
+    per_inst = kern.group_by("range_id").agg(
+        (pl.col("end_ns").max() - pl.col("start_ns").min()).alias("gpu_span_ns"),
+        pl.len().alias("kernels"),
+        pl.col("graph_node_id").is_not_null().sum().alias("graph_kernels"),
+    )
+    busy = union_ns(kern, by=["range_id"]).rename({"busy_ns": "gpu_busy_ns"})
+    copies = chunk.filter(pl.col("op") == "memcpy").group_by("range_id").agg(
+        pl.len().alias("memcpys"), pl.col("bytes").sum().alias("memcpy_bytes")
+    )
+    return per_inst, busy, copies
 
 
 @analysis("nvtx_projection", columns=COLUMNS, needs=("nvtx", "runtime", "kernels"))
@@ -53,17 +71,13 @@ def nvtx_projection(trace: Trace) -> pl.DataFrame:
     rng = ranges(trace)
     if rng.is_empty():
         return pl.DataFrame(schema=COLUMNS)
-    work = attributed_work(trace)
-    kern = work.filter(pl.col("op") == "kernel")
-    per_inst = kern.group_by("range_id").agg(
-        (pl.col("end_ns").max() - pl.col("start_ns").min()).alias("gpu_span_ns"),
-        pl.len().alias("kernels"),
-        pl.col("graph_node_id").is_not_null().sum().alias("graph_kernels"),
-    )
-    busy = union_ns(kern, by=["range_id"]).rename({"busy_ns": "gpu_busy_ns"})
-    copies = work.filter(pl.col("op") == "memcpy").group_by("range_id").agg(
-        pl.len().alias("memcpys"), pl.col("bytes").sum().alias("memcpy_bytes")
-    )
+    # One nesting level of ranges at a time (each range's pairs lie in one chunk): the
+    # (work x range) pairs of all levels together never exist at once.
+    work = gpu_work(trace, columns=WORK_COLUMNS)
+    parts = [_per_instance(chunk) for chunk in in_ranges_chunks(work, rng.select(RANGE_COLUMNS))]
+    if not parts:
+        parts = [_per_instance(in_ranges(work, rng.select(RANGE_COLUMNS)))]
+    per_inst, busy, copies = (pl.concat([p[i] for p in parts], how="vertical_relaxed") for i in range(3))
     graph_calls = in_ranges(runtime_calls(trace).filter(pl.col("api_kind") == "graph_launch"), rng)
     graphs = graph_calls.group_by("range_id").agg(pl.len().alias("graph_launches"))
     inst = rng

@@ -18,6 +18,7 @@ from decodeprof.analyses import run_all
 from decodeprof.findings import Finding, findings
 from decodeprof.load import load_trace
 from decodeprof.report import charts
+from decodeprof.report.multigpu import section as multigpu_section
 from decodeprof.report.variant import Variant, facts, missing_sentences, ordered, variant_name
 from decodeprof.report.waterfall import decode_breakdown, waterfall
 
@@ -62,6 +63,7 @@ class Report:
     charts: list[charts.Chart] = field(default_factory=list)
     environment: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    multigpu: object = None  # decodeprof.report.multigpu.Section, when a variant is a multi-GPU run
 
 
 def load_variant(path: Path | str, name: str | None = None) -> Variant:
@@ -160,4 +162,5 @@ def assemble(variants: list[Variant], baseline: str | None = None) -> Report:
     for v in variants:
         fs = findings(v.name, v.facts, base.facts if base else None, wfs.get(v.name))
         report.findings[v.name] = [_finding_view(f, ids) for f in fs]
+    report.multigpu = multigpu_section(variants)
     return report

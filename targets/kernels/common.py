@@ -58,9 +58,15 @@ class LaunchOptions:
     warp_specialize: bool = False
     num_stages: int = 3
     num_warps: int = 4
+    block_n: int = 0  # output columns per program; 0 = auto (see pick_vec_block_n / DECODEPROF_TILES)
 
     def describe(self) -> str:
-        parts = ["tma" if self.use_tma else "pointer-loads", f"stages={self.num_stages}", f"warps={self.num_warps}"]
+        parts = ["tma" if self.use_tma else "pointer-loads"]
+        if self.use_tma:
+            parts.append(f"stages={self.num_stages}")
+        parts.append(f"warps={self.num_warps}")
+        if self.block_n:
+            parts.append(f"block_n={self.block_n}")
         if self.warp_specialize:
             parts.append("warp-specialized")
         return ",".join(parts)
@@ -123,6 +129,55 @@ def pick_block_k(k: int, block_n: int, num_warps: int, packed: bool) -> int:
     while bk > 32 and bk // 2 >= k:
         bk //= 2
     return bk
+
+
+TILES_ENV = "DECODEPROF_TILES"  # e.g. "fp8:8192=16x8,bf16:1024=4x4": fmt:N=BLOCK_Nxnum_warps (pointer path)
+
+# Measured on an H100 (benchmarks/tune_gemv.py, 2026-11-25): (fmt, N >= 4096) -> (block_n, num_warps)
+# for the pointer path; looked up when LaunchOptions.block_n is 0 and DECODEPROF_TILES names none.
+VEC_TILES: dict[tuple[str, bool], tuple[int, int]] = {
+    ("bf16", False): (4, 4), ("bf16", True): (8, 4),
+    ("fp8", False): (4, 4), ("fp8", True): (8, 4),
+    ("fp4", False): (4, 4), ("fp4", True): (8, 4),
+}
+
+
+def tiles_override(fmt: str, n: int) -> tuple[int, int] | None:
+    """(block_n, num_warps) for this format and N from DECODEPROF_TILES, if it names them."""
+    spec = os.environ.get(TILES_ENV, "").strip()
+    for item in filter(None, (p.strip() for p in spec.split(","))):
+        try:
+            key, val = item.split("=")
+            f, nn = key.split(":")
+            bn, nw = (int(v) for v in val.lower().split("x"))
+        except ValueError as exc:
+            raise TargetError(f"{TILES_ENV} item {item!r} is not fmt:N=BLOCK_NxWARPS") from exc
+        if f == fmt and int(nn) == n:
+            return bn, nw
+    return None
+
+
+def pick_vec_block_k(row_units: int, unit: int) -> int:
+    """Pointer path: one 16-byte vector (`unit` elements, or bytes for packed FP4) per lane,
+    32 lanes, so a [BLOCK_N, KW, 32*unit] tile puts the lanes on K and the warps on rows;
+    smaller for short rows (power of two, at least one vector)."""
+    bk = 32 * unit
+    while bk > unit and bk // 2 >= row_units:
+        bk //= 2
+    return bk
+
+
+def pick_vec_block_n(fmt: str, n: int, sms: int, opts: LaunchOptions) -> tuple[int, int]:
+    """(block_n, num_warps) for the pointer path: LaunchOptions.block_n if set, else
+    DECODEPROF_TILES, else the measured table (on the GPU) / num_warps rows (interpreter)."""
+    if opts.block_n:
+        return opts.block_n, opts.num_warps
+    over = tiles_override(fmt, n)
+    if over:
+        return over
+    if interpreting():
+        return max(opts.num_warps, 16), opts.num_warps
+    return VEC_TILES.get((fmt, n >= 4096), (opts.num_warps, opts.num_warps))
 
 
 # name + plan -> the CompiledKernel of its latest launch (benchmarks/kernels_gpu.py reads its SASS)

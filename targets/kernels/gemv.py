@@ -18,7 +18,8 @@ import triton.language as tl
 from targets.errors import TargetError
 from targets.kernels import linear_tile
 from targets.kernels.common import (MAX_BATCH, PLAIN, LaunchOptions, check_rows, check_tensor, ensure_allocator,
-                                    num_sms, pick_block_k, pick_block_n, remember, tma_unsupported_reason)
+                                    num_sms, pick_block_k, pick_block_n, pick_vec_block_k, pick_vec_block_n, remember,
+                                    tma_unsupported_reason)
 from targets.kernels.quant import LinearWeight
 
 ACT_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
@@ -70,10 +71,17 @@ def resolve_tma(opts: LaunchOptions, weight: LinearWeight) -> None:
     ensure_allocator()
 
 
-def tiles(weight: LinearWeight, opts: LaunchOptions) -> tuple[int, int]:
-    """(BLOCK_N, BLOCK_K) for this weight."""
-    block_n = pick_block_n(weight.n, num_sms(weight.w.device))
-    return block_n, pick_block_k(weight.k, block_n, opts.num_warps, packed=weight.fmt == "fp4")
+def tiles(weight: LinearWeight, opts: LaunchOptions) -> tuple[int, int, int]:
+    """(BLOCK_N, BLOCK_K, num_warps) for this weight. TMA: tiles of at most 256 along K (the box
+    limit), BLOCK_N from pick_block_n. Pointer loads: BLOCK_K = 32 lanes x 16 bytes (in storage
+    units: elements, or bytes for packed FP4), BLOCK_N from pick_vec_block_n."""
+    if opts.use_tma:
+        block_n = pick_block_n(weight.n, num_sms(weight.w.device))
+        return block_n, pick_block_k(weight.k, block_n, opts.num_warps, packed=weight.fmt == "fp4"), opts.num_warps
+    unit = 16 // weight.w.element_size()
+    block_k = pick_vec_block_k(weight.w.shape[1], unit)
+    block_n, num_warps = pick_vec_block_n(weight.fmt, weight.n, num_sms(weight.w.device), opts)
+    return block_n, block_k, num_warps
 
 
 def scale_args(weight: LinearWeight) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,13 +110,13 @@ def launch_gemv(kernel, fmt: str, x: torch.Tensor, weight: LinearWeight, bias: t
     check_tensor("out", out, dtype=x.dtype, device=x.device, contiguous=False)
     check_rows("out", out, b, weight.n)
     resolve_tma(opts, weight)
-    block_n, block_k = tiles(weight, opts)
+    block_n, block_k, num_warps = tiles(weight, opts)
     s, g = scale_args(weight)
     grid = (triton.cdiv(weight.n, block_n),)
     compiled = kernel[grid](x, x.stride(0), weight.w, s, g, bias if bias is not None else x, out, out.stride(0), weight.n,
                  K=k, B=b, HAS_BIAS=bias is not None, USE_TMA=opts.use_tma, WS=opts.warp_specialize,
                  NUM_STAGES=opts.num_stages, BLOCK_B=triton.next_power_of_2(b), BLOCK_N=block_n, BLOCK_K=block_k,
-                 num_warps=opts.num_warps)
+                 num_warps=num_warps)
     remember(kernel, opts, compiled)
     return out
 

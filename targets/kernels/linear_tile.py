@@ -105,12 +105,101 @@ def x_at(b, ks, x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr,
 
 
 @triton.jit
+def e2m1_pair_to_float(p):
+    """Packed byte p (uint8) -> (low-nibble value, high-nibble value) as fp32 divided by 2**14.
+    E2M1 code s|e1 e0|m placed at fp16 bits 15 | 11 10 | 9 is exactly value * 2**-14 (the
+    subnormal codes 0 and 1 land on fp16 subnormals, converted exactly): 3 integer ops and one
+    conversion per element, no table and no compares. The caller folds 2**14 into the scale."""
+    q = p.to(tl.uint16)
+    lo = ((q & 7) << 9) | ((q & 8) << 12)
+    hi = ((q & 0x70) << 5) | ((q & 0x80) << 8)
+    return lo.to(tl.float16, bitcast=True).to(tl.float32), hi.to(tl.float16, bitcast=True).to(tl.float32)
+
+
+@triton.jit
+def linear_acc_vec(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd,
+                   w_ptr, s_ptr, g_ptr, n0, N,
+                   K: tl.constexpr, B: tl.constexpr, FMT: tl.constexpr, X_LN: tl.constexpr,
+                   BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """Pointer-load path, shaped for bandwidth. The program's whole weight block [BLOCK_N, K]
+    is loaded up front as a 3-D tile [BLOCK_N, KW, BLOCK_K] (BLOCK_K = 32 lanes x one 16-byte
+    vector): Triton puts the 32 lanes on the last dim and the warps on the rows, so each thread
+    holds KW 16-byte vectors of its row(s) (all loads in flight at once), the K reduction is
+    in-thread followed by one 5-step warp shuffle per (row, batch row), and nothing goes through
+    shared memory but the tiny x tile. Batch rows: static loop, each multiplying the same
+    registers (the weights are read once). Returns acc [BLOCK_B, BLOCK_N] fp32, scales applied."""
+    rows = tl.arange(0, BLOCK_B)
+    acc = tl.zeros([BLOCK_B, BLOCK_N], tl.float32)
+    n3 = n0 + tl.arange(0, BLOCK_N)[:, None, None]
+    nm3 = n3 < N
+    if FMT == 2:
+        KB: tl.constexpr = (K + 15) // 16 * 8  # packed bytes per row
+        SK: tl.constexpr = (K + 15) // 16  # block scales per row
+        KW: tl.constexpr = (KB + BLOCK_K - 1) // BLOCK_K
+        NB: tl.constexpr = BLOCK_K // 8  # 16-element scale blocks per BLOCK_K bytes
+        kw3 = tl.arange(0, KW)[None, :, None]
+        c3 = tl.arange(0, BLOCK_K)[None, None, :]
+        bm3 = nm3 & (kw3 * BLOCK_K + c3 < KB)
+        p = tl.load(w_ptr + n3 * KB + kw3 * BLOCK_K + c3, mask=bm3, other=0)  # [BN, KW, BLOCK_K] u8
+        p = tl.reshape(p, [BLOCK_N, KW, NB, 8])
+        w_lo, w_hi = e2m1_pair_to_float(p)  # elements 2j and 2j+1 of each block
+        blk3 = kw3 * NB + tl.arange(0, NB)[None, None, :]  # [1, KW, NB] scale index
+        sc = tl.load(s_ptr + n3 * SK + blk3, mask=nm3 & (blk3 < SK), other=0.0).to(tl.float32) * 16384.0
+        # even element index [KW, NB, 8]; x is built 3-D and broadcast, so that the compiler
+        # converts the small x tile (shared memory) to the weights' layout, never the reverse
+        ke = (tl.arange(0, KW)[:, None, None] * BLOCK_K + tl.arange(0, NB)[None, :, None] * 8
+              + tl.arange(0, 8)[None, None, :]) * 2
+        for b in tl.static_range(B):
+            xe = x_at(b, ke, x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd, K, X_LN, BLOCK_B)
+            xo = x_at(b, ke + 1, x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd, K, X_LN, BLOCK_B)
+            blk_sum = tl.sum(w_lo * xe[None] + w_hi * xo[None], axis=3)  # [BN, KW, NB], in-thread
+            part = tl.sum(tl.sum(blk_sum * sc, axis=1), axis=1)
+            acc = tl.where(rows[:, None] == b, part[None, :], acc)
+        acc = acc * tl.load(g_ptr)
+    else:
+        KW: tl.constexpr = (K + BLOCK_K - 1) // BLOCK_K
+        kw3 = tl.arange(0, KW)[None, :, None]
+        c3 = tl.arange(0, BLOCK_K)[None, None, :]
+        ks3 = kw3 * BLOCK_K + c3  # [1, KW, BLOCK_K]
+        w = tl.load(w_ptr + n3 * K + ks3, mask=nm3 & (ks3 < K), other=0.0).to(tl.float32)
+        ks2 = tl.arange(0, KW)[:, None] * BLOCK_K + tl.arange(0, BLOCK_K)[None, :]  # x as [KW, BLOCK_K]: see above
+        for b in tl.static_range(B):
+            xb = x_at(b, ks2, x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd, K, X_LN, BLOCK_B)
+            part = tl.sum(tl.sum(w * xb[None], axis=1), axis=1)  # KW in-thread first, then the lanes
+            acc = tl.where(rows[:, None] == b, part[None, :], acc)
+        if FMT == 1:
+            offs_n = n0 + tl.arange(0, BLOCK_N)
+            acc = acc * tl.load(s_ptr + offs_n, mask=offs_n < N, other=0.0)[None, :]
+    return acc
+
+
+@triton.jit
 def linear_acc(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd,
                w_ptr, s_ptr, g_ptr, n0, N,
                K: tl.constexpr, B: tl.constexpr, FMT: tl.constexpr, X_LN: tl.constexpr,
                USE_TMA: tl.constexpr, WS: tl.constexpr, NUM_STAGES: tl.constexpr,
                BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    """acc [BLOCK_B, BLOCK_N] fp32 = x @ W[n0:n0+BLOCK_N].T with the format's scales applied."""
+    """acc [BLOCK_B, BLOCK_N] fp32 = x @ W[n0:n0+BLOCK_N].T with the format's scales applied.
+    Pointer loads (USE_TMA False): linear_acc_vec. TMA: the K-loop below (tiles of BLOCK_K)."""
+    if USE_TMA:
+        acc = linear_acc_tiles(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd,
+                               w_ptr, s_ptr, g_ptr, n0, N, K, B, FMT, X_LN, WS, NUM_STAGES,
+                               BLOCK_B, BLOCK_N, BLOCK_K)
+    else:
+        acc = linear_acc_vec(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd,
+                             w_ptr, s_ptr, g_ptr, n0, N, K, B, FMT, X_LN, BLOCK_B, BLOCK_N, BLOCK_K)
+    return acc
+
+
+@triton.jit
+def linear_acc_tiles(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd,
+                     w_ptr, s_ptr, g_ptr, n0, N,
+                     K: tl.constexpr, B: tl.constexpr, FMT: tl.constexpr, X_LN: tl.constexpr,
+                     WS: tl.constexpr, NUM_STAGES: tl.constexpr,
+                     BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """TMA path: a K loop over [BLOCK_N, BLOCK_K] tiles streamed by a tensor descriptor
+    (UTMALDG into shared memory), NUM_STAGES deep, optionally warp-specialized."""
+    USE_TMA: tl.constexpr = True
     rows = tl.arange(0, BLOCK_B)
     offs_n = n0 + tl.arange(0, BLOCK_N)
     n_mask = offs_n < N

@@ -95,7 +95,7 @@ def describe_error(err: dict) -> str:
             f"tokens={err['token_agreement']:.2f}")
 
 
-def kernel_mode(default: str = "ws") -> str:
+def kernel_mode(default: str = "plain") -> str:
     mode = os.environ.get(KERNEL_MODE_ENV, default)
     if mode not in ("plain", "ws", "tma2"):
         raise TargetError(f"{KERNEL_MODE_ENV}={mode!r} is not one of plain, ws, tma2")
