@@ -5,7 +5,6 @@ from __future__ import annotations
 import polars as pl
 
 from decodeprof.analyses.events import gpu_work, in_ranges, per_trace, ranges, runtime_calls
-from decodeprof.analyses.intervals import overlapping
 from decodeprof.analyses.registry import analysis, shaped
 from decodeprof.trace import Trace
 
@@ -97,7 +96,8 @@ def largest_gaps(trace: Trace, *, range_name: str = "decode", top: int = 5) -> p
     call_name, call_start_ns, call_dur_ns, overlap_ns (call time inside the gap).
     """
     scope, gaps = stream_gaps(trace, range_name)
-    gaps = gaps.filter(pl.col("gap_ns").is_not_null() & (pl.col("gap_ns") > 0)).sort(["gap_ns", "gap_start_ns"], descending=[True, False]).head(top)
+    gaps = (gaps.lazy().filter(pl.col("gap_ns").is_not_null() & (pl.col("gap_ns") > 0))
+            .sort(["gap_ns", "gap_start_ns"], descending=[True, False]).head(top).collect())  # sort + head: a top-k
     if gaps.is_empty():
         return pl.DataFrame(schema=CALL_COLUMNS)
     gaps = gaps.with_row_index("gap_rank", offset=1).with_columns(pl.lit(scope).alias("scope"))
@@ -105,8 +105,15 @@ def largest_gaps(trace: Trace, *, range_name: str = "decode", top: int = 5) -> p
         pl.col("api_name").alias("call_name"), pl.col("api_start_ns").alias("call_start_ns"),
         pl.col("api_end_ns").alias("_call_end"), pl.col("api_dur_ns").alias("call_dur_ns"),
     )
-    pairs = overlapping(gaps, calls, a_start="gap_start_ns", a_end="gap_end_ns",
-                        b_start="call_start_ns", b_end="_call_end")
+    # The calls during `top` gaps: one vectorised filter of the calls per gap (top is small),
+    # the same pairs as an interval join of gaps x calls without its setup over all calls.
+    pairs = pl.concat([
+        calls.filter((pl.col("call_start_ns") < g["gap_end_ns"]) & (pl.col("_call_end") > g["gap_start_ns"]))
+        .with_columns(pl.lit(g["gap_rank"], gaps.schema["gap_rank"]).alias("gap_rank"),
+                      (pl.min_horizontal(pl.lit(g["gap_end_ns"]), "_call_end")
+                       - pl.max_horizontal(pl.lit(g["gap_start_ns"]), "call_start_ns")).alias("overlap_ns"))
+        for g in gaps.select("gap_rank", "gap_start_ns", "gap_end_ns").iter_rows(named=True)
+    ])
     out = gaps.join(pairs.select("gap_rank", "call_name", "call_start_ns", "call_dur_ns", "overlap_ns"),
                     on="gap_rank", how="left").sort("gap_rank", "call_start_ns", nulls_last=True)
     return shaped(out, CALL_COLUMNS)

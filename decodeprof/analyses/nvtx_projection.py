@@ -38,19 +38,17 @@ def attributed_work(trace: Trace) -> pl.DataFrame:
     return in_ranges(gpu_work(trace, columns=WORK_COLUMNS), ranges(trace).select(RANGE_COLUMNS))
 
 
-def _per_instance(chunk: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Per range instance of one chunk of attributed work: kernel stats, busy time, copies."""
-    kern = chunk.filter(pl.col("op") == "kernel")
+KERNEL_COLUMNS = ("start_ns", "end_ns", "graph_node_id", "api_start_ns", "global_tid")
+
+
+def _kernels_per_instance(kern: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per range instance of (kernel x range) pairs: span, counts, and busy time."""
     per_inst = kern.group_by("range_id").agg(
         (pl.col("end_ns").max() - pl.col("start_ns").min()).alias("gpu_span_ns"),
         pl.len().alias("kernels"),
         pl.col("graph_node_id").is_not_null().sum().alias("graph_kernels"),
     )
-    busy = union_ns(kern, by=["range_id"]).rename({"busy_ns": "gpu_busy_ns"})
-    copies = chunk.filter(pl.col("op") == "memcpy").group_by("range_id").agg(
-        pl.len().alias("memcpys"), pl.col("bytes").sum().alias("memcpy_bytes")
-    )
-    return per_inst, busy, copies
+    return per_inst, union_ns(kern, by=["range_id"]).rename({"busy_ns": "gpu_busy_ns"})
 
 
 @analysis("nvtx_projection", columns=COLUMNS, needs=("nvtx", "runtime", "kernels"))
@@ -71,13 +69,18 @@ def nvtx_projection(trace: Trace) -> pl.DataFrame:
     rng = ranges(trace)
     if rng.is_empty():
         return pl.DataFrame(schema=COLUMNS)
-    # One nesting level of ranges at a time (each range's pairs lie in one chunk): the
-    # (work x range) pairs of all levels together never exist at once.
-    work = gpu_work(trace, columns=WORK_COLUMNS)
-    parts = [_per_instance(chunk) for chunk in in_ranges_chunks(work, rng.select(RANGE_COLUMNS))]
+    # Kernels one nesting level of ranges at a time (each range's pairs lie in one chunk):
+    # the (kernel x range) pairs of all levels never exist at once. Only the columns used
+    # are gathered; memsets are not reported.
+    keys = rng.select(RANGE_COLUMNS)
+    kernels = gpu_work(trace, ("kernel",), KERNEL_COLUMNS)
+    parts = [_kernels_per_instance(chunk) for chunk in in_ranges_chunks(kernels, keys)]
     if not parts:
-        parts = [_per_instance(in_ranges(work, rng.select(RANGE_COLUMNS)))]
-    per_inst, busy, copies = (pl.concat([p[i] for p in parts], how="vertical_relaxed") for i in range(3))
+        parts = [_kernels_per_instance(in_ranges(kernels, keys))]
+    per_inst, busy = (pl.concat([p[i] for p in parts], how="vertical_relaxed") for i in range(2))
+    copies = in_ranges(gpu_work(trace, ("memcpy",), ("bytes", "api_start_ns", "global_tid")), keys).group_by("range_id").agg(
+        pl.len().alias("memcpys"), pl.col("bytes").sum().alias("memcpy_bytes")
+    )
     graph_calls = in_ranges(runtime_calls(trace).filter(pl.col("api_kind") == "graph_launch"), rng)
     graphs = graph_calls.group_by("range_id").agg(pl.len().alias("graph_launches"))
     inst = rng

@@ -9,7 +9,6 @@ leading NULL; the loaders therefore keep expressions out of SQL and do arithmeti
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 
@@ -72,37 +71,14 @@ def columns(con: sqlite3.Connection, table: str) -> list[str]:
     return [r[1] for r in con.execute(f'PRAGMA table_info("{table}")')]
 
 
-PARTITION_MIN_ROWS = 200_000  # below this, one reader thread is as fast
-
-
-def read_sql(path: Path, con: sqlite3.Connection, sql: str, *, rowid_alias: str | None = None) -> pl.DataFrame:
-    """Run `sql` on the export at `path`; connectorx when it can, else sqlite3 (`con`).
-
-    With `rowid_alias` (the alias of the one table `sql` reads, e.g. "k" for
-    `... FROM CUPTI_ACTIVITY_KIND_KERNEL AS k`) and a large table, connectorx reads it in
-    rowid ranges on several threads (one per core, at most 4): about 2x faster on 2 cores
-    for 1M kernels; rows keep the table's order (partitions are ascending rowid ranges).
-    """
+def read_sql(path: Path, con: sqlite3.Connection, sql: str) -> pl.DataFrame:
+    """Run `sql` on the export at `path`; connectorx when it can, else sqlite3 (`con`)."""
     try:
         import connectorx
 
-        uri = "sqlite://" + str(path.resolve())
-        parts = min(os.cpu_count() or 1, 4)
-        if rowid_alias is not None and parts > 1:
-            table = sql.rsplit(" FROM ", 1)[1].split()[0]
-            rows = con.execute(f'SELECT MAX(rowid) FROM "{table}"').fetchone()[0] or 0
-            if rows >= PARTITION_MIN_ROWS:
-                try:
-                    ranged = sql.replace("SELECT ", f"SELECT {rowid_alias}.rowid AS _rowid_, ", 1)
-                    return connectorx.read_sql(uri, ranged, return_type="polars", partition_on="_rowid_",
-                                               partition_num=parts).drop("_rowid_")
-                except (KeyboardInterrupt, SystemExit):
-                    raise
-                except BaseException:  # noqa: BLE001 -- e.g. a partition whose first row is NULL
-                    pass  # one unpartitioned read below
         # return_type="polars" keeps connectorx's chunks (no rechunk copy): about 40% lower
         # peak memory than polars.read_database_uri on 1M kernels. Needs pyarrow.
-        return connectorx.read_sql(uri, sql, return_type="polars")
+        return connectorx.read_sql("sqlite://" + str(path.resolve()), sql, return_type="polars")
     except ImportError:
         pass  # connectorx or pyarrow not installed
     except (KeyboardInterrupt, SystemExit):

@@ -65,8 +65,8 @@ class _Export:
             self._cols[table] = columns(self.con, table) if table in self.tables else []
         return self._cols[table]
 
-    def read(self, sql: str, *, rowid_alias: str | None = None) -> pl.DataFrame:
-        return read_sql(self.path, self.con, sql, rowid_alias=rowid_alias)
+    def read(self, sql: str) -> pl.DataFrame:
+        return read_sql(self.path, self.con, sql)
 
     def pick(self, table: str, alias: str, wanted: dict[str, str]) -> list[str]:
         """`alias.col AS out` for each wanted column the table has (others become nulls later)."""
@@ -136,7 +136,7 @@ def read_kernels(ex: _Export) -> pl.DataFrame:
               "blockY": "block_y", "blockZ": "block_z", "registersPerThread": "registers_per_thread",
               "staticSharedMemory": "static_smem", "dynamicSharedMemory": "dynamic_smem"}
     wanted |= {"shortName": "short_id", "demangledName": "demangled_id"}
-    df = ex.read(f"SELECT {', '.join(ex.pick(t, 'k', wanted))} FROM {t} AS k", rowid_alias="k")
+    df = ex.read(f"SELECT {', '.join(ex.pick(t, 'k', wanted))} FROM {t} AS k")
     df = ex.name(ex.name(df, "short_id", "name"), "demangled_id", "demangled_name")
     df = _with_nulls(df, list(wanted.values()))
     return _timed(df).with_columns(
@@ -148,7 +148,7 @@ def read_runtime(ex: _Export) -> pl.DataFrame:
     t = SOURCES["runtime"].table
     wanted = {"start": "start_ns", "end": "end_ns", "globalTid": "global_tid", "correlationId": "correlation_id",
               "nameId": "name_id"}
-    df = ex.name(ex.read(f"SELECT {', '.join(ex.pick(t, 'r', wanted))} FROM {t} AS r", rowid_alias="r"), "name_id", "name")
+    df = ex.name(ex.read(f"SELECT {', '.join(ex.pick(t, 'r', wanted))} FROM {t} AS r"), "name_id", "name")
     df = _with_nulls(df, list(wanted.values()))
     return _timed(df).with_columns(*_split_tid())
 

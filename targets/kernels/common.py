@@ -136,9 +136,8 @@ TILES_ENV = "DECODEPROF_TILES"  # e.g. "fp8:8192=16x8,bf16:1024=4x4": fmt:N=BLOC
 # Measured on an H100 (benchmarks/tune_gemv.py, 2026-11-25): (fmt, N >= 4096) -> (block_n, num_warps)
 # for the pointer path; looked up when LaunchOptions.block_n is 0 and DECODEPROF_TILES names none.
 VEC_TILES: dict[tuple[str, bool], tuple[int, int]] = {
-    ("bf16", False): (4, 4), ("bf16", True): (8, 4),
-    ("fp8", False): (4, 4), ("fp8", True): (8, 4),
-    ("fp4", False): (4, 4), ("fp4", True): (8, 4),
+    ("bf16", False): (2, 1), ("fp8", False): (2, 1), ("fp4", False): (8, 8),  # N=1024: 512 / 512 / 128 programs
+    ("bf16", True): (16, 8), ("fp8", True): (16, 8), ("fp4", True): (16, 4),  # N=8192: 512 programs
 }
 
 

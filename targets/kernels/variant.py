@@ -26,7 +26,7 @@ from targets.workload import Config, Weights
 # step(tokens [B], state [B, h] (updated in place), tokens_out [B], logits_out [B, V] or None)
 StepFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None], None]
 
-KERNEL_MODE_ENV = "DECODEPROF_KERNEL_MODE"  # plain | ws | tma2 (fp8/fp4 Triton paths; default ws)
+KERNEL_MODE_ENV = "DECODEPROF_KERNEL_MODE"  # plain | ws | tma2 (fp8/fp4 Triton paths; default plain: fastest measured)
 
 
 class KernelLoopVariant(GraphDecodeVariant):
