@@ -168,3 +168,11 @@ def test_cli_report_help():
 
     result = CliRunner().invoke(app, ["report", "--help"])
     assert result.exit_code == 0 and "decodeprof report" in result.output and "Example" in result.output
+
+
+def test_several_variants_get_a_step_timeline_against_the_baseline(full):
+    report, html = full
+    with_steps = {v.name for v in report.variants if v.facts.get("kernels_per_step") is not None} - {"baseline"}
+    ids = {c.id for c in report.charts if c.id.startswith("chart-stepdiff-")}
+    assert ids == {f"chart-stepdiff-{name}" for name in with_steps} and ids
+    assert all(f'id="{cid}"' in html for cid in ids)

@@ -157,7 +157,7 @@ def assemble(variants: list[Variant], baseline: str | None = None) -> Report:
     report.rows = _summary_rows(variants, base)
     report.environment = _environment(variants)
     wfs = _waterfalls(variants, base, report)
-    report.charts = charts.overview(variants)
+    report.charts = charts.overview(variants) + charts.step_diffs(variants, base)
     ids = {c.id for c in report.charts} | {w.chart.id for w in report.waterfalls.values()} | {"summary"}
     for v in variants:
         fs = findings(v.name, v.facts, base.facts if base else None, wfs.get(v.name))

@@ -167,6 +167,24 @@ def waterfall(name: str, base_name: str, wf: pl.DataFrame, base_span: float, var
     return _chart(f"chart-waterfall-{name}", f"Where {name} saves decode time vs {base_name} (µs per step)", fig)
 
 
+def step_diffs(variants, base) -> list[Chart]:
+    """Per variant: one decode step of the baseline above one of the variant, same time scale
+    (the diff command's timeline). Variants without decode steps get none."""
+    if base is None or base.facts.get("kernels_per_step") is None:
+        return []
+    from decodeprof.diff.steps import pick_step
+    from decodeprof.diff.timeline import step_timeline_figure
+
+    base_ops = pick_step(base.trace).ops
+    out = []
+    for v in variants:
+        if v is base or v.facts.get("kernels_per_step") is None:
+            continue
+        fig = step_timeline_figure(base.trace, v.trace, base.name, v.name, ops_a=base_ops)
+        out.append(_chart(f"chart-stepdiff-{v.name}", f"One decode step: {base.name} above {v.name} (same µs scale)", fig))
+    return out
+
+
 def overview(variants) -> list[Chart]:
     """The cross-variant charts that exist for these variants, in report order."""
     return [c for c in (step_time(variants), kernels_per_step(variants), timeline(variants),
