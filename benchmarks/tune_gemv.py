@@ -1,9 +1,12 @@
-"""Sweep the pointer-path tiling (BLOCK_N x num_warps) of the decode GEMV kernels on the GPU, in
-one process: each candidate is checked against torch (dequantized weights) and timed in a CUDA
-graph of `calls` launches (median of `reps`; GB/s from gemv_bytes). Prints a table, the winners
-as a DECODEPROF_TILES string (also written to --out), and whole decode steps with the winners.
+"""Sweep the pointer-path tiling (BLOCK_N x num_warps x variant) of the three decode kernels per
+format and role on the GPU, in one process: each candidate is checked against torch (dequantized
+weights) and timed in a CUDA graph of `calls` launches (median of `reps`; GB/s from the bytes it
+must read). Roles: k1 = embed+LayerNorm+Linear+GELU (N=h), k2 = Linear (N=h), k3 = lm_head+argmax
+(N=V). Variant 0 = x through shared memory (the earlier tile), 1 = registers only (linear_acc_v2).
+Prints a table, the winners as a DECODEPROF_TILES string (also written to --out), and whole decode
+steps (CUDA graph) with the winners.
 
-    python benchmarks/tune_gemv.py [--out tiles.txt] [--calls 20] [--reps 7]
+    python benchmarks/tune_gemv.py [--out tiles.txt] [--calls 20] [--reps 7] [--quick]
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import argparse
 import os
 import statistics
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -21,15 +25,20 @@ import torch.nn.functional as F  # noqa: E402
 
 from benchmarks.kernels_gpu import close, time_graph  # noqa: E402
 from targets import workload  # noqa: E402
-from targets.kernels.common import TILES_ENV, LaunchOptions  # noqa: E402
-from targets.kernels.fused_decode import DecodeKernels, KernelPlan, linear_bias, lm_head_argmax, make_workspace  # noqa: E402
+from targets.kernels.common import TILES_ENV, VEC_TILES, LaunchOptions  # noqa: E402
+from targets.kernels.fused_decode import (DecodeKernels, KernelPlan, linear_bias, lm_head_argmax,  # noqa: E402
+                                          ln_linear_gelu, make_workspace)
 from targets.kernels.gemv import gemv_bytes  # noqa: E402
 from targets.kernels.quant import make_linear_weight  # noqa: E402
 
-CANDIDATES = {
-    1024: [(2, 2), (4, 4), (4, 2), (8, 4), (8, 8), (2, 1), (4, 1)],
-    8192: [(4, 4), (8, 4), (8, 8), (16, 8), (16, 4), (32, 8), (4, 2), (8, 2)],
+CANDIDATES = {  # (block_n, num_warps, variant)
+    "k1": [(2, 1, 1), (4, 1, 1), (4, 2, 1), (4, 4, 1), (8, 4, 1), (8, 8, 1), (16, 8, 1)],
+    "k2": [(2, 1, 1), (4, 1, 1), (4, 2, 1), (4, 4, 1), (8, 4, 1), (8, 8, 1), (16, 8, 1)],
+    "k3": [(4, 2, 1), (8, 2, 1), (8, 4, 1), (8, 8, 1), (16, 4, 1), (16, 8, 1), (32, 8, 1)],
 }
+PREVIOUS = {("bf16", "k1"): (2, 1, 0), ("bf16", "k2"): (2, 1, 0), ("bf16", "k3"): (16, 8, 0),
+            ("fp8", "k1"): (2, 1, 0), ("fp8", "k2"): (2, 1, 0), ("fp8", "k3"): (16, 8, 0),
+            ("fp4", "k1"): (8, 8, 0), ("fp4", "k2"): (8, 8, 0), ("fp4", "k3"): (16, 4, 0)}
 
 
 def main() -> int:
@@ -37,59 +46,83 @@ def main() -> int:
     ap.add_argument("--out", default="")
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--budget-s", type=float, default=1e9, help="stop sweeping after this many seconds")
     args = ap.parse_args()
+    t_start = time.time()
     cfg = workload.Config()
     w = workload.make_weights(cfg)
     b, h = cfg.batch, cfg.hidden
     x = torch.randn(b, h, device="cuda").bfloat16()
-    best: dict[str, tuple[float, int, int]] = {}
+    tok = torch.randint(0, cfg.vocab, (b,), device="cuda")
+    state = torch.randn(b, h, device="cuda").bfloat16()
+    best: dict[str, tuple[float, int, int, int]] = {}
     print(f"device: {torch.cuda.get_device_name()}  batch {b} hidden {h} vocab {cfg.vocab}")
-    for label, wt, bias in (("linear", w.decode_w2, w.decode_b2), ("lm_head", w.lm_head, None)):
-        base = statistics.median(time_graph(lambda: F.linear(x, wt, bias), args.calls, args.reps))
-        print(f"{label:8} torch bf16          {base * 1e6:7.2f} us")
-        n = wt.shape[0]
-        for fmt in ("bf16", "fp8", "fp4"):
+    with torch.no_grad():
+        xln = F.layer_norm(F.embedding(tok, w.embed) + state, (h,), w.decode_ln_w, w.decode_ln_b)
+    base = {
+        "k1": statistics.median(time_graph(lambda: F.gelu(F.linear(F.layer_norm(F.embedding(tok, w.embed) + state, (h,), w.decode_ln_w, w.decode_ln_b), w.decode_w1, w.decode_b1)), args.calls, args.reps)),
+        "k2": statistics.median(time_graph(lambda: F.linear(x, w.decode_w2, w.decode_b2), args.calls, args.reps)),
+        "k3": statistics.median(time_graph(lambda: torch.argmax(F.linear(x, w.lm_head), -1), args.calls, args.reps)),
+    }
+    for r, t in base.items():
+        print(f"{r} torch bf16 (stock ops)  {t * 1e6:7.2f} us")
+    for fmt in ("bf16", "fp8", "fp4"):
+        for role, wt, bias in (("k1", w.decode_w1, w.decode_b1), ("k2", w.decode_w2, w.decode_b2), ("k3", w.lm_head, None)):
             lw = make_linear_weight(wt, fmt)
-            ref = x.float() @ lw.dequantized().T + (bias.float() if bias is not None else 0)
+            n = wt.shape[0]
+            if role == "k1":
+                ref = F.gelu((xln.float() @ lw.dequantized().T + bias.float()).bfloat16().float())
+            else:
+                ref = x.float() @ lw.dequantized().T + (bias.float() if bias is not None else 0)
             nbytes = gemv_bytes(lw, b, bias=bias is not None)
-            for bn, nw in CANDIDATES[n]:
-                opts = LaunchOptions(block_n=bn, num_warps=nw)
+            cands = [PREVIOUS[(fmt, role)]] + CANDIDATES[role]
+            for bn, nw, var in cands:
+                if time.time() - t_start > args.budget_s:
+                    print("budget reached: sweep stopped")
+                    break
+                opts = LaunchOptions(block_n=bn, num_warps=nw, variant=var)
                 try:
-                    if bias is not None:
+                    if role == "k1":
+                        out = torch.empty(b, n, device="cuda", dtype=torch.bfloat16)
+                        ln_linear_gelu(tok, w.embed, state, w.decode_ln_w, w.decode_ln_b, lw, bias, out, opts)
+                        ok = close(out, ref, ulps=4.0)
+                        fn = lambda: ln_linear_gelu(tok, w.embed, state, w.decode_ln_w, w.decode_ln_b, lw, bias, out, opts)  # noqa: E731
+                    elif role == "k2":
                         out = torch.empty(b, n, device="cuda", dtype=torch.bfloat16)
                         linear_bias(x, lw, bias, out, opts)
                         ok = close(out, ref)
                         fn = lambda: linear_bias(x, lw, bias, out, opts)  # noqa: E731
                     else:
-                        ws, tok = make_workspace(lw, b, opts), torch.empty(b, dtype=torch.int64, device="cuda")
+                        ws, tk = make_workspace(lw, b, opts), torch.empty(b, dtype=torch.int64, device="cuda")
                         logits = torch.empty(b, n, device="cuda", dtype=torch.bfloat16)
-                        lm_head_argmax(x, lw, tok, logits, ws, opts)
-                        ok = close(logits, ref) and torch.equal(tok, torch.argmax(logits, -1))
-                        fn = lambda: lm_head_argmax(x, lw, tok, None, ws, opts)  # noqa: E731
-                    t = statistics.median(time_graph(fn, args.calls, args.reps))
-                    print(f"{label:8} {fmt:4} BN={bn:2} warps={nw}  {t * 1e6:7.2f} us  {nbytes / t / 1e9:6.0f} GB/s  "
-                          f"x{base / t:.2f} vs torch bf16  {'ok' if ok else 'WRONG'}")
-                    key = f"{fmt}:{n}"
+                        lm_head_argmax(x, lw, tk, logits, ws, opts)
+                        ok = close(logits, ref) and torch.equal(tk, torch.argmax(logits, -1))
+                        fn = lambda: lm_head_argmax(x, lw, tk, None, ws, opts)  # noqa: E731
+                    ts = time_graph(fn, args.calls, args.reps)
+                    t = statistics.median(ts)
+                    print(f"{role} {fmt:4} BN={bn:2} warps={nw} v{var}  {t * 1e6:7.2f} us (min {min(ts) * 1e6:.2f} max {max(ts) * 1e6:.2f})"
+                          f"  {nbytes / t / 1e9:6.0f} GB/s  x{base[role] / t:.2f} vs torch bf16  {'ok' if ok else 'WRONG'}", flush=True)
+                    key = f"{fmt}:{role}"
                     if ok and (key not in best or t < best[key][0]):
-                        best[key] = (t, bn, nw)
+                        best[key] = (t, bn, nw, var)
                 except Exception as exc:
-                    print(f"{label:8} {fmt:4} BN={bn:2} warps={nw}  FAILED {type(exc).__name__}: {str(exc).splitlines()[0][:100]}")
-    tiles = ",".join(f"{k}={bn}x{nw}" for k, (_, bn, nw) in best.items())
+                    print(f"{role} {fmt:4} BN={bn:2} warps={nw} v{var}  FAILED {type(exc).__name__}: {str(exc).splitlines()[0][:160]}", flush=True)
+    tiles = ",".join(f"{k}={bn}x{nw}x{var}" for k, (_, bn, nw, var) in best.items())
     print(f"winners: {TILES_ENV}={tiles}")
     if args.out:
         Path(args.out).write_text(tiles + "\n")
     os.environ[TILES_ENV] = tiles
-    tok = torch.zeros(b, dtype=torch.int64, device="cuda")
-    state = torch.randn(b, h, device="cuda").bfloat16()
-    base = statistics.median(time_graph(lambda: workload.decode_step(w, tok, state), args.calls, args.reps))
-    print(f"step torch bf16 (stock kernels) {base * 1e6:7.2f} us")
+    sb = statistics.median(time_graph(lambda: workload.decode_step(w, tok, state), args.calls, args.reps))
+    print(f"step torch bf16 (stock kernels) {sb * 1e6:7.2f} us")
     for fmt in ("bf16", "fp8", "fp4"):
-        for plan, opts in (("plain", LaunchOptions()), ("tma2", LaunchOptions(use_tma=True, num_stages=2))):
-            dk = DecodeKernels(w, fmt, b, KernelPlan(opts, opts, opts))
-            out = torch.empty_like(tok)
-            nbytes = dk.weight_bytes + b * h * 2 + 2 * b * h * 2
-            t = statistics.median(time_graph(lambda: dk.step(tok, state, out), args.calls, args.reps))
-            print(f"step {fmt:4} {plan:5} {t * 1e6:7.2f} us  {nbytes / t / 1e9:6.0f} GB/s  x{base / t:.2f} vs torch bf16")
+        dk = DecodeKernels(w, fmt, b, KernelPlan())
+        out = torch.empty_like(tok)
+        st = state.clone()
+        nbytes = dk.weight_bytes + b * h * 2 + 2 * b * h * 2
+        ts = time_graph(lambda: dk.step(tok, st, out), args.calls, args.reps)
+        t = statistics.median(ts)
+        print(f"step {fmt:4} winners {t * 1e6:7.2f} us (min {min(ts) * 1e6:.2f} max {max(ts) * 1e6:.2f})  "
+              f"{nbytes / t / 1e9:6.0f} GB/s  x{sb / t:.2f} vs torch bf16")
     return 0
 
 

@@ -59,6 +59,7 @@ class LaunchOptions:
     num_stages: int = 3
     num_warps: int = 4
     block_n: int = 0  # output columns per program; 0 = auto (see pick_vec_block_n / DECODEPROF_TILES)
+    variant: int = -1  # pointer path: 0 = x via shared memory, 1 = registers only (linear_tile); -1 = auto
 
     def describe(self) -> str:
         parts = ["tma" if self.use_tma else "pointer-loads"]
@@ -67,6 +68,8 @@ class LaunchOptions:
         parts.append(f"warps={self.num_warps}")
         if self.block_n:
             parts.append(f"block_n={self.block_n}")
+        if not self.use_tma and self.variant >= 0:
+            parts.append(f"v{self.variant}")
         if self.warp_specialize:
             parts.append("warp-specialized")
         return ",".join(parts)
@@ -131,34 +134,52 @@ def pick_block_k(k: int, block_n: int, num_warps: int, packed: bool) -> int:
     return bk
 
 
-TILES_ENV = "DECODEPROF_TILES"  # e.g. "fp8:8192=16x8,bf16:1024=4x4": fmt:N=BLOCK_Nxnum_warps (pointer path)
+TILES_ENV = "DECODEPROF_TILES"  # e.g. "fp8:k3=16x8x1,bf16:k1=2x1": fmt:ROLE=BLOCK_NxWARPS[xVARIANT] (pointer path)
+ROLES = ("k1", "k2", "k3")  # kernel 1 (LayerNorm+Linear+GELU, N=h), kernel 2 (Linear, N=h), kernel 3 (lm_head, N=V)
 
-# Measured on an H100 (benchmarks/tune_gemv.py, 2026-11-25): (fmt, N >= 4096) -> (block_n, num_warps)
-# for the pointer path; looked up when LaunchOptions.block_n is 0 and DECODEPROF_TILES names none.
-VEC_TILES: dict[tuple[str, bool], tuple[int, int]] = {
-    ("bf16", False): (2, 1), ("fp8", False): (2, 1), ("fp4", False): (8, 8),  # N=1024: 512 / 512 / 128 programs
-    ("bf16", True): (16, 8), ("fp8", True): (16, 8), ("fp4", True): (16, 4),  # N=8192: 512 programs
+# Pointer-path tiles per (format, kernel role) -> (block_n, num_warps, variant), looked up when
+# LaunchOptions.block_n is 0 and DECODEPROF_TILES names none. Variant 1 = registers-only
+# (linear_acc_v2), 0 = the earlier x-through-shared-memory tile (linear_acc_vec).
+# Measured on an H100 (benchmarks/tune_gemv.py, 2026-11-25, second sweep): bf16/fp8 winners are
+# variant 1; the fp4 variant-1 kernels were not reached by that sweep and a step using them for
+# k2/k3 measured 26.5 us against 23.5 us for variant 0, so fp4 keeps the variant-0 tiles.
+VEC_TILES: dict[tuple[str, str], tuple[int, int, int]] = {
+    ("bf16", "k1"): (4, 4, 1), ("fp8", "k1"): (4, 4, 1), ("fp4", "k1"): (8, 8, 0),
+    ("bf16", "k2"): (2, 1, 1), ("fp8", "k2"): (4, 2, 1), ("fp4", "k2"): (8, 8, 0),
+    ("bf16", "k3"): (16, 8, 1), ("fp8", "k3"): (16, 4, 1), ("fp4", "k3"): (16, 4, 0),
 }
 
 
-def tiles_override(fmt: str, n: int) -> tuple[int, int] | None:
-    """(block_n, num_warps) for this format and N from DECODEPROF_TILES, if it names them."""
+def role_of(n: int, role: str | None) -> str:
+    """The kernel role of a launch: given, else kernel 3 for N >= 4096 (lm_head), else kernel 2."""
+    return role if role else ("k3" if n >= 4096 else "k2")
+
+
+def tiles_override(fmt: str, n: int, role: str | None = None) -> tuple[int, int, int] | None:
+    """(block_n, num_warps, variant) for this format and role (or N) from DECODEPROF_TILES.
+    Keys: fmt:k1|k2|k3 (a role) or fmt:N (any role with that N); the last match wins;
+    the variant defaults to the table's."""
     spec = os.environ.get(TILES_ENV, "").strip()
+    role = role_of(n, role)
+    found = None
     for item in filter(None, (p.strip() for p in spec.split(","))):
         try:
             key, val = item.split("=")
             f, nn = key.split(":")
-            bn, nw = (int(v) for v in val.lower().split("x"))
+            vals = [int(v) for v in val.lower().split("x")]
+            if len(vals) not in (2, 3) or (nn not in ROLES and not nn.isdigit()):
+                raise ValueError(item)
         except ValueError as exc:
-            raise TargetError(f"{TILES_ENV} item {item!r} is not fmt:N=BLOCK_NxWARPS") from exc
-        if f == fmt and int(nn) == n:
-            return bn, nw
-    return None
+            raise TargetError(f"{TILES_ENV} item {item!r} is not fmt:ROLE=BLOCK_NxWARPS[xVARIANT]") from exc
+        if f == fmt and (nn == role or (nn.isdigit() and int(nn) == n)):
+            var = vals[2] if len(vals) == 3 else VEC_TILES.get((fmt, role), (0, 0, 1))[2]
+            found = (vals[0], vals[1], var)
+    return found
 
 
 def pick_vec_block_k(row_units: int, unit: int) -> int:
     """Pointer path: one 16-byte vector (`unit` elements, or bytes for packed FP4) per lane,
-    32 lanes, so a [BLOCK_N, KW, 32*unit] tile puts the lanes on K and the warps on rows;
+    32 lanes, so a [.., BLOCK_N, 32*unit] tile puts the lanes on K and the warps on rows;
     smaller for short rows (power of two, at least one vector)."""
     bk = 32 * unit
     while bk > unit and bk // 2 >= row_units:
@@ -166,17 +187,24 @@ def pick_vec_block_k(row_units: int, unit: int) -> int:
     return bk
 
 
-def pick_vec_block_n(fmt: str, n: int, sms: int, opts: LaunchOptions) -> tuple[int, int]:
-    """(block_n, num_warps) for the pointer path: LaunchOptions.block_n if set, else
-    DECODEPROF_TILES, else the measured table (on the GPU) / num_warps rows (interpreter)."""
+def pick_vec_block_n(fmt: str, n: int, sms: int, opts: LaunchOptions, role: str | None = None) -> tuple[int, int, int]:
+    """(block_n, num_warps, variant) for the pointer path: LaunchOptions.block_n if set, else
+    DECODEPROF_TILES, else the measured table (on the GPU) / num_warps rows (interpreter).
+    LaunchOptions.variant >= 0 overrides the variant whichever way the tile was chosen."""
+    role = role_of(n, role)
     if opts.block_n:
-        return opts.block_n, opts.num_warps
-    over = tiles_override(fmt, n)
-    if over:
-        return over
-    if interpreting():
-        return max(opts.num_warps, 16), opts.num_warps
-    return VEC_TILES.get((fmt, n >= 4096), (opts.num_warps, opts.num_warps))
+        bn, nw, var = opts.block_n, opts.num_warps, VEC_TILES.get((fmt, role), (0, 0, 1))[2]
+    else:
+        over = tiles_override(fmt, n, role)
+        if over:
+            bn, nw, var = over
+        elif interpreting():
+            bn, nw, var = max(opts.num_warps, 16), opts.num_warps, VEC_TILES.get((fmt, role), (0, 0, 1))[2]
+        else:
+            bn, nw, var = VEC_TILES.get((fmt, role), (opts.num_warps, opts.num_warps, 1))
+    if opts.variant >= 0:
+        var = opts.variant
+    return bn, nw, var
 
 
 # name + plan -> the CompiledKernel of its latest launch (benchmarks/kernels_gpu.py reads its SASS)

@@ -43,10 +43,10 @@ def fused_ln_linear_gelu_kernel(tok_ptr, stride_tok, emb_ptr, state_ptr, stride_
                                 w_ptr, s_ptr, g_ptr, bias_ptr, out_ptr, stride_out, N, eps,
                                 K: tl.constexpr, B: tl.constexpr, USE_TMA: tl.constexpr, WS: tl.constexpr,
                                 NUM_STAGES: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
-                                BLOCK_K: tl.constexpr):
+                                BLOCK_K: tl.constexpr, VAR: tl.constexpr = 0):
     linear_tile.ln_linear_gelu_body(tok_ptr, stride_tok, emb_ptr, state_ptr, stride_state, lnw_ptr, lnb_ptr, w_ptr,
                                     s_ptr, g_ptr, bias_ptr, out_ptr, stride_out, N, eps, K, B, 0, USE_TMA, WS,
-                                    NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K)
+                                    NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K, VAR)
 
 
 @triton.jit
@@ -54,10 +54,10 @@ def fp8_fused_ln_linear_gelu_kernel(tok_ptr, stride_tok, emb_ptr, state_ptr, str
                                     w_ptr, s_ptr, g_ptr, bias_ptr, out_ptr, stride_out, N, eps,
                                     K: tl.constexpr, B: tl.constexpr, USE_TMA: tl.constexpr, WS: tl.constexpr,
                                     NUM_STAGES: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
-                                    BLOCK_K: tl.constexpr):
+                                    BLOCK_K: tl.constexpr, VAR: tl.constexpr = 0):
     linear_tile.ln_linear_gelu_body(tok_ptr, stride_tok, emb_ptr, state_ptr, stride_state, lnw_ptr, lnb_ptr, w_ptr,
                                     s_ptr, g_ptr, bias_ptr, out_ptr, stride_out, N, eps, K, B, 1, USE_TMA, WS,
-                                    NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K)
+                                    NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K, VAR)
 
 
 @triton.jit
@@ -65,10 +65,10 @@ def fp4_fused_ln_linear_gelu_kernel(tok_ptr, stride_tok, emb_ptr, state_ptr, str
                                     w_ptr, s_ptr, g_ptr, bias_ptr, out_ptr, stride_out, N, eps,
                                     K: tl.constexpr, B: tl.constexpr, USE_TMA: tl.constexpr, WS: tl.constexpr,
                                     NUM_STAGES: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
-                                    BLOCK_K: tl.constexpr):
+                                    BLOCK_K: tl.constexpr, VAR: tl.constexpr = 0):
     linear_tile.ln_linear_gelu_body(tok_ptr, stride_tok, emb_ptr, state_ptr, stride_state, lnw_ptr, lnb_ptr, w_ptr,
                                     s_ptr, g_ptr, bias_ptr, out_ptr, stride_out, N, eps, K, B, 2, USE_TMA, WS,
-                                    NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K)
+                                    NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K, VAR)
 
 
 # --- kernel 3: lm_head + argmax ---------------------------------------------------------------------
@@ -80,10 +80,10 @@ def lm_head_argmax_kernel(x_ptr, stride_x, w_ptr, s_ptr, g_ptr, logits_ptr, stri
                           count_ptr, tok_out_ptr, stride_tok_out, N, K: tl.constexpr, B: tl.constexpr,
                           WRITE_LOGITS: tl.constexpr, FUSED_REDUCE: tl.constexpr, USE_TMA: tl.constexpr,
                           WS: tl.constexpr, NUM_STAGES: tl.constexpr, BLOCK_B: tl.constexpr,
-                          BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_P: tl.constexpr):
+                          BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_P: tl.constexpr, VAR: tl.constexpr = 0):
     linear_tile.lm_head_argmax_body(x_ptr, stride_x, w_ptr, s_ptr, g_ptr, logits_ptr, stride_logits, pval_ptr,
                                     pidx_ptr, count_ptr, tok_out_ptr, stride_tok_out, N, K, B, 0, WRITE_LOGITS,
-                                    FUSED_REDUCE, USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K, BLOCK_P)
+                                    FUSED_REDUCE, USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K, BLOCK_P, VAR)
 
 
 @triton.jit
@@ -91,10 +91,10 @@ def fp8_lm_head_argmax_kernel(x_ptr, stride_x, w_ptr, s_ptr, g_ptr, logits_ptr, 
                               count_ptr, tok_out_ptr, stride_tok_out, N, K: tl.constexpr, B: tl.constexpr,
                               WRITE_LOGITS: tl.constexpr, FUSED_REDUCE: tl.constexpr, USE_TMA: tl.constexpr,
                               WS: tl.constexpr, NUM_STAGES: tl.constexpr, BLOCK_B: tl.constexpr,
-                              BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_P: tl.constexpr):
+                              BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_P: tl.constexpr, VAR: tl.constexpr = 0):
     linear_tile.lm_head_argmax_body(x_ptr, stride_x, w_ptr, s_ptr, g_ptr, logits_ptr, stride_logits, pval_ptr,
                                     pidx_ptr, count_ptr, tok_out_ptr, stride_tok_out, N, K, B, 1, WRITE_LOGITS,
-                                    FUSED_REDUCE, USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K, BLOCK_P)
+                                    FUSED_REDUCE, USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K, BLOCK_P, VAR)
 
 
 @triton.jit
@@ -102,10 +102,10 @@ def fp4_lm_head_argmax_kernel(x_ptr, stride_x, w_ptr, s_ptr, g_ptr, logits_ptr, 
                               count_ptr, tok_out_ptr, stride_tok_out, N, K: tl.constexpr, B: tl.constexpr,
                               WRITE_LOGITS: tl.constexpr, FUSED_REDUCE: tl.constexpr, USE_TMA: tl.constexpr,
                               WS: tl.constexpr, NUM_STAGES: tl.constexpr, BLOCK_B: tl.constexpr,
-                              BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_P: tl.constexpr):
+                              BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_P: tl.constexpr, VAR: tl.constexpr = 0):
     linear_tile.lm_head_argmax_body(x_ptr, stride_x, w_ptr, s_ptr, g_ptr, logits_ptr, stride_logits, pval_ptr,
                                     pidx_ptr, count_ptr, tok_out_ptr, stride_tok_out, N, K, B, 2, WRITE_LOGITS,
-                                    FUSED_REDUCE, USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K, BLOCK_P)
+                                    FUSED_REDUCE, USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K, BLOCK_P, VAR)
 
 
 @triton.jit
@@ -155,13 +155,13 @@ def ln_linear_gelu(tokens: torch.Tensor, embed: torch.Tensor, state: torch.Tenso
     if out.untyped_storage().data_ptr() == state.untyped_storage().data_ptr():
         raise TargetError("out shares storage with state", "give kernel 1 its own output buffer")
     gemv_mod.resolve_tma(opts, weight)
-    block_n, block_k, num_warps = gemv_mod.tiles(weight, opts)
+    block_n, block_k, num_warps, var = gemv_mod.tiles(weight, opts, "k1")
     s, g = gemv_mod.scale_args(weight)
     kernel = LN_LINEAR_GELU[weight.fmt]
     compiled = kernel[(triton.cdiv(weight.n, block_n),)](
         tokens, tokens.stride(0), embed, state, state.stride(0), ln_w, ln_b, weight.w, s, g, bias, out, out.stride(0),
         weight.n, eps, K=k, B=b, USE_TMA=opts.use_tma, WS=opts.warp_specialize, NUM_STAGES=opts.num_stages,
-        BLOCK_B=triton.next_power_of_2(b), BLOCK_N=block_n, BLOCK_K=block_k, num_warps=num_warps)
+        BLOCK_B=triton.next_power_of_2(b), BLOCK_N=block_n, BLOCK_K=block_k, VAR=var, num_warps=num_warps)
     remember(kernel, opts, compiled)
     return out
 
@@ -184,7 +184,7 @@ class ArgmaxWorkspace:
 
 
 def make_workspace(weight: LinearWeight, batch: int, opts: LaunchOptions = PLAIN) -> ArgmaxWorkspace:
-    block_n, _, _ = gemv_mod.tiles(weight, opts)
+    block_n, _, _, _ = gemv_mod.tiles(weight, opts, "k3")
     programs, block_b = triton.cdiv(weight.n, block_n), triton.next_power_of_2(batch)
     dev = weight.w.device
     return ArgmaxWorkspace(torch.empty(programs * block_b, dtype=torch.float32, device=dev),
@@ -210,7 +210,7 @@ def lm_head_argmax(x: torch.Tensor, weight: LinearWeight, tokens_out: torch.Tens
         check_tensor("logits_out", logits_out, dtype=x.dtype, device=dev, contiguous=False)
         check_rows("logits_out", logits_out, b, weight.n)
     gemv_mod.resolve_tma(opts, weight)
-    block_n, block_k, num_warps = gemv_mod.tiles(weight, opts)
+    block_n, block_k, num_warps, var = gemv_mod.tiles(weight, opts, "k3")
     ws = workspace or make_workspace(weight, b, opts)
     programs = triton.cdiv(weight.n, block_n)
     if ws.programs != programs or ws.block_b != triton.next_power_of_2(b):
@@ -224,7 +224,7 @@ def lm_head_argmax(x: torch.Tensor, weight: LinearWeight, tokens_out: torch.Tens
         x, x.stride(0), weight.w, s, g, logits, logits.stride(0), ws.pval, ws.pidx, ws.count, tokens_out,
         tokens_out.stride(0), weight.n, K=k, B=b, WRITE_LOGITS=logits_out is not None, FUSED_REDUCE=fused_reduce,
         USE_TMA=opts.use_tma, WS=opts.warp_specialize, NUM_STAGES=opts.num_stages, BLOCK_B=ws.block_b,
-        BLOCK_N=block_n, BLOCK_K=block_k, BLOCK_P=block_p, num_warps=num_warps)
+        BLOCK_N=block_n, BLOCK_K=block_k, BLOCK_P=block_p, VAR=var, num_warps=num_warps)
     remember(kernel, opts, compiled)
     if not fused_reduce:
         argmax_reduce_kernel[(1,)](ws.pval, ws.pidx, tokens_out, tokens_out.stride(0), programs, B=b,

@@ -31,9 +31,9 @@ def gemv_kernel(x_ptr, stride_x,  # activations [B, K], row stride
                 bias_ptr, out_ptr, stride_out,  # bias [N] (if HAS_BIAS), out [B, N]
                 N, K: tl.constexpr, B: tl.constexpr, HAS_BIAS: tl.constexpr,
                 USE_TMA: tl.constexpr, WS: tl.constexpr, NUM_STAGES: tl.constexpr,
-                BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+                BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, VAR: tl.constexpr = 0):
     linear_tile.gemv_body(x_ptr, stride_x, w_ptr, s_ptr, g_ptr, bias_ptr, out_ptr, stride_out, N, K, B, 0, HAS_BIAS,
-                          USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K)
+                          USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K, VAR)
 
 
 def check_weight(name: str, weight: LinearWeight, device: torch.device, act_dtype: torch.dtype) -> None:
@@ -71,17 +71,18 @@ def resolve_tma(opts: LaunchOptions, weight: LinearWeight) -> None:
     ensure_allocator()
 
 
-def tiles(weight: LinearWeight, opts: LaunchOptions) -> tuple[int, int, int]:
-    """(BLOCK_N, BLOCK_K, num_warps) for this weight. TMA: tiles of at most 256 along K (the box
-    limit), BLOCK_N from pick_block_n. Pointer loads: BLOCK_K = 32 lanes x 16 bytes (in storage
-    units: elements, or bytes for packed FP4), BLOCK_N from pick_vec_block_n."""
+def tiles(weight: LinearWeight, opts: LaunchOptions, role: str | None = None) -> tuple[int, int, int, int]:
+    """(BLOCK_N, BLOCK_K, num_warps, variant) for this weight and kernel role (k1/k2/k3; None:
+    by N). TMA: tiles of at most 256 along K (the box limit), BLOCK_N from pick_block_n, variant 0
+    (unused). Pointer loads: BLOCK_K = 32 lanes x 16 bytes (in storage units: elements, or bytes
+    for packed FP4), BLOCK_N / warps / variant from pick_vec_block_n."""
     if opts.use_tma:
         block_n = pick_block_n(weight.n, num_sms(weight.w.device))
-        return block_n, pick_block_k(weight.k, block_n, opts.num_warps, packed=weight.fmt == "fp4"), opts.num_warps
+        return block_n, pick_block_k(weight.k, block_n, opts.num_warps, packed=weight.fmt == "fp4"), opts.num_warps, 0
     unit = 16 // weight.w.element_size()
     block_k = pick_vec_block_k(weight.w.shape[1], unit)
-    block_n, num_warps = pick_vec_block_n(weight.fmt, weight.n, num_sms(weight.w.device), opts)
-    return block_n, block_k, num_warps
+    block_n, num_warps, var = pick_vec_block_n(weight.fmt, weight.n, num_sms(weight.w.device), opts, role)
+    return block_n, block_k, num_warps, var
 
 
 def scale_args(weight: LinearWeight) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,13 +111,13 @@ def launch_gemv(kernel, fmt: str, x: torch.Tensor, weight: LinearWeight, bias: t
     check_tensor("out", out, dtype=x.dtype, device=x.device, contiguous=False)
     check_rows("out", out, b, weight.n)
     resolve_tma(opts, weight)
-    block_n, block_k, num_warps = tiles(weight, opts)
+    block_n, block_k, num_warps, var = tiles(weight, opts)
     s, g = scale_args(weight)
     grid = (triton.cdiv(weight.n, block_n),)
     compiled = kernel[grid](x, x.stride(0), weight.w, s, g, bias if bias is not None else x, out, out.stride(0), weight.n,
                  K=k, B=b, HAS_BIAS=bias is not None, USE_TMA=opts.use_tma, WS=opts.warp_specialize,
                  NUM_STAGES=opts.num_stages, BLOCK_B=triton.next_power_of_2(b), BLOCK_N=block_n, BLOCK_K=block_k,
-                 num_warps=num_warps)
+                 VAR=var, num_warps=num_warps)
     remember(kernel, opts, compiled)
     return out
 

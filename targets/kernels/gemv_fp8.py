@@ -19,9 +19,9 @@ def fp8_gemv_kernel(x_ptr, stride_x,  # activations [B, K]
                     w_ptr, s_ptr, g_ptr,  # E4M3 weight [N, K], per-channel scale [N] fp32, (unused)
                     bias_ptr, out_ptr, stride_out, N, K: tl.constexpr, B: tl.constexpr, HAS_BIAS: tl.constexpr,
                     USE_TMA: tl.constexpr, WS: tl.constexpr, NUM_STAGES: tl.constexpr,
-                    BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+                    BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, VAR: tl.constexpr = 0):
     linear_tile.gemv_body(x_ptr, stride_x, w_ptr, s_ptr, g_ptr, bias_ptr, out_ptr, stride_out, N, K, B, 1, HAS_BIAS,
-                          USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K)
+                          USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K, VAR)
 
 
 def gemv_fp8(x: torch.Tensor, weight: LinearWeight, bias: torch.Tensor | None = None,

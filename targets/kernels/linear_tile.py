@@ -174,20 +174,116 @@ def linear_acc_vec(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_p
 
 
 @triton.jit
-def linear_acc(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd,
+def rows_sum(v):
+    """Sum over axes 1 and 2 of a [BN, KW, BK] tile, kept broadcastable ([BN, 1, 1]): axis 1 (KW)
+    is in-thread, axis 2 in-thread then lanes (warp shuffles): no shared memory."""
+    return tl.sum(tl.sum(v, axis=1), axis=1)[:, None, None]
+
+
+@triton.jit
+def x_full(b, ks, km, x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw, lnb, eps,
+           K: tl.constexpr, X_LN: tl.constexpr):
+    """Activation row b at the full-tile offsets ks (the weights' own shape, so the load lands in
+    the weights' register layout: no shared-memory conversion, no barrier). With X_LN the row is
+    LayerNorm(embed[tok[b]] + state[b]) with its statistics computed here from the registers
+    (every row of the tile holds the same copy; sums run over the thread's K and the lanes)."""
+    if X_LN:
+        act = x_ptr.dtype.element_ty
+        tok = tl.load(tok_ptr + b * stride_tok)
+        e = tl.load(emb_ptr + tok * K + ks, mask=km, other=0.0).to(tl.float32)
+        s = tl.load(x_ptr + b * stride_x + ks, mask=km, other=0.0).to(tl.float32)
+        x = round_to(e + s, act)
+        mean = rows_sum(x) / K
+        d = tl.where(km, x - mean, 0.0)
+        rstd = 1.0 / tl.sqrt(rows_sum(d * d) / K + eps)
+        x = tl.where(km, round_to(d * rstd * lnw + lnb, act), 0.0)
+    else:
+        x = tl.load(x_ptr + b * stride_x + ks, mask=km, other=0.0).to(tl.float32)
+    return x
+
+
+@triton.jit
+def linear_acc_v2(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, eps,
+                  w_ptr, s_ptr, g_ptr, n0, N,
+                  K: tl.constexpr, B: tl.constexpr, FMT: tl.constexpr, X_LN: tl.constexpr,
+                  BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """Pointer-load path, variant 1 (registers only). The weight block is a tile [BLOCK_N, KW,
+    BLOCK_K] (Triton puts the lanes on BLOCK_K as 16-byte vectors, the warps on the rows, the KW
+    vectors in-thread). Every batch row of x is loaded straight in that layout (broadcast
+    pointers: the rows a thread holds share the same x values, loaded once), so the K work has
+    no shared memory and no barrier: all weight and x loads can issue up front. Reductions:
+    in-thread over KW, then one warp shuffle per (row, batch row); each row's result is placed
+    in a transposed accumulator [BLOCK_N, BLOCK_B] that shares the reduction's layout."""
+    rows = tl.arange(0, BLOCK_B)
+    acc = tl.zeros([BLOCK_N, BLOCK_B], tl.float32)
+    n3 = n0 + tl.arange(0, BLOCK_N)[:, None, None]
+    nm3 = n3 < N
+    if FMT == 2:
+        # one packed 32-bit word (8 elements) per lane and KW step, so that the decoded weights
+        # land in exactly the layout of one 16-byte bf16 x vector per lane; block scales folded in
+        # once. max_contiguous(1) keeps the word loads 4 bytes wide (128 B per warp, coalesced).
+        KB: tl.constexpr = (K + 15) // 16 * 8  # packed bytes per row
+        SK: tl.constexpr = (K + 15) // 16  # block scales per row
+        KWD: tl.constexpr = KB // 4  # packed words per row (K is padded to 16 elements: KB % 8 == 0)
+        BKW: tl.constexpr = BLOCK_K // 16  # words per KW step: one per lane (BLOCK_K = 32 lanes x 16 bytes)
+        KW0: tl.constexpr = (KWD + BKW - 1) // BKW
+        KW: tl.constexpr = KW0 + (KW0 == 3) * 1  # a power of two (short rows: 3 -> 4, masked)
+        kw3 = tl.arange(0, KW)[None, :, None]
+        wc3 = tl.max_contiguous(tl.broadcast_to(kw3 * BKW + tl.arange(0, BKW)[None, None, :], [BLOCK_N, KW, BKW]), [1, 1, 1])
+        wptr = w_ptr.to(tl.pointer_type(tl.uint32))
+        word = tl.load(wptr + n3 * KWD + wc3, mask=nm3 & (wc3 < KWD), other=0)  # [BN, KW, BKW] u32
+        sh = tl.arange(0, 8)[None, None, None, :] * 4
+        t = word[:, :, :, None] >> sh  # nibble j of the word = element 8 * word + j
+        v = ((t & 7) << 9) | ((t & 8) << 12)  # E2M1 placed at fp16 bits: value * 2**-14
+        w = tl.reshape(v.to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32), [BLOCK_N, KW, 8 * BKW])
+        ks = tl.broadcast_to(kw3 * (8 * BKW) + tl.arange(0, 8 * BKW)[None, None, :], [BLOCK_N, KW, 8 * BKW])
+        km = ks < K
+        sc = tl.load(s_ptr + n3 * SK + wc3 // 2, mask=nm3 & (wc3 < KWD), other=0.0).to(tl.float32)  # [BN, KW, BKW]
+        w = tl.reshape(tl.reshape(w, [BLOCK_N, KW, BKW, 8]) * (sc * 16384.0)[:, :, :, None], [BLOCK_N, KW, 8 * BKW])
+    else:
+        KW: tl.constexpr = (K + BLOCK_K - 1) // BLOCK_K
+        kw3 = tl.arange(0, KW)[None, :, None]
+        ks = tl.broadcast_to(kw3 * BLOCK_K + tl.arange(0, BLOCK_K)[None, None, :], [BLOCK_N, KW, BLOCK_K])
+        km = ks < K
+        w = tl.load(w_ptr + n3 * K + ks, mask=nm3 & km, other=0.0)
+    if X_LN:
+        lnw = tl.load(lnw_ptr + ks, mask=km, other=0.0).to(tl.float32)
+        lnb = tl.load(lnb_ptr + ks, mask=km, other=0.0).to(tl.float32)
+    else:
+        lnw = 0.0
+        lnb = 0.0
+    for b in tl.static_range(B):
+        xb = x_full(b, ks, km, x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw, lnb, eps, K, X_LN)
+        part = tl.sum(tl.sum(w.to(tl.float32) * xb, axis=1), axis=1)  # KW in-thread, then the lanes
+        acc = tl.where(rows[None, :] == b, part[:, None], acc)
+    offs_n = n0 + tl.arange(0, BLOCK_N)
+    if FMT == 1:
+        acc = acc * tl.load(s_ptr + offs_n, mask=offs_n < N, other=0.0)[:, None]
+    if FMT == 2:
+        acc = acc * tl.load(g_ptr)
+    return tl.trans(acc)
+
+
+@triton.jit
+def linear_acc(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd, eps,
                w_ptr, s_ptr, g_ptr, n0, N,
                K: tl.constexpr, B: tl.constexpr, FMT: tl.constexpr, X_LN: tl.constexpr,
                USE_TMA: tl.constexpr, WS: tl.constexpr, NUM_STAGES: tl.constexpr,
-               BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+               BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, VAR: tl.constexpr):
     """acc [BLOCK_B, BLOCK_N] fp32 = x @ W[n0:n0+BLOCK_N].T with the format's scales applied.
-    Pointer loads (USE_TMA False): linear_acc_vec. TMA: the K-loop below (tiles of BLOCK_K)."""
+    Pointer loads (USE_TMA False): linear_acc_vec (VAR 0: x through shared memory, LayerNorm
+    statistics from `mean`/`rstd`) or linear_acc_v2 (VAR 1: registers only, statistics computed
+    in-program). TMA: the K-loop below (tiles of BLOCK_K)."""
     if USE_TMA:
         acc = linear_acc_tiles(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd,
                                w_ptr, s_ptr, g_ptr, n0, N, K, B, FMT, X_LN, WS, NUM_STAGES,
                                BLOCK_B, BLOCK_N, BLOCK_K)
-    else:
+    elif VAR == 0:
         acc = linear_acc_vec(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd,
                              w_ptr, s_ptr, g_ptr, n0, N, K, B, FMT, X_LN, BLOCK_B, BLOCK_N, BLOCK_K)
+    else:
+        acc = linear_acc_v2(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, eps,
+                            w_ptr, s_ptr, g_ptr, n0, N, K, B, FMT, X_LN, BLOCK_B, BLOCK_N, BLOCK_K)
     return acc
 
 
@@ -270,12 +366,12 @@ def gelu_erf(y):
 def gemv_body(x_ptr, stride_x, w_ptr, s_ptr, g_ptr, bias_ptr, out_ptr, stride_out, N,
               K: tl.constexpr, B: tl.constexpr, FMT: tl.constexpr, HAS_BIAS: tl.constexpr,
               USE_TMA: tl.constexpr, WS: tl.constexpr, NUM_STAGES: tl.constexpr,
-              BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+              BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, VAR: tl.constexpr):
     """out[b, n] = x[b] . W[n] (+ bias[n]), rounded once to out's dtype (cuBLAS's epilogue)."""
     n0 = tl.program_id(0) * BLOCK_N
     unused = tl.zeros([BLOCK_B], tl.float32)
-    acc = linear_acc(x_ptr, stride_x, x_ptr, 0, x_ptr, x_ptr, x_ptr, unused, unused, w_ptr, s_ptr, g_ptr, n0, N,
-                     K, B, FMT, False, USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K)
+    acc = linear_acc(x_ptr, stride_x, x_ptr, 0, x_ptr, x_ptr, x_ptr, unused, unused, 0.0, w_ptr, s_ptr, g_ptr, n0, N,
+                     K, B, FMT, False, USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K, VAR)
     if HAS_BIAS:
         offs_n = n0 + tl.arange(0, BLOCK_N)
         acc += tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)[None, :]
@@ -287,14 +383,20 @@ def ln_linear_gelu_body(tok_ptr, stride_tok, emb_ptr, state_ptr, stride_state, l
                         w_ptr, s_ptr, g_ptr, bias_ptr, out_ptr, stride_out, N, eps,
                         K: tl.constexpr, B: tl.constexpr, FMT: tl.constexpr,
                         USE_TMA: tl.constexpr, WS: tl.constexpr, NUM_STAGES: tl.constexpr,
-                        BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    """out = GELU(LayerNorm(embed[tok] + state) @ W.T + bias), every program recomputing the
-    (tiny, L2-resident) LayerNorm statistics for its tile of columns."""
+                        BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, VAR: tl.constexpr):
+    """out = GELU(LayerNorm(embed[tok] + state) @ W.T + bias). VAR 0 / TMA: every program first
+    recomputes the (tiny, L2-resident) LayerNorm statistics in a K loop of its own; VAR 1: the
+    statistics come from the x rows the program loads anyway (registers and warp shuffles only)."""
     act = state_ptr.dtype.element_ty
     n0 = tl.program_id(0) * BLOCK_N
-    mean, rstd = ln_row_stats(tok_ptr, stride_tok, emb_ptr, state_ptr, stride_state, eps, K, B, BLOCK_B, BLOCK_K)
-    acc = linear_acc(state_ptr, stride_state, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd,
-                     w_ptr, s_ptr, g_ptr, n0, N, K, B, FMT, True, USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K)
+    if VAR == 0:
+        mean, rstd = ln_row_stats(tok_ptr, stride_tok, emb_ptr, state_ptr, stride_state, eps, K, B, BLOCK_B, BLOCK_K)
+    else:
+        mean = tl.zeros([BLOCK_B], tl.float32)
+        rstd = mean
+    acc = linear_acc(state_ptr, stride_state, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd, eps,
+                     w_ptr, s_ptr, g_ptr, n0, N, K, B, FMT, True, USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K,
+                     VAR)
     offs_n = n0 + tl.arange(0, BLOCK_N)
     y = acc + tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)[None, :]
     y = gelu_erf(round_to(y, act))  # eager rounds the Linear's output before the GELU
@@ -323,15 +425,15 @@ def lm_head_argmax_body(x_ptr, stride_x, w_ptr, s_ptr, g_ptr, logits_ptr, stride
                         WRITE_LOGITS: tl.constexpr, FUSED_REDUCE: tl.constexpr,
                         USE_TMA: tl.constexpr, WS: tl.constexpr, NUM_STAGES: tl.constexpr,
                         BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                        BLOCK_P: tl.constexpr):
+                        BLOCK_P: tl.constexpr, VAR: tl.constexpr):
     """logits = x @ W.T (rounded to the activation dtype, stored only if WRITE_LOGITS); each
     program writes its tile's per-row max and index; with FUSED_REDUCE the last program to
     finish (an acq_rel atomic counter) reduces them to the tokens and resets the counter."""
     pid = tl.program_id(0)
     n0 = pid * BLOCK_N
     unused = tl.zeros([BLOCK_B], tl.float32)
-    acc = linear_acc(x_ptr, stride_x, x_ptr, 0, x_ptr, x_ptr, x_ptr, unused, unused, w_ptr, s_ptr, g_ptr, n0, N,
-                     K, B, FMT, False, USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K)
+    acc = linear_acc(x_ptr, stride_x, x_ptr, 0, x_ptr, x_ptr, x_ptr, unused, unused, 0.0, w_ptr, s_ptr, g_ptr, n0, N,
+                     K, B, FMT, False, USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K, VAR)
     logits = round_to(acc, x_ptr.dtype.element_ty)  # eager argmaxes the rounded logits
     if WRITE_LOGITS:
         store_rows(logits_ptr, stride_logits, logits, n0, N, B, BLOCK_B, BLOCK_N)
