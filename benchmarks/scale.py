@@ -15,6 +15,7 @@ RSS of that process and its children), one after the other on the same file:
                      all analyses -> JSON)
   decodeprof +cache  the same with --cache, first run (also writes the Parquet cache)
   decodeprof cached  the same with --cache again (frames from the Parquet cache)
+  ... tables         the same without --json (rich tables, 20 rows each, to /dev/null)
   library, fast JSON load_trace + run_all in Python, each frame written with polars' own JSON
                      writer (same JSON values; shows what the CLI's json.dumps costs)
   nsys stats         Debian's nsys 2022.4: gpukernsum, cudaapisum, nvtxsum, gpumemtimesum, CSV
@@ -114,6 +115,7 @@ def measure(target: Path, tmp: Path) -> dict:
     res = {"decodeprof cold": timed(analyze, env=env)}
     res["decodeprof +cache (writes)"] = timed(analyze + ["--cache"], env=env)
     res["decodeprof cached"] = timed(analyze + ["--cache"], env=env)
+    res["decodeprof cached, tables (no --json)"] = timed(analyze[:-1] + ["--cache"], env=env)
     shutil.rmtree(cache, ignore_errors=True)
     res["library, fast JSON"] = timed([py, "-c", FAST_JSON.format(repo=str(REPO)), str(target), str(tmp / "fast.json")], env=env)
     nsys = nsys_path()

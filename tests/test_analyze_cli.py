@@ -72,3 +72,21 @@ def test_missing_file_is_a_clear_error(tmp_path):
     r = runner.invoke(app, ["analyze", str(tmp_path / "nope.sqlite")])
     assert r.exit_code != 0
     assert "nope.sqlite" in str(r.exception) or "nope.sqlite" in r.output
+
+
+def test_streamed_json_equals_the_documented_object():
+    """--json streams each frame through polars' writer; it must parse to exactly the object
+    analyses_json builds row by row (non-finite floats as null included)."""
+    import io
+    import json as _json
+
+    from decodeprof.analyses import run_all
+    from decodeprof.commands.analyze import analyses_json, write_analyses_json
+    from decodeprof.load import load_trace
+
+    for name in ("baseline", "graph"):
+        trace = load_trace(Path(__file__).parent / "data" / "h100" / name)
+        frames = run_all(trace)
+        buf = io.BytesIO()
+        write_analyses_json(trace, frames, "x", buf)
+        assert _json.loads(buf.getvalue()) == _json.loads(_json.dumps(analyses_json(trace, frames, "x")))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from decodeprof.analyses.events import LAUNCH_KINDS, config_steps, gpu_work, in_ranges, per_trace, ranges, runtime_calls
+from decodeprof.analyses.events import (LAUNCH_KINDS, config_steps, gpu_work, in_ranges, in_ranges_slim, per_trace, ranges,
+                                        runtime_calls)
 from decodeprof.analyses.intervals import points_in_ranges, union_ns
 from decodeprof.analyses.registry import analysis, shaped
 from decodeprof.analyses.step_slices import label_steps
@@ -74,7 +75,8 @@ def _from_step_ranges(trace: Trace, rng: pl.DataFrame) -> pl.DataFrame:
     steps = step_r.join(steps, on="range_id", how="left").sort("range_start_ns").with_columns(
         pl.col("range_start_ns").rank("ordinal").over("decode_index").cast(pl.Int64).sub(1).alias("step")
     )
-    calls = in_ranges(_calls(trace), step_r.select(_RANGE_KEYS)).group_by("range_id").agg(
+    calls = in_ranges_slim(_calls(trace), step_r.select(_RANGE_KEYS), keep=("range_id",),
+                           keep_points=("api_dur_ns", "api_kind")).group_by("range_id").agg(
         pl.col("api_dur_ns").sum().alias("cpu_api_ns"),
         pl.col("api_kind").is_in(list(LAUNCH_KINDS)).sum().cast(pl.Float64).alias("launches"),
     )

@@ -112,6 +112,16 @@ def call_rows(trace: Trace, ops: tuple[str, ...]) -> pl.DataFrame:
     gather the columns they need. When work and calls all hold one and the same process
     (the usual trace) the process key is constant and the join runs on correlation_id
     alone: same pairs, a single-integer hash join."""
+    if ops != ALL_OPS:  # a subset: the matching rows of the all-ops pairs, renumbered
+        sizes = {"kernel": trace.kernels.height, "memcpy": trace.memcpys.height, "memset": trace.memsets.height}
+        pairs, first, parts = call_rows(trace, ALL_OPS), 0, []
+        for op in ALL_OPS:
+            if op in ops:
+                w = pl.col("_w")
+                parts.append(pairs.filter((w >= first) & (w < first + sizes[op])).with_columns(w - first + sum(
+                    sizes[o] for o in ALL_OPS[:ALL_OPS.index(op)] if o in ops)))
+            first += sizes[op]
+        return pl.concat(parts).with_columns(pl.col("_w").cast(pl.UInt32))
     work = _work_side(trace, ops, ("correlation_id", "global_pid")).with_row_index("_w")
     calls = trace.runtime.select("correlation_id", "global_pid").with_row_index("_c")
     pids = pl.concat([work.get_column("global_pid"), calls.get_column("global_pid")])
@@ -194,14 +204,25 @@ def in_ranges(frame: pl.DataFrame, rng: pl.DataFrame, *, at: str = "api_start_ns
 
 
 def in_ranges_chunks(frame: pl.DataFrame, rng: pl.DataFrame, *, at: str = "api_start_ns",
-                     keep: tuple[str, ...] | None = None):
+                     keep: tuple[str, ...] | None = None, keep_points: tuple[str, ...] | None = None):
     """`in_ranges` as a generator of chunks (see intervals.nested_pairs): no range spans two
     chunks, so per-range aggregates can be taken chunk by chunk, one chunk in memory at a time.
-    `keep`: the range columns to carry (default all but global_tid)."""
+    `keep` / `keep_points`: the range / frame columns to carry (default: all but global_tid /
+    all)."""
     return nested_pairs(
         frame.filter(pl.col("global_tid").is_not_null() & pl.col(at).is_not_null()),
-        rng, at=at, start="range_start_ns", end="range_end_ns", by="global_tid", keep=keep,
+        rng, at=at, start="range_start_ns", end="range_end_ns", by="global_tid", keep=keep, keep_points=keep_points,
     )
+
+
+def in_ranges_slim(frame: pl.DataFrame, rng: pl.DataFrame, *, at: str = "api_start_ns",
+                   keep: tuple[str, ...], keep_points: tuple[str, ...]) -> pl.DataFrame:
+    """The rows of `in_ranges(frame, rng)` with only the columns `keep_points` (of `frame`)
+    then `keep` (of `rng`): built level by level, the unused columns never gathered."""
+    chunks = list(in_ranges_chunks(frame, rng, at=at, keep=keep, keep_points=keep_points))
+    if chunks:
+        return pl.concat(chunks, how="vertical_relaxed")
+    return in_ranges(frame, rng, at=at).select(*keep_points, *keep)
 
 
 def config_steps(trace: Trace, steps: int | None) -> int | None:

@@ -95,17 +95,19 @@ def points_in_nested_ranges(
 
 
 def nested_pairs(points: pl.DataFrame, ranges: pl.DataFrame, *, at: str, start: str, end: str, by: str,
-                 keep: tuple[str, ...] | None = None):
+                 keep: tuple[str, ...] | None = None, keep_points: tuple[str, ...] | None = None):
     """`points_in_nested_ranges` in chunks (a generator of frames, same columns): each chunk
     holds every pair of the ranges it covers (one nesting level, or the overlapping ranges),
     and no range appears in two chunks. A per-range aggregate over the chunks, concatenated,
     equals the aggregate over the whole result, while only one chunk lives at a time.
-    `keep` names the only range columns to carry (default: all but `by`)."""
+    `keep` names the only range columns to carry (default: all but `by`), `keep_points` the
+    only point columns (default: all)."""
     if points.is_empty() or ranges.is_empty():
         return
     for pairs in _nested_pairs(points.select(at, by), ranges.select(start, end, by), at=at, start=start, end=end, by=by):
         carried = ranges.drop(by) if keep is None else ranges.select(keep)
-        yield pl.concat([points[pairs.get_column("_pi")], carried[pairs.get_column("_ri")]], how="horizontal")
+        own = points if keep_points is None else points.select(keep_points)
+        yield pl.concat([own[pairs.get_column("_pi")], carried[pairs.get_column("_ri")]], how="horizontal")
 
 
 def _nested_pairs(points: pl.DataFrame, ranges: pl.DataFrame, *, at: str, start: str, end: str, by: str):
@@ -113,13 +115,7 @@ def _nested_pairs(points: pl.DataFrame, ranges: pl.DataFrame, *, at: str, start:
     nesting level (and one for the overlapping ranges)."""
     p = points.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_pi"), pl.col(at).alias("_at"),
                       pl.col(by).alias("_by")).sort("_at")
-    r = ranges.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_ri"), pl.col(by).alias("_by"),
-                      pl.col(start).alias("_s"), pl.col(end).alias("_e"),
-                      nesting_levels(ranges, start=start, end=end, by=by).alias("_level"))
-    r = r.sort(["_by", "_level", "_s"]).with_columns(
-        (pl.col("_s") < pl.col("_e").shift(1).over(["_by", "_level"])).fill_null(False).alias("_clash")
-    ).with_columns(pl.col("_clash").any().over(["_by", "_level"]).alias("_clash"))
-    good, bad = r.filter(~pl.col("_clash")), r.filter(pl.col("_clash"))
+    good, bad = _levelled(ranges.select(pl.col(by).alias("_by"), pl.col(start).alias("_s"), pl.col(end).alias("_e")))
     for level in good.get_column("_level").unique().sort():
         lv = good.filter(pl.col("_level") == level).select("_ri", "_by", "_s", "_e").sort("_s")
         hit = p.join_asof(lv, left_on="_at", right_on="_s", by="_by", strategy="backward", check_sortedness=False)
@@ -127,6 +123,28 @@ def _nested_pairs(points: pl.DataFrame, ranges: pl.DataFrame, *, at: str, start:
     if bad.height:
         hit = points_in_ranges(p, bad.select("_ri", "_by", "_s", "_e"), at="_at", start="_s", end="_e", by="_by")
         yield hit.select("_pi", "_ri")
+
+
+_LEVELLED: list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]] = []  # a few recent range sets
+
+
+def _levelled(keys: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Ranges (_by, _s, _e) with row number _ri and nesting _level, split into `good` (disjoint
+    within each (_by, _level)) and `bad` (the rest). Analyses of one trace ask for the same
+    NVTX ranges again and again, so the last few results are kept, reused when the keys are
+    equal (checked in full: a reuse is exact, never a guess)."""
+    for known, good, bad in _LEVELLED:
+        if known.height == keys.height and known.equals(keys):
+            return good, bad
+    r = keys.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_ri"), "_by", "_s", "_e",
+                    nesting_levels(keys, start="_s", end="_e", by="_by").alias("_level"))
+    r = r.sort(["_by", "_level", "_s"]).with_columns(
+        (pl.col("_s") < pl.col("_e").shift(1).over(["_by", "_level"])).fill_null(False).alias("_clash")
+    ).with_columns(pl.col("_clash").any().over(["_by", "_level"]).alias("_clash"))
+    good, bad = r.filter(~pl.col("_clash")), r.filter(pl.col("_clash"))
+    _LEVELLED.insert(0, (keys, good, bad))
+    del _LEVELLED[3:]
+    return good, bad
 
 
 def _empty_pairs(points: pl.DataFrame, ranges: pl.DataFrame, by: str | None) -> pl.DataFrame:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from decodeprof.analyses.events import call_rows, in_ranges, in_ranges_chunks, per_trace, ranges, runtime_calls
+from decodeprof.analyses.events import call_rows, in_ranges_chunks, in_ranges_slim, per_trace, ranges, runtime_calls
 from decodeprof.analyses.registry import analysis, shaped
 from decodeprof.trace import Trace
 
@@ -97,10 +97,14 @@ def launch_overhead(trace: Trace) -> pl.DataFrame:
     names = rng.select("range_name").unique(maintain_order=True).with_row_index("_name")
     coded = rng.join(names, on="range_name", how="left", nulls_equal=True)
     slim = per.select("api_start_ns", "global_tid", "kernels", "api_dur_ns", "queue_delay_ns")
-    keep = ["_name", "kernels", "api_dur_ns", "queue_delay_ns"]
-    chunks = [c.select(keep) for c in in_ranges_chunks(slim, coded, keep=("_name",))]
-    inside = pl.concat(chunks) if chunks else in_ranges(slim, coded).select(keep)
-    summary = _summary(inside, "_name").join(names, on="_name", how="left").select("range_name", pl.exclude("_name", "range_name"))
+    points = ("kernels", "api_dur_ns", "queue_delay_ns")
+    # Summaries per nesting level; exact as long as no range name spans two levels (medians
+    # do not add up), else taken again over all pairs at once.
+    parts = [_summary(c, "_name") for c in in_ranges_chunks(slim, coded, keep=("_name",), keep_points=points)]
+    per_name = pl.concat(parts) if parts else None
+    if per_name is None or per_name.get_column("_name").is_duplicated().any():
+        per_name = _summary(in_ranges_slim(slim, coded, keep=("_name",), keep_points=points), "_name")
+    summary = per_name.join(names, on="_name", how="left").select("range_name", pl.exclude("_name", "range_name"))
     order = rng.group_by("range_name").agg(pl.col("range_start_ns").min().alias("_first"))
     by_range = summary.join(order, on="range_name").sort("_first", "range_name").drop("_first")
     out = pl.concat([_summary(per.with_columns(pl.lit(ALL).alias("range_name"))), by_range], how="vertical_relaxed")

@@ -74,7 +74,8 @@ def nvtx_projection(trace: Trace) -> pl.DataFrame:
     # are gathered; memsets are not reported.
     keys = rng.select(RANGE_COLUMNS)
     kernels = gpu_work(trace, ("kernel",), KERNEL_COLUMNS)
-    parts = [_kernels_per_instance(chunk) for chunk in in_ranges_chunks(kernels, keys)]
+    parts = [_kernels_per_instance(chunk) for chunk in in_ranges_chunks(
+        kernels, keys, keep=("range_id",), keep_points=("start_ns", "end_ns", "graph_node_id"))]
     if not parts:
         parts = [_kernels_per_instance(in_ranges(kernels, keys))]
     per_inst, busy = (pl.concat([p[i] for p in parts], how="vertical_relaxed") for i in range(2))

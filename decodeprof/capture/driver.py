@@ -6,7 +6,6 @@ run.json failed, keeps what was made and raises CaptureError naming the step and
 
 from __future__ import annotations
 
-import importlib
 import shlex
 import sys
 from collections.abc import Sequence
@@ -202,20 +201,21 @@ def _ncu_step(run: _Run, ncu: Path, prefix: list[str], target_args: list[str]) -
 
 
 def _analyse(run: _Run, sqlite: Path) -> None:
-    """Print the analysis tables when the analysis side is installed (the lead wires the report)."""
+    """Print the analysis tables and write report.html into the run folder. Where the
+    analysis stack (polars, plotly) is not installed, e.g. a bare GPU box, the capture still
+    succeeds and says how to analyse the folder elsewhere."""
     try:
-        analyze = importlib.import_module("decodeprof.commands.analyze")
+        from decodeprof.commands.analyze import print_analyses
+        from decodeprof.report import assemble, load_variant, write_report
     except ModuleNotFoundError as exc:
-        if exc.name not in ("decodeprof.commands.analyze", "decodeprof.analyses"):
-            raise
-        run.console.print(f"analyses not available yet; trace: {sqlite}", markup=False)
+        run.console.print(f"analysis skipped ({exc.name} is not installed here): copy {run.dir} and run "
+                          f"`decodeprof report {run.dir}` where decodeprof is installed", markup=False)
+        run.record.add_step(name="analyse", exit_status=None, skipped=f"{exc.name} not installed")
         return
-    from decodeprof.load import load_trace
-
-    ncu_csv, metrics = run.dir / "ncu.csv", run.dir / "metrics.json"
     with run.console.status("analysing ..."):
-        trace = load_trace(sqlite, ncu_csv=ncu_csv if ncu_csv.exists() else None,
-                           metrics_json=metrics if metrics.exists() else None)
-    analyze.print_analyses(trace)  # tables on stdout; progress stays on stderr
+        variant = load_variant(run.dir)
+    print_analyses(variant.trace, variant.frames)  # tables on stdout; progress stays on stderr
+    report = write_report(assemble([variant]), run.dir / "report.html")
     run.record.add_step(name="analyse", exit_status=0)
+    run.console.print(f"report: {report}", markup=False)
     run.console.print(f"again later: decodeprof analyze {sqlite}", markup=False)
