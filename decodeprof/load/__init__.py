@@ -10,13 +10,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from decodeprof.errors import TraceFileError
 from decodeprof.load.export import ensure_sqlite
-from decodeprof.load.ncu_csv import load_ncu_csv
-from decodeprof.trace import Trace
+
+if TYPE_CHECKING:
+    from decodeprof.trace import Trace
 
 __all__ = ["ensure_sqlite", "load_ncu_csv", "load_trace", "resolve_export"]
+
+
+def __getattr__(name: str):
+    # polars-backed loaders import on first use: exporting (capture side) needs no polars
+    if name == "load_ncu_csv":
+        from decodeprof.load.ncu_csv import load_ncu_csv
+
+        return load_ncu_csv
+    raise AttributeError(name)
 
 RUN_FOLDER_NAMES = ("trace.sqlite", "trace.nsys-rep")
 
@@ -62,7 +73,7 @@ def _metrics(path: Path) -> dict:
 
 
 def load_trace(path: Path | str, *, ncu_csv: Path | str | None = None, metrics_json: Path | str | None = None,
-               cache: bool = False) -> Trace:
+               cache: bool = False) -> "Trace":
     """Load a trace: a .sqlite export, a .nsys-rep (exported beside it first) or a run folder.
 
     A run folder is one holding trace.sqlite (preferred) or trace.nsys-rep, and optionally
@@ -87,7 +98,11 @@ def load_trace(path: Path | str, *, ncu_csv: Path | str | None = None, metrics_j
         metrics_json = metrics_json or (folder / "metrics.json" if (folder / "metrics.json").is_file() else None)
     extra = {}
     if ncu_csv is not None:
+        from decodeprof.load.ncu_csv import load_ncu_csv
+
         extra["ncu_metrics"] = load_ncu_csv(Path(ncu_csv))
     if metrics_json is not None:
         extra["target_metrics"] = _metrics(Path(metrics_json))
+    from decodeprof.trace import Trace
+
     return Trace(source=export, **frames, **extra, meta=meta, missing=missing)

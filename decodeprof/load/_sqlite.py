@@ -10,11 +10,13 @@ leading NULL; the loaders therefore keep expressions out of SQL and do arithmeti
 from __future__ import annotations
 
 import sqlite3
+from typing import TYPE_CHECKING
 from pathlib import Path
 
-import polars as pl
-
 from decodeprof.errors import TraceFileError
+
+if TYPE_CHECKING:
+    import polars as pl
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 # Tables whose presence marks a file as an Nsight Systems export.
@@ -71,8 +73,10 @@ def columns(con: sqlite3.Connection, table: str) -> list[str]:
     return [r[1] for r in con.execute(f'PRAGMA table_info("{table}")')]
 
 
-def read_sql(path: Path, con: sqlite3.Connection, sql: str) -> pl.DataFrame:
+def read_sql(path: Path, con: sqlite3.Connection, sql: str) -> "pl.DataFrame":
     """Run `sql` on the export at `path`; connectorx when it can, else sqlite3 (`con`)."""
+    import polars as pl  # here, not at import: the capture side (export) runs without polars
+
     try:
         import connectorx
 
