@@ -13,9 +13,13 @@ For each size, each tool runs in its own subprocess under /usr/bin/time (wall ti
 RSS of that process and its children), one after the other on the same file:
   decodeprof cold    `decodeprof analyze T --json > /dev/null` (no cache: SQLite -> frames ->
                      all analyses -> JSON)
-  decodeprof +cache  the same with --cache, first run (also writes the Parquet cache)
-  decodeprof cached  the same with --cache again (frames from the Parquet cache)
+  decodeprof +cache  the same with --cache, first run (also writes the Parquet caches: frames
+                     and analysis results)
+  decodeprof cached  the same with --cache again (results from the Parquet cache; the trace
+                     is not read)
   ... tables         the same without --json (rich tables, 20 rows each, to /dev/null)
+  ... frames only    --cache --json with the results cache removed: frames from the Parquet
+                     cache, every analysis run again (and its results kept again)
   library, fast JSON load_trace + run_all in Python, each frame written with polars' own JSON
                      writer (same JSON values; shows what the CLI's json.dumps costs)
   nsys stats         Debian's nsys 2022.4: gpukernsum, cudaapisum, nvtxsum, gpumemtimesum, CSV
@@ -116,6 +120,9 @@ def measure(target: Path, tmp: Path) -> dict:
     res["decodeprof +cache (writes)"] = timed(analyze + ["--cache"], env=env)
     res["decodeprof cached"] = timed(analyze + ["--cache"], env=env)
     res["decodeprof cached, tables (no --json)"] = timed(analyze[:-1] + ["--cache"], env=env)
+    for results in cache.glob("results-*"):
+        shutil.rmtree(results)
+    res["decodeprof cached frames only, analyses rerun"] = timed(analyze + ["--cache"], env=env)
     shutil.rmtree(cache, ignore_errors=True)
     res["library, fast JSON"] = timed([py, "-c", FAST_JSON.format(repo=str(REPO)), str(target), str(tmp / "fast.json")], env=env)
     nsys = nsys_path()

@@ -90,3 +90,76 @@ def test_streamed_json_equals_the_documented_object():
         buf = io.BytesIO()
         write_analyses_json(trace, frames, "x", buf)
         assert _json.loads(buf.getvalue()) == _json.loads(_json.dumps(analyses_json(trace, frames, "x")))
+
+
+def test_cache_serves_results_without_reading_the_trace(tmp_path, monkeypatch):
+    """--cache keeps each analysis' result as Parquet beside the export: a second run prints
+    the same JSON without loading the trace (the frame loader is never called and the frames
+    cache, removed, is not rebuilt); a changed metrics.json or --steps computes anew."""
+    import os
+    import shutil
+
+    import decodeprof.load.cache as cache_mod
+    import decodeprof.load.nsys_sqlite as nsys_sqlite
+
+    run = tmp_path / "graph"
+    shutil.copytree(need(GRAPH), run, ignore=shutil.ignore_patterns("*.decodeprof-cache"))
+    export = run / "trace.sqlite"
+    reads = []
+    real = nsys_sqlite.read_export
+    monkeypatch.setattr(nsys_sqlite, "read_export", lambda p: reads.append(p) or real(p))
+    monkeypatch.setattr(cache_mod, "read_export", lambda p: reads.append(p) or real(p))
+
+    first = runner.invoke(app, ["analyze", str(run), "--json", "--cache"])
+    assert first.exit_code == 0, first.output
+    assert len(reads) == 1
+    plain = runner.invoke(app, ["analyze", str(run), "--json"])
+    assert json.loads(plain.output) == json.loads(first.output)
+    folder = cache_mod.cache_dir(export)
+    for frame in folder.glob("*.parquet"):  # the frames cache (results live in results-*/)
+        frame.unlink()
+    (folder / "key.json").unlink()
+    reads.clear()
+
+    second = runner.invoke(app, ["analyze", str(run), "--json", "--cache"])
+    assert second.exit_code == 0, second.output
+    assert second.output == first.output
+    assert reads == [] and not (folder / "key.json").exists(), "served from the results cache"
+    tables = runner.invoke(app, ["analyze", str(run), "--cache", "--rows", "3"])
+    only = runner.invoke(app, ["analyze", str(run), "--json", "--cache", "--only", "launch_overhead"])
+    assert reads == [] and all(name in tables.output for name in ANALYSES)
+    assert json.loads(only.output)["analyses"] == {"launch_overhead": json.loads(first.output)["analyses"]["launch_overhead"]}
+
+    metrics = run / "metrics.json"
+    data = json.loads(metrics.read_text())
+    data["weight_bytes_per_step"] = 2 * data["weight_bytes_per_step"]
+    metrics.write_text(json.dumps(data))
+    st = metrics.stat()
+    os.utime(metrics, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    third = runner.invoke(app, ["analyze", str(run), "--json", "--cache"])
+    assert third.exit_code == 0, third.output
+    assert len(reads) == 1, "a changed metrics.json invalidates the results"
+    assert third.output != first.output
+    assert json.loads(third.output) == json.loads(runner.invoke(app, ["analyze", str(run), "--json"]).output)
+    assert len(list(folder.glob("results-*"))) == 1, "results of the old key are removed"
+    steps = runner.invoke(app, ["analyze", str(run), "--json", "--cache", "--steps", "4"])
+    assert steps.exit_code == 0 and len(reads) == 2, "--steps is part of the key"
+
+
+def test_chunked_json_rows_are_the_same_bytes():
+    """`analyze --json` after analysing writes big frames a slice at a time (less memory):
+    the bytes equal polars' one-shot writer's, whatever the slice size."""
+    import io
+
+    from decodeprof.analyses import run_all
+    from decodeprof.commands.analyze import write_analyses_json
+    from decodeprof.load import load_trace
+
+    trace = load_trace(need(DATA / "h100" / "baseline"))
+    frames = run_all(trace)
+    whole = io.BytesIO()
+    write_analyses_json(trace, frames, "x", whole)
+    for rows in (1, 7, 10_000):
+        sliced = io.BytesIO()
+        write_analyses_json(trace, frames, "x", sliced, chunk_rows=rows)
+        assert sliced.getvalue() == whole.getvalue(), rows

@@ -40,3 +40,36 @@ def test_unwritable_cache_is_skipped(tmp_path):
     path = build_export(tmp_path / "trace.sqlite", steps=1)
     cache_dir(path).write_text("a file where the cache folder would go")
     assert load_trace(path, cache=True).kernels.height == 3
+
+
+def test_results_round_trip_and_key(tmp_path):
+    """Analysis results kept under their key come back equal (dtypes included); a changed
+    input named in the key (ncu CSV here) misses; an unwritable cache is skipped."""
+    import polars as pl
+
+    from decodeprof.analyses import run_all
+    from decodeprof.load.cache import read_results, results_key, write_results
+
+    path = build_export(tmp_path / "trace.sqlite", steps=3)
+    ncu = tmp_path / "ncu.csv"
+    ncu.write_text("not read here")
+    trace = load_trace(path)
+    frames = run_all(trace)
+    key = results_key(path, ncu_csv=ncu, metrics_json=None, steps=None, outputs={"any": 1})
+    assert read_results(path, key, list(frames)) is None
+    write_results(path, key, frames, trace.meta, trace.missing, {"decode_steps": ["why"]})
+    info, back = read_results(path, key, list(frames))
+    assert list(back) == list(frames) and info["missing"] == trace.missing
+    for name, frame in frames.items():
+        assert back[name].schema == frame.schema and back[name].equals(frame), name
+    assert read_results(path, key, ["not_kept"]) is None
+    assert read_results(path, {**key, "steps": 4}, list(frames)) is None
+    ncu.write_text("changed, longer than before")
+    assert read_results(path, results_key(path, ncu_csv=ncu, metrics_json=None, steps=None, outputs={"any": 1}),
+                        list(frames)) is None
+
+    (tmp_path / "ro").mkdir()
+    other = build_export(tmp_path / "ro" / "trace.sqlite", steps=1)
+    cache_dir(other).write_text("a file where the cache folder would go")
+    write_results(other, key, {"x": pl.DataFrame({"a": [1]})}, {}, (), {})  # no error
+    assert read_results(other, key, ["x"]) is None

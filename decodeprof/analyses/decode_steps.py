@@ -85,7 +85,8 @@ def _from_step_ranges(trace: Trace, rng: pl.DataFrame) -> pl.DataFrame:
         pl.col("range_start_ns").alias("cpu_start_ns"), pl.col("range_dur_ns").alias("cpu_dur_ns"),
         pl.col("cpu_api_ns").fill_null(0), pl.col("launches").fill_null(0.0),
     )
-    kern = in_ranges(_kernels(trace), step_r.select(_RANGE_KEYS)).join(
+    kern = in_ranges_slim(_kernels(trace), step_r.select(_RANGE_KEYS), keep=("range_id",),
+                          keep_points=("start_ns", "end_ns")).join(
         steps.select("range_id", "decode_index", "step"), on="range_id"
     )
     return _gpu_columns(steps, kern)

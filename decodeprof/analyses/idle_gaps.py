@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from decodeprof.analyses.events import gpu_work, in_ranges, per_trace, ranges, runtime_calls
+from decodeprof.analyses.events import gpu_work, in_ranges_slim, per_trace, ranges, runtime_calls
 from decodeprof.analyses.registry import analysis, shaped
 from decodeprof.trace import Trace
 
@@ -48,7 +48,8 @@ def stream_gaps(trace: Trace, range_name: str = "decode") -> tuple[str, pl.DataF
     if rng.is_empty():
         scope, k = "trace", k.with_columns(pl.lit(0, pl.Int64).alias("group"))
     else:
-        scope, k = range_name, in_ranges(k, rng).rename({"range_id": "group"})
+        scope, k = range_name, in_ranges_slim(k, rng, keep=("range_id",), keep_points=(
+            "device_id", "stream_id", "start_ns", "end_ns", "name")).rename({"range_id": "group"})
     by = ["group", "device_id", "stream_id"]
     k = k.sort([*by, "start_ns"]).with_columns(
         pl.col("end_ns").cum_max().shift(1).over(by).alias("gap_start_ns"),

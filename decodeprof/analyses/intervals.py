@@ -119,7 +119,10 @@ def _nested_pairs(points: pl.DataFrame, ranges: pl.DataFrame, *, at: str, start:
     for level in good.get_column("_level").unique().sort():
         lv = good.filter(pl.col("_level") == level).select("_ri", "_by", "_s", "_e").sort("_s")
         hit = p.join_asof(lv, left_on="_at", right_on="_s", by="_by", strategy="backward", check_sortedness=False)
-        yield hit.filter(pl.col("_s").is_not_null() & (pl.col("_at") < pl.col("_e"))).select("_pi", "_ri")
+        inside = hit.get_column("_s").is_not_null() & (hit.get_column("_at") < hit.get_column("_e"))
+        pairs = hit.select("_pi", "_ri").filter(inside)  # filter only the two kept columns
+        del hit, inside  # not alive while the caller holds this chunk
+        yield pairs
     if bad.height:
         hit = points_in_ranges(p, bad.select("_ri", "_by", "_s", "_e"), at="_at", start="_s", end="_e", by="_by")
         yield hit.select("_pi", "_ri")

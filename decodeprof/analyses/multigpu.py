@@ -320,8 +320,10 @@ def comm_overlap(trace: Trace) -> pl.DataFrame:
     collective_gpu_ns (0-1; 0 when communication and compute are serialized on one stream).
     """
     ranks = rank_table(trace)
+    if ranks.is_empty():  # before collective_work: on a single-process trace it is never built
+        return pl.DataFrame(schema=OVERLAP_COLUMNS)
     coll = collective_work(trace).with_row_index("_c")
-    if ranks.is_empty() or coll.is_empty():
+    if coll.is_empty():
         return pl.DataFrame(schema=OVERLAP_COLUMNS)
     compute = trace.kernels.filter(~pl.col("name").str.contains(NCCL))
     parts = []

@@ -11,6 +11,10 @@ JSON output (`--json`, stable; version 1), one object on stdout:
 
 Rows keep the analyses' own columns and units (integer ns, bytes, bytes/s, percent 0-100);
 non-finite floats become null. Tables on the terminal convert units for reading only.
+
+With --cache, the loaded frames and the results are kept as Parquet beside the export
+(decodeprof.load.cache); a later run with the same export, ncu CSV, metrics JSON and
+--steps reads only the results it prints, never the trace.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -28,14 +33,70 @@ from decodeprof.errors import DecodeprofError
 JSON_VERSION = 1
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """What printing results needs of a trace besides the results: its export path, meta,
+    missing tables, and why each empty result is empty (so the trace itself can be freed,
+    or never read when the results come from the cache)."""
+
+    source: Path
+    meta: dict
+    missing: tuple
+    empty_because: dict
+    from_cache: bool = False  # results read from the results cache (nothing else in memory)
+
+
+def _inputs(trace: Path, ncu: Path | None, metrics: Path | None) -> tuple[Path, Path | None, Path | None]:
+    """The export, ncu CSV and metrics JSON that `load_trace` would read for these arguments:
+    a run folder's (or, beside a given export, its folder's) ncu.csv / metrics.json count as given."""
+    from decodeprof.load import resolve_export
+
+    folder = trace if trace.is_dir() else trace.parent
+    metrics = metrics or (folder / "metrics.json" if (folder / "metrics.json").is_file() else None)
+    ncu = ncu or (folder / "ncu.csv" if (folder / "ncu.csv").is_file() else None)
+    return resolve_export(trace), ncu, metrics
+
+
 def _load(trace: Path, ncu: Path | None, metrics: Path | None, cache: bool):
     from decodeprof.load import load_trace
 
-    if trace.is_file():  # a run folder's files beside a given export count as given
-        for name, given in (("metrics.json", metrics), ("ncu.csv", ncu)):
-            if given is None and (trace.parent / name).is_file():
-                metrics, ncu = (trace.parent / name, ncu) if name == "metrics.json" else (metrics, trace.parent / name)
-    return load_trace(trace, ncu_csv=ncu, metrics_json=metrics, cache=cache)
+    export, ncu, metrics = _inputs(trace, ncu, metrics)
+    return load_trace(export, ncu_csv=ncu, metrics_json=metrics, cache=cache)
+
+
+def analyze_trace(trace: Path, ncu: Path | None, metrics: Path | None, *, names: list[str], steps: int | None,
+                  cache: bool) -> tuple[Loaded, dict]:
+    """(Loaded, {name: result}) for the analyses `names`. With `cache`, served from the
+    results cache when its key matches (the trace is not read), else computed and kept."""
+    from decodeprof.analyses import ANALYSES, run_all, why_empty
+    from decodeprof.load import load_trace
+
+    export, ncu, metrics = _inputs(trace, ncu, metrics)
+    if cache:
+        from decodeprof.load import cache as results_cache
+
+        outputs = {n: {c: str(t) for c, t in a.columns.items()} for n, a in ANALYSES.items()}
+        key = results_cache.results_key(export, ncu_csv=ncu, metrics_json=metrics, steps=steps, outputs=outputs)
+        hit = results_cache.read_results(export, key, names)
+        if hit is not None:
+            info, frames = hit
+            return Loaded(export, info["meta"], info["missing"], info["empty_because"], from_cache=True), frames
+    loaded = load_trace(export, ncu_csv=ncu, metrics_json=metrics, cache=cache)
+    frames = run_all(loaded, names=names, steps=steps)
+    out = Loaded(loaded.source, loaded.meta, loaded.missing,
+                 {n: why_empty(loaded, n) for n, df in frames.items() if df.is_empty()})
+    del loaded  # frees the frames and every per-trace intermediate before output is written
+    if cache:
+        results_cache.write_results(export, key, frames, out.meta, out.missing, out.empty_because)
+    return out, frames
+
+
+def _empty_because(trace, frames: dict) -> dict:
+    if isinstance(trace, Loaded):
+        return {n: trace.empty_because.get(n, []) for n, df in frames.items() if df.is_empty()}
+    from decodeprof.analyses import why_empty
+
+    return {n: why_empty(trace, n) for n, df in frames.items() if df.is_empty()}
 
 
 def _finite(value):
@@ -43,35 +104,55 @@ def _finite(value):
 
 
 def analyses_json(trace, frames: dict, source: str) -> dict:
-    """The documented JSON object (see module docstring) for `frames` of `trace`."""
-    from decodeprof.analyses import why_empty
-
+    """The documented JSON object (see module docstring) for `frames` of `trace` (a Trace or Loaded)."""
     return {
         "version": JSON_VERSION,
         "trace": source,
         "meta": {k: str(v) for k, v in trace.meta.items()},
         "missing": [{"frame": m.frame, "table": m.table, "fix": m.fix, "message": m.sentence()} for m in trace.missing],
-        "empty_because": {n: why_empty(trace, n) for n, df in frames.items() if df.is_empty()},
+        "empty_because": _empty_because(trace, frames),
         "analyses": {n: [{k: _finite(v) for k, v in row.items()} for row in df.iter_rows(named=True)]
                      for n, df in frames.items()},
     }
 
 
-def write_analyses_json(trace, frames: dict, source: str, out) -> None:
+def write_analyses_json(trace, frames: dict, source: str, out, *, chunk_rows: int | None = None) -> None:
     """Stream the object of `analyses_json` to the binary file `out`, each frame written by
     polars' own JSON writer: at 1M kernels, building Python dicts and json.dumps over a
-    million rows took ~5 s and ~1 GB of the analyze run."""
+    million rows took ~5 s and ~1 GB of the analyze run. `chunk_rows`: encode larger frames
+    that many rows at a time (same bytes, less memory, slower; see `_write_rows`)."""
     head = analyses_json(trace, {}, source)
     del head["analyses"]
-    from decodeprof.analyses import why_empty
-
-    head["empty_because"] = {n: why_empty(trace, n) for n, df in frames.items() if df.is_empty()}
+    head["empty_because"] = _empty_because(trace, frames)
     out.write(json.dumps(head, allow_nan=False)[:-1].encode() + b', "analyses": {')
     for i, (name, df) in enumerate(frames.items()):
         out.write((b", " if i else b"") + json.dumps(name).encode() + b": ")
-        df.write_json(out)  # rows as objects; NaN/inf become null
+        _write_rows(df, out, chunk_rows)
     out.write(b"}}\n")
     out.flush()
+
+
+JSON_CHUNK_ROWS = 100_000
+
+
+def _write_rows(df, out, chunk_rows: int | None) -> None:
+    """`df.write_json(out)` (rows as objects; NaN/inf become null), with `chunk_rows` the same
+    bytes written that many rows at a time: polars builds the whole text before writing it,
+    ~280 MB for the million rows of `launches` at 1M kernels (+120-250 MB on the cold
+    analyze peak), while chunks go through Python buffers (0.29 -> 0.51 s for that frame)."""
+    if chunk_rows is None or df.height <= chunk_rows:
+        df.write_json(out)
+        return
+    import io
+
+    out.write(b"[")
+    for first in range(0, df.height, chunk_rows):
+        buf = io.BytesIO()
+        df.slice(first, chunk_rows).write_json(buf)
+        text = buf.getbuffer()
+        out.write((b"," if first else b"") + text[1:-1])
+        del text
+    out.write(b"]")
 
 
 def write_csvs(frames: dict, folder: Path) -> list[Path]:
@@ -115,15 +196,16 @@ def render(trace, frames: dict, console, *, max_rows: int = 20) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from decodeprof.analyses import ANALYSES, why_empty
+    from decodeprof.analyses import ANALYSES
 
+    empty_because = _empty_because(trace, frames)
     console.print(f"[bold]{escape(str(trace.source))}[/]  nsys {escape(str(trace.meta.get('nsys_version', '?')))}")
     for m in trace.missing:
         console.print(f"[yellow]missing:[/] {escape(m.sentence())}")
     for name, df in frames.items():
         title = f"{name}: {ANALYSES[name].title}" if name in ANALYSES else name
         if df.is_empty():
-            console.print(f"\n[bold]{escape(title)}[/]\n  [dim]no rows: {escape('; '.join(why_empty(trace, name)) or 'nothing to report')}[/]")
+            console.print(f"\n[bold]{escape(title)}[/]\n  [dim]no rows: {escape('; '.join(empty_because[name]) or 'nothing to report')}[/]")
             continue
         shown = df.head(max_rows)
         if "bytes_per_s" in shown.columns and "gb_per_s" in shown.columns:
@@ -166,23 +248,26 @@ def register(app: typer.Typer) -> None:
         steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Decode steps per decode range, when the metrics JSON lacks config.steps (graph variants)."),
         only: Optional[list[str]] = typer.Option(None, "--only", help="Run only this analysis (repeatable)."),
         rows: int = typer.Option(20, "--rows", min=1, help="Rows shown per table on the terminal."),
-        cache: bool = typer.Option(False, "--cache", help="Keep/reuse loaded frames as Parquet beside the export."),
+        cache: bool = typer.Option(False, "--cache", help="Keep/reuse loaded frames and analysis results as Parquet beside the export."),
     ) -> None:
         """Run every analysis on a trace and print tables, JSON (--json) or CSVs (--csv DIR).
 
         Example: decodeprof analyze runs/graph/trace.sqlite --metrics runs/graph/metrics.json
         """
-        from decodeprof.analyses import ANALYSES, run_all
+        from decodeprof.analyses import ANALYSES
 
         if as_json and csv_dir is not None:
             raise typer.BadParameter("--json and --csv are exclusive: pick one output")
         unknown = [n for n in (only or []) if n not in ANALYSES]
         if unknown:
             raise DecodeprofError(f"unknown analysis {', '.join(unknown)}", f"choose from: {', '.join(ANALYSES)}")
-        loaded = _load(trace, ncu, metrics, cache)
-        frames = run_all(loaded, names=list(only) if only else None, steps=steps)
+        loaded, frames = analyze_trace(trace, ncu, metrics, names=list(only) if only else list(ANALYSES),
+                                       steps=steps, cache=cache)
         if as_json:
-            write_analyses_json(loaded, frames, str(trace), sys.stdout.buffer)
+            # Chunked only after analysing: then the text would stack on memory the analyses
+            # left mapped; results from the cache are all there is in memory.
+            write_analyses_json(loaded, frames, str(trace), sys.stdout.buffer,
+                                chunk_rows=None if loaded.from_cache else JSON_CHUNK_ROWS)
         elif csv_dir is not None:
             for path in write_csvs(frames, csv_dir):
                 typer.echo(str(path))

@@ -1,9 +1,16 @@
-"""A Parquet cache of a loaded export's frames, beside the export (issue 11).
+"""A Parquet cache beside an export (issue 11): its loaded frames, and analysis results.
 
 <export>.decodeprof-cache/ holds one Parquet file per frame plus key.json. The key is the
 export's size and mtime (ns) and the frame schema; any change reloads from SQLite. The
 cache is written to a temporary folder and renamed into place; a cache that cannot be
 written (read-only folder) is skipped, never an error.
+
+Analysis results live in the same folder, under results-<hash of their key>/: one Parquet
+file per analysis and index.json (the key, the export's meta and missing tables, and why
+each empty result is empty). Their key (`results_key`) adds what changes results: the
+`steps` option, the size and mtime of the ncu CSV and metrics JSON (or their absence), the
+analyses' declared outputs and RESULTS_FORMAT. A results folder of another key is removed
+when results are written.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from decodeprof.load.nsys_sqlite import read_export
 from decodeprof.trace import MissingData
 
 CACHE_FORMAT = 1
+RESULTS_FORMAT = 1  # bump when an analysis changes what it computes
 FRAME_NAMES = ("kernels", "runtime", "memcpys", "memsets", "syncs", "nvtx", "gpus", "threads")
 
 
@@ -28,11 +36,14 @@ def cache_dir(export: Path) -> Path:
     return export.with_name(export.name + ".decodeprof-cache")
 
 
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _key(export: Path) -> dict:
     st = export.stat()
-    layout = json.dumps({n: {c: str(t) for c, t in schema.FRAMES[n].items()} for n in FRAME_NAMES}, sort_keys=True)
-    return {"format": CACHE_FORMAT, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-            "schema": hashlib.sha256(layout.encode()).hexdigest()[:16]}
+    layout = {n: {c: str(t) for c, t in schema.FRAMES[n].items()} for n in FRAME_NAMES}
+    return {"format": CACHE_FORMAT, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "schema": _digest(layout)}
 
 
 def _read(folder: Path, key: dict):
@@ -71,3 +82,62 @@ def read_export_cached(export: Path):
     frames, meta, missing = read_export(export)
     _write(folder, key, frames, meta, missing)
     return frames, meta, missing
+
+
+def _file_key(path: Path | None):
+    if path is None:
+        return None
+    st = Path(path).stat()
+    return {"path": str(Path(path).resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def results_key(export: Path, *, ncu_csv: Path | None, metrics_json: Path | None, steps: int | None,
+                outputs: dict) -> dict:
+    """What analysis results of `export` depend on; `outputs` is {analysis: {column: dtype}}."""
+    return {"format": RESULTS_FORMAT, "frames": _key(export), "steps": steps, "ncu_csv": _file_key(ncu_csv),
+            "metrics_json": _file_key(metrics_json), "outputs": _digest(outputs)}
+
+
+def _results_dir(export: Path, key: dict) -> Path:
+    return cache_dir(export) / f"results-{_digest(key)}"
+
+
+def read_results(export: Path, key: dict, names: list[str]):
+    """(info, {name: frame}) for `names` if all were cached under `key`, else None. `info`
+    holds the export's "meta" and "missing" (MissingData) and "empty_because"."""
+    folder = _results_dir(export, key)
+    try:
+        info = json.loads((folder / "index.json").read_text())
+        if info.get("key") != key or not set(names) <= set(info["empty_because"]):
+            return None
+        frames = {n: pl.read_parquet(folder / f"{n}.parquet") for n in names}
+        return {"meta": dict(info["meta"]), "missing": tuple(MissingData(**m) for m in info["missing"]),
+                "empty_because": {n: info["empty_because"][n] for n in names if frames[n].is_empty()}}, frames
+    except (OSError, ValueError, KeyError, TypeError, pl.exceptions.PolarsError):
+        return None
+
+
+def write_results(export: Path, key: dict, frames: dict, meta: dict, missing, empty_because: dict) -> None:
+    """Keep `frames` (analysis results) under `key`, beside those of the same key already
+    kept; skipped silently when the folder cannot be written."""
+    folder = _results_dir(export, key)
+    try:
+        for old in cache_dir(export).glob("results-*"):
+            if old != folder:
+                shutil.rmtree(old, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            info = json.loads((folder / "index.json").read_text())
+            kept = info["empty_because"] if info.get("key") == key else {}
+        except (OSError, ValueError, KeyError, TypeError):
+            kept = {}
+        tmp = f".{os.getpid()}.tmp"
+        for name, frame in frames.items():
+            frame.write_parquet(folder / (name + tmp), compression="lz4")
+            os.replace(folder / (name + tmp), folder / f"{name}.parquet")
+        info = {"key": key, "meta": {k: str(v) for k, v in meta.items()}, "missing": [m.__dict__ for m in missing],
+                "empty_because": {**kept, **{n: empty_because.get(n, []) for n in frames}}}
+        (folder / ("index" + tmp)).write_text(json.dumps(info))
+        os.replace(folder / ("index" + tmp), folder / "index.json")
+    except OSError:
+        pass
