@@ -2,11 +2,13 @@
 format and role on the GPU, in one process: each candidate is checked against torch (dequantized
 weights) and timed in a CUDA graph of `calls` launches (median of `reps`; GB/s from the bytes it
 must read). Roles: k1 = embed+LayerNorm+Linear+GELU (N=h), k2 = Linear (N=h), k3 = lm_head+argmax
-(N=V). Variant 0 = x through shared memory (the earlier tile), 1 = registers only (linear_acc_v2).
+(N=V). Variant 0 = x through shared memory (the earlier tile), 1 = registers only (linear_acc_v2),
+2 = tensor cores (linear_acc_dot; also with block_k and num_stages). Whole steps run with the winners
+and with the tensor-core tiles on TMA loads, with and without warp specialization.
 Prints a table, the winners as a DECODEPROF_TILES string (also written to --out), and whole decode
 steps (CUDA graph) with the winners.
 
-    python benchmarks/tune_gemv.py [--out tiles.txt] [--calls 20] [--reps 7] [--quick]
+    python benchmarks/tune_gemv.py [--out tiles.txt] [--calls 20] [--reps 7] [--variants 0,1,2] [--budget-s S]
 """
 
 from __future__ import annotations
@@ -25,20 +27,27 @@ import torch.nn.functional as F  # noqa: E402
 
 from benchmarks.kernels_gpu import close, time_graph  # noqa: E402
 from targets import workload  # noqa: E402
-from targets.kernels.common import TILES_ENV, VEC_TILES, LaunchOptions  # noqa: E402
+from targets.kernels.common import TILES_ENV, VEC_TILES, LaunchOptions, Tile  # noqa: E402
 from targets.kernels.fused_decode import (DecodeKernels, KernelPlan, linear_bias, lm_head_argmax,  # noqa: E402
                                           ln_linear_gelu, make_workspace)
 from targets.kernels.gemv import gemv_bytes  # noqa: E402
 from targets.kernels.quant import make_linear_weight  # noqa: E402
 
-CANDIDATES = {  # (block_n, num_warps, variant)
-    "k1": [(2, 1, 1), (4, 1, 1), (4, 2, 1), (4, 4, 1), (8, 4, 1), (8, 8, 1), (16, 8, 1)],
-    "k2": [(2, 1, 1), (4, 1, 1), (4, 2, 1), (4, 4, 1), (8, 4, 1), (8, 8, 1), (16, 8, 1)],
-    "k3": [(4, 2, 1), (8, 2, 1), (8, 4, 1), (8, 8, 1), (16, 4, 1), (16, 8, 1), (32, 8, 1)],
+CANDIDATES = {  # Tile(block_n, num_warps, variant[, block_k, num_stages])
+    "k1": [Tile(2, 1, 1), Tile(4, 1, 1), Tile(4, 2, 1), Tile(4, 4, 1), Tile(8, 4, 1), Tile(8, 8, 1), Tile(16, 8, 1),
+           Tile(16, 4, 2, 256, 2), Tile(16, 4, 2, 256, 3), Tile(16, 4, 2, 128, 4), Tile(16, 2, 2, 256, 3),
+           Tile(16, 8, 2, 256, 3), Tile(16, 4, 2, 512, 2), Tile(32, 4, 2, 256, 3), Tile(16, 4, 2, 1024, 1)],
+    "k3": [Tile(4, 2, 1), Tile(8, 2, 1), Tile(8, 4, 1), Tile(8, 8, 1), Tile(16, 4, 1), Tile(16, 8, 1), Tile(32, 8, 1),
+           Tile(16, 4, 2, 256, 3), Tile(32, 4, 2, 256, 3), Tile(64, 4, 2, 256, 3), Tile(32, 8, 2, 256, 3),
+           Tile(64, 8, 2, 256, 3), Tile(32, 4, 2, 128, 4), Tile(64, 4, 2, 128, 4), Tile(32, 4, 2, 512, 2),
+           Tile(128, 8, 2, 256, 3), Tile(16, 4, 2, 1024, 1), Tile(32, 4, 2, 1024, 1)],
 }
-PREVIOUS = {("bf16", "k1"): (2, 1, 0), ("bf16", "k2"): (2, 1, 0), ("bf16", "k3"): (16, 8, 0),
-            ("fp8", "k1"): (2, 1, 0), ("fp8", "k2"): (2, 1, 0), ("fp8", "k3"): (16, 8, 0),
-            ("fp4", "k1"): (8, 8, 0), ("fp4", "k2"): (8, 8, 0), ("fp4", "k3"): (16, 4, 0)}
+CANDIDATES["k2"] = CANDIDATES["k1"]
+
+
+def opts_for(tile: Tile) -> LaunchOptions:
+    return LaunchOptions(block_n=tile.block_n, num_warps=tile.num_warps, variant=tile.variant,
+                         block_k=tile.block_k, num_stages=tile.num_stages or 3)
 
 
 def main() -> int:
@@ -47,6 +56,8 @@ def main() -> int:
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--budget-s", type=float, default=1e9, help="stop sweeping after this many seconds")
+    ap.add_argument("--variants", default="0,1,2", help="tile variants to sweep (the current default always runs)")
+    ap.add_argument("--formats", default="bf16,fp8,fp4", help="weight formats to sweep")
     args = ap.parse_args()
     t_start = time.time()
     cfg = workload.Config()
@@ -55,7 +66,8 @@ def main() -> int:
     x = torch.randn(b, h, device="cuda").bfloat16()
     tok = torch.randint(0, cfg.vocab, (b,), device="cuda")
     state = torch.randn(b, h, device="cuda").bfloat16()
-    best: dict[str, tuple[float, int, int, int]] = {}
+    variants = {int(v) for v in args.variants.split(",")}
+    best: dict[str, tuple[float, Tile]] = {}
     print(f"device: {torch.cuda.get_device_name()}  batch {b} hidden {h} vocab {cfg.vocab}")
     with torch.no_grad():
         xln = F.layer_norm(F.embedding(tok, w.embed) + state, (h,), w.decode_ln_w, w.decode_ln_b)
@@ -66,7 +78,7 @@ def main() -> int:
     }
     for r, t in base.items():
         print(f"{r} torch bf16 (stock ops)  {t * 1e6:7.2f} us")
-    for fmt in ("bf16", "fp8", "fp4"):
+    for fmt in args.formats.split(","):
         for role, wt, bias in (("k1", w.decode_w1, w.decode_b1), ("k2", w.decode_w2, w.decode_b2), ("k3", w.lm_head, None)):
             lw = make_linear_weight(wt, fmt)
             n = wt.shape[0]
@@ -75,12 +87,13 @@ def main() -> int:
             else:
                 ref = x.float() @ lw.dequantized().T + (bias.float() if bias is not None else 0)
             nbytes = gemv_bytes(lw, b, bias=bias is not None)
-            cands = [PREVIOUS[(fmt, role)]] + CANDIDATES[role]
-            for bn, nw, var in cands:
+            cands = [VEC_TILES[(fmt, role)]] + [c for c in CANDIDATES[role] if c.variant in variants]
+            for tile in cands:
                 if time.time() - t_start > args.budget_s:
                     print("budget reached: sweep stopped")
                     break
-                opts = LaunchOptions(block_n=bn, num_warps=nw, variant=var)
+                opts = opts_for(tile)
+                label = f"{role} {fmt:4} {tile.spec():14}"
                 try:
                     if role == "k1":
                         out = torch.empty(b, n, device="cuda", dtype=torch.bfloat16)
@@ -100,29 +113,39 @@ def main() -> int:
                         fn = lambda: lm_head_argmax(x, lw, tk, None, ws, opts)  # noqa: E731
                     ts = time_graph(fn, args.calls, args.reps)
                     t = statistics.median(ts)
-                    print(f"{role} {fmt:4} BN={bn:2} warps={nw} v{var}  {t * 1e6:7.2f} us (min {min(ts) * 1e6:.2f} max {max(ts) * 1e6:.2f})"
+                    print(f"{label}  {t * 1e6:7.2f} us (min {min(ts) * 1e6:.2f} max {max(ts) * 1e6:.2f})"
                           f"  {nbytes / t / 1e9:6.0f} GB/s  x{base[role] / t:.2f} vs torch bf16  {'ok' if ok else 'WRONG'}", flush=True)
                     key = f"{fmt}:{role}"
                     if ok and (key not in best or t < best[key][0]):
-                        best[key] = (t, bn, nw, var)
+                        best[key] = (t, tile)
                 except Exception as exc:
-                    print(f"{role} {fmt:4} BN={bn:2} warps={nw} v{var}  FAILED {type(exc).__name__}: {str(exc).splitlines()[0][:160]}", flush=True)
-    tiles = ",".join(f"{k}={bn}x{nw}x{var}" for k, (_, bn, nw, var) in best.items())
+                    msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+                    print(f"{label}  FAILED {type(exc).__name__}: {msg}", flush=True)
+    tiles = ",".join(f"{k}={tile.spec()}" for k, (_, tile) in best.items())
     print(f"winners: {TILES_ENV}={tiles}")
     if args.out:
         Path(args.out).write_text(tiles + "\n")
     os.environ[TILES_ENV] = tiles
     sb = statistics.median(time_graph(lambda: workload.decode_step(w, tok, state), args.calls, args.reps))
     print(f"step torch bf16 (stock kernels) {sb * 1e6:7.2f} us")
+    step_plans = {"winners": KernelPlan(),
+                  "dot+tma2": KernelPlan(*[LaunchOptions(use_tma=True, num_stages=2, variant=2)] * 3),
+                  "dot+tma+ws": KernelPlan(*[LaunchOptions(use_tma=True, warp_specialize=True, num_stages=2, variant=2)] * 3)}
     for fmt in ("bf16", "fp8", "fp4"):
-        dk = DecodeKernels(w, fmt, b, KernelPlan())
-        out = torch.empty_like(tok)
-        st = state.clone()
-        nbytes = dk.weight_bytes + b * h * 2 + 2 * b * h * 2
-        ts = time_graph(lambda: dk.step(tok, st, out), args.calls, args.reps)
-        t = statistics.median(ts)
-        print(f"step {fmt:4} winners {t * 1e6:7.2f} us (min {min(ts) * 1e6:.2f} max {max(ts) * 1e6:.2f})  "
-              f"{nbytes / t / 1e9:6.0f} GB/s  x{sb / t:.2f} vs torch bf16")
+        for name, plan in step_plans.items():
+            try:
+                dk = DecodeKernels(w, fmt, b, plan)
+                out = torch.empty_like(tok)
+                st = state.clone()
+                nbytes = dk.weight_bytes + b * h * 2 + 2 * b * h * 2
+                ts = time_graph(lambda: dk.step(tok, st, out), args.calls, args.reps)
+            except Exception as exc:
+                msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+                print(f"step {fmt:4} {name:10} FAILED {type(exc).__name__}: {msg}", flush=True)
+                continue
+            t = statistics.median(ts)
+            print(f"step {fmt:4} {name:10} {t * 1e6:7.2f} us (min {min(ts) * 1e6:.2f} max {max(ts) * 1e6:.2f})  "
+                  f"{nbytes / t / 1e9:6.0f} GB/s  x{sb / t:.2f} vs torch bf16", flush=True)
     return 0
 
 

@@ -136,12 +136,13 @@ def empty(name: str) -> pl.DataFrame:
     return pl.DataFrame(schema=FRAMES[name])
 
 
-def conform(name: str, frame: pl.DataFrame) -> pl.DataFrame:
+def conform(name: str, frame: pl.DataFrame, columns: tuple[str, ...] | None = None) -> pl.DataFrame:
     """Select and cast `frame` to the declared columns of `name`; raise if any is missing.
 
     Loaders call this at the boundary so analyses can trust column names and dtypes.
+    `columns`: only these declared columns (in declared order), for a loader asked for fewer.
     """
-    declared = FRAMES[name]
+    declared = FRAMES[name] if columns is None else {c: t for c, t in FRAMES[name].items() if c in columns}
     missing = [c for c in declared if c not in frame.columns]
     if missing:
         raise ValueError(f"frame {name!r} lacks columns {missing}")

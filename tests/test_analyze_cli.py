@@ -107,8 +107,8 @@ def test_cache_serves_results_without_reading_the_trace(tmp_path, monkeypatch):
     export = run / "trace.sqlite"
     reads = []
     real = nsys_sqlite.read_export
-    monkeypatch.setattr(nsys_sqlite, "read_export", lambda p: reads.append(p) or real(p))
-    monkeypatch.setattr(cache_mod, "read_export", lambda p: reads.append(p) or real(p))
+    monkeypatch.setattr(nsys_sqlite, "read_export", lambda p, *a: reads.append(p) or real(p, *a))
+    monkeypatch.setattr(cache_mod, "read_export", lambda p, *a: reads.append(p) or real(p, *a))
 
     first = runner.invoke(app, ["analyze", str(run), "--json", "--cache"])
     assert first.exit_code == 0, first.output

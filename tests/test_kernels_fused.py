@@ -17,6 +17,8 @@ from targets.kernels.fused_decode import (DecodeKernels, KernelPlan, ln_linear_g
 from targets.kernels.quant import make_linear_weight
 
 TMA_WS = LaunchOptions(use_tma=True, warp_specialize=True, num_stages=2)
+DOT = LaunchOptions(block_n=32, variant=2, block_k=64, num_stages=2)  # tensor-core tiles (K of 96: a masked tail)
+DOT_TMA_WS = dataclasses.replace(DOT, use_tma=True, warp_specialize=True)
 
 
 def close(got: torch.Tensor, want: torch.Tensor, ulps: float = 1.0) -> bool:
@@ -36,38 +38,42 @@ def _state(seed=0):
 
 
 @pytest.mark.parametrize("fmt", ["bf16", "fp8", "fp4"])
-def test_ln_linear_gelu_matches_torch(weights, fmt):
+@pytest.mark.parametrize("dot", [False, True])
+def test_ln_linear_gelu_matches_torch(weights, fmt, dot):
     w = weights
     state, tok = _state()
     lw = make_linear_weight(w.decode_w1, fmt)
-    out = ln_linear_gelu(tok, w.embed, state, w.decode_ln_w, w.decode_ln_b, lw, w.decode_b1,
-                         opts=TMA_WS if fmt == "fp4" else LaunchOptions())
+    opts = DOT if dot else TMA_WS if fmt == "fp4" else LaunchOptions()
+    out = ln_linear_gelu(tok, w.embed, state, w.decode_ln_w, w.decode_ln_b, lw, w.decode_b1, opts=opts)
     x = F.layer_norm(F.embedding(tok, w.embed) + state, (96,), w.decode_ln_w, w.decode_ln_b)
     ref = F.gelu(F.linear(x.float(), lw.dequantized(), w.decode_b1.float()).to(torch.bfloat16))
     assert close(out, ref)
 
 
-@pytest.mark.parametrize("fused_reduce", [True, False])
-def test_lm_head_argmax_ties_and_logits(weights, fused_reduce):
+@pytest.mark.parametrize("fused_reduce,opts", [(True, LaunchOptions()), (False, LaunchOptions()), (True, DOT)])
+def test_lm_head_argmax_ties_and_logits(weights, fused_reduce, opts):
     w = weights
     state, _ = _state(1)
     lm = w.lm_head.clone()
     lm[150] = lm[3] = state[0] * 0.5  # rows 3 and 150 tie as row 0's maximum: the lower index must win
     lw = make_linear_weight(lm, "bf16")
-    ws = make_workspace(lw, 3)
+    ws = make_workspace(lw, 3, opts)
     logits = torch.empty(3, 200, dtype=torch.bfloat16, device=DEVICE)
-    tokens = lm_head_argmax(state, lw, logits_out=logits, workspace=ws, fused_reduce=fused_reduce)
+    tokens = lm_head_argmax(state, lw, logits_out=logits, workspace=ws, opts=opts, fused_reduce=fused_reduce)
     ref = F.linear(state.float(), lm.float()).to(torch.bfloat16)
     assert close(logits, ref)
     assert tokens[0].item() == 3
     assert torch.equal(tokens, torch.argmax(logits, dim=-1))  # exact argmax of what the kernel computed
     assert ws.count.item() == 0  # the last program resets the counter for the next launch
-    again = lm_head_argmax(state, lw, workspace=ws, fused_reduce=fused_reduce)  # no logits written
+    again = lm_head_argmax(state, lw, workspace=ws, opts=opts, fused_reduce=fused_reduce)  # no logits written
     assert torch.equal(again, tokens)
 
 
 @pytest.mark.parametrize("fmt,plan", [("bf16", KernelPlan()), ("bf16", KernelPlan(TMA_WS, TMA_WS, TMA_WS)),
-                                      ("fp8", KernelPlan(fused_reduce=False)), ("fp4", KernelPlan())])
+                                      ("fp8", KernelPlan(fused_reduce=False)), ("fp4", KernelPlan()),
+                                      ("fp8", KernelPlan(DOT, DOT, DOT)), ("fp4", KernelPlan(DOT, DOT, DOT)),
+                                      ("bf16", KernelPlan(DOT_TMA_WS, DOT_TMA_WS, DOT_TMA_WS)),
+                                      ("fp4", KernelPlan(DOT_TMA_WS, DOT_TMA_WS, DOT_TMA_WS))])
 def test_decode_step_matches_reference(weights, fmt, plan):
     w = weights
     state, tok = _state(2)
@@ -95,5 +101,8 @@ def test_fused_misuse_raises_target_error(weights):
     with pytest.raises(TargetError, match="tokens"):
         ln_linear_gelu(tok.int(), w.embed, state, w.decode_ln_w, w.decode_ln_b, lw, w.decode_b1)
     lm = make_linear_weight(w.lm_head, "bf16")
-    with pytest.raises(TargetError, match="workspace"):
-        lm_head_argmax(state[:2], lm, workspace=make_workspace(lm, 3))
+    with pytest.raises(TargetError, match="workspace"):  # made for batch rows of another width
+        lm_head_argmax(state[:2], lm, workspace=make_workspace(lm, 3, LaunchOptions(block_n=16, variant=1)),
+                       opts=LaunchOptions(block_n=16, variant=1))
+    with pytest.raises(TargetError, match="workspace"):  # made for another weight
+        lm_head_argmax(state, lm, workspace=make_workspace(lw, 3))

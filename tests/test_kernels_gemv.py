@@ -14,7 +14,8 @@ from targets.kernels.gemv_fp8 import gemv_fp8
 from targets.kernels.quant import make_linear_weight
 
 FNS = {"bf16": gemv, "fp8": gemv_fp8, "fp4": gemv_fp4}
-PLANS = {"plain": LaunchOptions(), "tma_ws": LaunchOptions(use_tma=True, warp_specialize=True, num_stages=2)}
+PLANS = {"plain": LaunchOptions(), "tma_ws": LaunchOptions(use_tma=True, warp_specialize=True, num_stages=2),
+         "dot": LaunchOptions(block_n=16, variant=2, block_k=32, num_stages=2)}
 
 
 def _inputs(b: int, k: int, n: int, seed: int = 0):
@@ -38,10 +39,11 @@ def test_gemv_matches_torch(fmt, plan):
 
 
 @pytest.mark.parametrize("fmt", list(FNS))
-def test_gemv_batch1_k_not_multiple_of_16(fmt):
+@pytest.mark.parametrize("plan", ["plain", "dot"])
+def test_gemv_batch1_k_not_multiple_of_16(fmt, plan):
     x, w, bias = _inputs(1, 40, 72, seed=1)
     lw = make_linear_weight(w, fmt)
-    out = FNS[fmt](x, lw, None)
+    out = FNS[fmt](x, lw, None, opts=PLANS[plan])
     ref = x.float() @ lw.dequantized().T
     assert (out.float() - ref).abs().max().item() <= 0.04
 

@@ -169,21 +169,30 @@ def overlapping(
     )
 
 
-def _laid_end_to_end(f: pl.DataFrame, by: list[str]) -> pl.LazyFrame:
-    """`f` (by..., _s, _e) with _ks/_ke: times moved so that the groups lie end to end on one
-    axis, in `by` order (each group shifted by the summed extents of the groups before it),
-    sorted by _ks. The axis is as long as the groups' extents added up (linear in the trace,
-    unlike group number x whole-trace span, which grows with the square of a tiled trace)."""
-    if not by:
-        lo = int(f["_s"].min())
-        return f.lazy().with_columns((pl.col("_s") - lo).alias("_ks"), (pl.col("_e") - lo).alias("_ke")).sort("_ks")
+def _extents(f: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+    """Per group of `f` (by..., _s, _e), in `by` order: _lo (first start), _x (extent + 1),
+    _off (summed _x of the groups before it) and _n (rows)."""
     ext = (
-        f.group_by(by).agg(pl.col("_s").min().alias("_lo"), (pl.col("_e").max() - pl.col("_s").min() + 1).alias("_x"))
+        f.group_by(by).agg(pl.col("_s").min().alias("_lo"), (pl.col("_e").max() - pl.col("_s").min() + 1).alias("_x"),
+                           pl.len().alias("_n"))
         .sort(by, nulls_last=False)
         .with_columns((pl.col("_x").cum_sum() - pl.col("_x")).alias("_off"))
     )
     if int(ext["_x"].sum()) >= _I64_MAX:  # pragma: no cover - absurd spans only
         raise OverflowError("trace span too long for the keyed interval union")
+    return ext
+
+
+def _laid_end_to_end(f: pl.DataFrame, by: list[str], ext: pl.DataFrame | None = None) -> pl.LazyFrame:
+    """`f` (by..., _s, _e) with _ks/_ke: times moved so that the groups lie end to end on one
+    axis, in `by` order (each group shifted by the summed extents of the groups before it),
+    sorted by _ks. The axis is as long as the groups' extents added up (linear in the trace,
+    unlike group number x whole-trace span, which grows with the square of a tiled trace).
+    Sorted so, each group's rows are contiguous, in the order of `_extents(f, by)`."""
+    if not by:
+        lo = int(f["_s"].min())
+        return f.lazy().with_columns((pl.col("_s") - lo).alias("_ks"), (pl.col("_e") - lo).alias("_ke")).sort("_ks")
+    ext = _extents(f, by) if ext is None else ext
     return (
         f.lazy().join(ext.lazy().select(*by, "_lo", "_off"), on=by, how="left", nulls_equal=True)
         .select(*by, "_s", "_e", (pl.col("_off") + pl.col("_s") - pl.col("_lo")).alias("_ks"),
@@ -220,23 +229,35 @@ def merge(frame: pl.DataFrame, *, by: list[str], start: str = "start_ns", end: s
     return seg.collect().cast(schema)
 
 
-def union_ns(frame: pl.DataFrame, *, by: list[str], start: str = "start_ns", end: str = "end_ns") -> pl.DataFrame:
+def union_ns(frame: pl.DataFrame, *, by: list[str], start: str = "start_ns", end: str = "end_ns",
+             extents: bool = False) -> pl.DataFrame:
     """Length of the union of intervals per group: (by..., busy_ns).
+
+    `extents` (with `by`) adds first_start_ns, last_end_ns and intervals (UInt32 count) per
+    group, from the same group-by.
 
     Same keyed sorted scan as `merge`; each interval adds only the part past the running
     maximum end before it (max(0, end - max(start, previous max end))), summed per group.
     """
     f = frame.select(*by, pl.col(start).alias("_s"), pl.col(end).alias("_e")).drop_nulls(["_s", "_e"])
     if f.is_empty():
-        return pl.DataFrame(schema={**{c: frame.schema[c] for c in by}, "busy_ns": pl.Int64}) if by else pl.DataFrame({"busy_ns": [0]})
+        more = {"first_start_ns": pl.Int64, "last_end_ns": pl.Int64, "intervals": pl.UInt32} if extents else {}
+        return pl.DataFrame(schema={**{c: frame.schema[c] for c in by}, "busy_ns": pl.Int64, **more}) if by else pl.DataFrame({"busy_ns": [0]})
+    ext = _extents(f, by) if by else None
     added = (
-        _laid_end_to_end(f, by)
-        .select(*by, "_ks", "_ke")  # sort only what is used
+        _laid_end_to_end(f, by, ext)
+        .select("_ks", "_ke")  # sort only what is used
         .with_columns(pl.col("_ke").cum_max().shift(1).alias("_pe"))
-        .with_columns(
+        .select(
             (pl.col("_ke") - pl.max_horizontal("_ks", pl.col("_pe").fill_null(pl.col("_ks")))).clip(lower_bound=0).alias("busy_ns")
         )
     )
     if not by:
         return added.select(pl.col("busy_ns").sum()).collect()
-    return added.group_by(by).agg(pl.col("busy_ns").sum()).collect()
+    # Each group's rows are contiguous, in `ext` order: its sum is a difference of the
+    # running total at group ends (no hash group-by over every interval).
+    total = added.select(pl.col("busy_ns").cum_sum()).collect().to_series()
+    at_end = total.gather(ext.get_column("_n").cum_sum() - 1)
+    more = [pl.col("_lo").alias("first_start_ns"), (pl.col("_lo") + pl.col("_x") - 1).alias("last_end_ns"),
+            pl.col("_n").alias("intervals")] if extents else []
+    return ext.select(*by, (at_end - at_end.shift(1, fill_value=0)).alias("busy_ns"), *more)

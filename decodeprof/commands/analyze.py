@@ -19,6 +19,7 @@ With --cache, the loaded frames and the results are kept as Parquet beside the e
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import sys
@@ -68,7 +69,7 @@ def analyze_trace(trace: Path, ncu: Path | None, metrics: Path | None, *, names:
                   cache: bool) -> tuple[Loaded, dict]:
     """(Loaded, {name: result}) for the analyses `names`. With `cache`, served from the
     results cache when its key matches (the trace is not read), else computed and kept."""
-    from decodeprof.analyses import ANALYSES, run_all, why_empty
+    from decodeprof.analyses import ANALYSES, FRAME_COLUMNS, run_all, why_empty
     from decodeprof.load import load_trace
 
     export, ncu, metrics = _inputs(trace, ncu, metrics)
@@ -81,7 +82,7 @@ def analyze_trace(trace: Path, ncu: Path | None, metrics: Path | None, *, names:
         if hit is not None:
             info, frames = hit
             return Loaded(export, info["meta"], info["missing"], info["empty_because"], from_cache=True), frames
-    loaded = load_trace(export, ncu_csv=ncu, metrics_json=metrics, cache=cache)
+    loaded = load_trace(export, ncu_csv=ncu, metrics_json=metrics, cache=cache, columns=FRAME_COLUMNS)
     frames = run_all(loaded, names=names, steps=steps)
     out = Loaded(loaded.source, loaded.meta, loaded.missing,
                  {n: why_empty(loaded, n) for n, df in frames.items() if df.is_empty()})
@@ -133,13 +134,27 @@ def write_analyses_json(trace, frames: dict, source: str, out, *, chunk_rows: in
 
 
 JSON_CHUNK_ROWS = 100_000
+ENCODE_ROWS = 200_000  # rows per slice for the row encoder below (memory, not speed)
+
+
+def _plain(dtype) -> bool:
+    """A dtype whose struct.json_encode text is write_json's (numbers, strings, booleans)."""
+    import polars as pl
+
+    return dtype.is_numeric() or dtype in (pl.String, pl.Boolean)
 
 
 def _write_rows(df, out, chunk_rows: int | None) -> None:
-    """`df.write_json(out)` (rows as objects; NaN/inf become null), with `chunk_rows` the same
-    bytes written that many rows at a time: polars builds the whole text before writing it,
-    ~280 MB for the million rows of `launches` at 1M kernels (+120-250 MB on the cold
-    analyze peak), while chunks go through Python buffers (0.29 -> 0.51 s for that frame)."""
+    """`df.write_json(out)`'s bytes (rows as objects; NaN/inf become null), `chunk_rows` rows
+    at a time when given. Frames of plain columns are encoded by polars per row
+    (`struct.json_encode`, the same text: tests/test_analyze_cli.py compares) and written
+    by its CSV writer, one object per "line", lines ended by ","; at 1M kernels `launches`
+    then takes ~0.3 s instead of ~0.6 s, and a slice of rows at a time keeps memory flat.
+    Other frames go through write_json, sliced when `chunk_rows` is given (polars builds the
+    whole text before writing it: ~280 MB for `launches` at 1M kernels)."""
+    if df.height and all(_plain(t) for t in df.dtypes):
+        _write_rows_encoded(df, out, chunk_rows or ENCODE_ROWS)
+        return
     if chunk_rows is None or df.height <= chunk_rows:
         df.write_json(out)
         return
@@ -152,6 +167,36 @@ def _write_rows(df, out, chunk_rows: int | None) -> None:
         text = buf.getbuffer()
         out.write((b"," if first else b"") + text[1:-1])
         del text
+    out.write(b"]")
+
+
+def _write_rows_encoded(df, out, chunk_rows: int) -> None:
+    """Slices encoded by two threads (polars releases the GIL: 0.31 -> 0.19 s for `launches`
+    at 1M kernels on 2 cores), written in order; at most two slices wait at a time."""
+    import collections
+    from concurrent.futures import ThreadPoolExecutor
+
+    import polars as pl
+
+    def encode(first: int):
+        return df.slice(first, chunk_rows).select(pl.struct(pl.all()).struct.json_encode().alias("row"))
+
+    starts = iter(range(0, df.height, chunk_rows))
+    out.write(b"[")
+    with ThreadPoolExecutor(2) as pool:
+        pending = collections.deque(pool.submit(encode, first) for first in itertools.islice(starts, 2))
+        while pending:
+            rows = pending.popleft().result()
+            nxt = next(starts, None)
+            if nxt is not None:
+                pending.append(pool.submit(encode, nxt))
+            last = not pending
+            lines = ((rows.head(-1), ","), (rows.tail(1), "")) if last else ((rows, ","),)
+            for part, end in lines:
+                if part.height:
+                    out.flush()  # polars writes to the file object itself: keep byte order
+                    part.write_csv(out, include_header=False, quote_style="never", line_terminator=end)
+            del rows, lines, part
     out.write(b"]")
 
 
@@ -263,13 +308,52 @@ def register(app: typer.Typer) -> None:
             raise DecodeprofError(f"unknown analysis {', '.join(unknown)}", f"choose from: {', '.join(ANALYSES)}")
         loaded, frames = analyze_trace(trace, ncu, metrics, names=list(only) if only else list(ANALYSES),
                                        steps=steps, cache=cache)
-        if as_json:
-            # Chunked only after analysing: then the text would stack on memory the analyses
-            # left mapped; results from the cache are all there is in memory.
-            write_analyses_json(loaded, frames, str(trace), sys.stdout.buffer,
-                                chunk_rows=None if loaded.from_cache else JSON_CHUNK_ROWS)
-        elif csv_dir is not None:
-            for path in write_csvs(frames, csv_dir):
-                typer.echo(str(path))
-        else:
-            print_analyses(loaded, frames, max_rows=rows)
+        keeper = _keeper(trace, ncu, metrics, steps=steps, only=list(only) if only else None, as_json=as_json,
+                         rows=rows) if cache and csv_dir is None else None
+        try:
+            _print(loaded, frames, trace, as_json=as_json, csv_dir=csv_dir, rows=rows, keeper=keeper)
+        except BaseException:
+            if keeper is not None:
+                keeper.discard()
+            raise
+        if keeper is not None:
+            keeper.commit()
+
+
+def _keeper(trace: Path, ncu: Path | None, metrics: Path | None, *, steps: int | None, only: list[str] | None,
+            as_json: bool, rows: int):
+    """An output_cache.Keeper for what this command prints, or None where it is not kept
+    (not a plain form, or tables on a terminal)."""
+    from decodeprof.load import output_cache
+
+    found = output_cache.inputs(trace, ncu, metrics)
+    if found is None or found != _inputs(trace, ncu, metrics):
+        return None
+    mode = {"json": True} if as_json else output_cache.table_mode(rows, sys.stdout)
+    if mode is None:
+        return None
+    k = output_cache.key(*found, steps=steps, only=only, mode=mode)
+    head = output_cache.JSON_HEAD + json.dumps(str(trace)).encode() if as_json else b""
+    return output_cache.Keeper(found[0], k, skip=head)
+
+
+def _print(loaded: Loaded, frames: dict, trace: Path, *, as_json: bool, csv_dir: Path | None, rows: int, keeper) -> None:
+    if as_json:
+        from decodeprof.load.output_cache import Tee
+
+        # Chunked only after analysing: then the text would stack on memory the analyses
+        # left mapped; results from the cache are all there is in memory.
+        out = sys.stdout.buffer if keeper is None else Tee(sys.stdout.buffer, keeper)
+        write_analyses_json(loaded, frames, str(trace), out, chunk_rows=None if loaded.from_cache else JSON_CHUNK_ROWS)
+    elif csv_dir is not None:
+        for path in write_csvs(frames, csv_dir):
+            typer.echo(str(path))
+    else:
+        console = None
+        if keeper is not None:
+            from rich.console import Console
+
+            from decodeprof.load.output_cache import TextTee
+
+            console = Console(file=TextTee(sys.stdout, keeper), width=200)  # not a terminal: as print_analyses
+        print_analyses(loaded, frames, console=console, max_rows=rows)

@@ -73,13 +73,15 @@ def _metrics(path: Path) -> dict:
 
 
 def load_trace(path: Path | str, *, ncu_csv: Path | str | None = None, metrics_json: Path | str | None = None,
-               cache: bool = False) -> "Trace":
+               cache: bool = False, columns: dict[str, tuple[str, ...]] | None = None) -> "Trace":
     """Load a trace: a .sqlite export, a .nsys-rep (exported beside it first) or a run folder.
 
     A run folder is one holding trace.sqlite (preferred) or trace.nsys-rep, and optionally
     metrics.json (-> Trace.target_metrics) and ncu.csv (-> Trace.ncu_metrics); explicit
     `ncu_csv` / `metrics_json` arguments win. With `cache`, frames are kept as Parquet
     beside the export (decodeprof.load.cache) and reused while the export is unchanged.
+    `columns`: {frame: schema columns} to load only those of a frame (e.g. the analyses'
+    `decodeprof.analyses.FRAME_COLUMNS`); the frame then lacks the others.
     Raises TraceFileError / NcuCsvError / CaptureError naming the file and the fix.
     """
     path = Path(path)
@@ -88,11 +90,11 @@ def load_trace(path: Path | str, *, ncu_csv: Path | str | None = None, metrics_j
     if cache:
         from decodeprof.load.cache import read_export_cached
 
-        frames, meta, missing = read_export_cached(export)
+        frames, meta, missing = read_export_cached(export, columns)
     else:
         from decodeprof.load.nsys_sqlite import read_export
 
-        frames, meta, missing = read_export(export)
+        frames, meta, missing = read_export(export, columns)
     if folder is not None:
         ncu_csv = ncu_csv or (folder / "ncu.csv" if (folder / "ncu.csv").is_file() else None)
         metrics_json = metrics_json or (folder / "metrics.json" if (folder / "metrics.json").is_file() else None)

@@ -52,7 +52,9 @@ def connect(path: Path) -> sqlite3.Connection:
     """A read-only connection to a checked SQLite file that looks like an nsys export."""
     check_sqlite_file(path)
     try:
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        # check_same_thread=False: read_export reads the kernels in a second thread, whose
+        # sqlite3 fallback (read_sql) uses this connection (serialized by SQLite itself).
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
         names = table_names(con)
     except sqlite3.DatabaseError as exc:
         raise TraceFileError(f"{path}: cannot read as SQLite ({exc})", EXPORT_HINT) from exc

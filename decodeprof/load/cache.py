@@ -1,7 +1,9 @@
 """A Parquet cache beside an export (issue 11): its loaded frames, and analysis results.
 
 <export>.decodeprof-cache/ holds one Parquet file per frame plus key.json. The key is the
-export's size and mtime (ns) and the frame schema; any change reloads from SQLite. The
+export's size and mtime (ns) and the frame schema; any change reloads from SQLite. key.json
+also lists the columns kept (`analyze` loads only those its analyses read): a load asking
+for a column not kept reads the export again. The
 cache is written to a temporary folder and renamed into place; a cache that cannot be
 written (read-only folder) is skipped, never an error.
 
@@ -46,26 +48,36 @@ def _key(export: Path) -> dict:
     return {"format": CACHE_FORMAT, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "schema": _digest(layout)}
 
 
-def _read(folder: Path, key: dict):
+def _layout(columns: dict | None = None) -> dict:
+    """{frame: {column: dtype}} of the frames loaded with `columns` (see load_trace)."""
+    columns = columns or {}
+    return {n: {c: str(t) for c, t in schema.FRAMES[n].items() if n not in columns or c in columns[n]}
+            for n in FRAME_NAMES}
+
+
+def _read(folder: Path, key: dict, columns: dict | None = None):
     try:
         info = json.loads((folder / "key.json").read_text())
         if info.get("key") != key:
             return None
-        frames = {n: pl.read_parquet(folder / f"{n}.parquet") for n in FRAME_NAMES}
+        kept, wanted = info.get("layout") or _layout(), _layout(columns)
+        if any(not wanted[n].items() <= kept[n].items() for n in FRAME_NAMES):
+            return None  # the cache holds fewer columns than asked for
+        frames = {n: pl.read_parquet(folder / f"{n}.parquet", columns=list(wanted[n])) for n in FRAME_NAMES}
         missing = tuple(MissingData(**m) for m in info["missing"])
         return frames, dict(info["meta"]), missing
     except (OSError, ValueError, KeyError, TypeError, pl.exceptions.PolarsError):
         return None
 
 
-def _write(folder: Path, key: dict, frames, meta, missing) -> None:
+def _write(folder: Path, key: dict, frames, meta, missing, layout: dict) -> None:
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
     try:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         for n in FRAME_NAMES:
             frames[n].write_parquet(tmp / f"{n}.parquet", compression="lz4")
-        info = {"key": key, "meta": meta, "missing": [m.__dict__ for m in missing]}
+        info = {"key": key, "layout": layout, "meta": meta, "missing": [m.__dict__ for m in missing]}
         (tmp / "key.json").write_text(json.dumps(info))
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)
@@ -73,14 +85,15 @@ def _write(folder: Path, key: dict, frames, meta, missing) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def read_export_cached(export: Path):
-    """Like nsys_sqlite.read_export, served from the Parquet cache while the export is unchanged."""
+def read_export_cached(export: Path, columns: dict | None = None):
+    """Like nsys_sqlite.read_export, served from the Parquet cache while the export is
+    unchanged and the cache holds the `columns` asked for (kept: the columns last read)."""
     folder, key = cache_dir(export), _key(export)
-    hit = _read(folder, key) if folder.is_dir() else None
+    hit = _read(folder, key, columns) if folder.is_dir() else None
     if hit is not None:
         return hit
-    frames, meta, missing = read_export(export)
-    _write(folder, key, frames, meta, missing)
+    frames, meta, missing = read_export(export, columns)
+    _write(folder, key, frames, meta, missing, _layout(columns))
     return frames, meta, missing
 
 

@@ -59,7 +59,8 @@ class LaunchOptions:
     num_stages: int = 3
     num_warps: int = 4
     block_n: int = 0  # output columns per program; 0 = auto (see pick_vec_block_n / DECODEPROF_TILES)
-    variant: int = -1  # pointer path: 0 = x via shared memory, 1 = registers only (linear_tile); -1 = auto
+    variant: int = -1  # pointer path: 0 = x via shared memory, 1 = registers only, 2 = tensor cores (linear_tile); -1 = auto
+    block_k: int = 0  # variant 2: K tile in elements; 0 = auto (DOT_BLOCK_K)
 
     def describe(self) -> str:
         parts = ["tma" if self.use_tma else "pointer-loads"]
@@ -70,6 +71,8 @@ class LaunchOptions:
             parts.append(f"block_n={self.block_n}")
         if not self.use_tma and self.variant >= 0:
             parts.append(f"v{self.variant}")
+        if self.block_k:
+            parts.append(f"block_k={self.block_k}")
         if self.warp_specialize:
             parts.append("warp-specialized")
         return ",".join(parts)
@@ -134,19 +137,38 @@ def pick_block_k(k: int, block_n: int, num_warps: int, packed: bool) -> int:
     return bk
 
 
-TILES_ENV = "DECODEPROF_TILES"  # e.g. "fp8:k3=16x8x1,bf16:k1=2x1": fmt:ROLE=BLOCK_NxWARPS[xVARIANT] (pointer path)
+TILES_ENV = "DECODEPROF_TILES"  # e.g. "fp8:k3=16x8x1,bf16:k1=64x4x2x256x3": fmt:ROLE=BLOCK_NxWARPS[xVARIANT[xBLOCK_KxSTAGES]]
 ROLES = ("k1", "k2", "k3")  # kernel 1 (LayerNorm+Linear+GELU, N=h), kernel 2 (Linear, N=h), kernel 3 (lm_head, N=V)
+DOT_BLOCK_K = 256  # variant 2's default K tile (elements)
+DOT_MIN = 16  # variant 2: tl.dot needs every tile dimension >= 16 (batch rows are padded to it)
 
-# Pointer-path tiles per (format, kernel role) -> (block_n, num_warps, variant), looked up when
-# LaunchOptions.block_n is 0 and DECODEPROF_TILES names none. Variant 1 = registers-only
-# (linear_acc_v2), 0 = the earlier x-through-shared-memory tile (linear_acc_vec).
+
+@dataclass(frozen=True)
+class Tile:
+    """One kernel's pointer-path tiling. block_k / num_stages are variant 2's (0: defaults)."""
+
+    block_n: int
+    num_warps: int
+    variant: int
+    block_k: int = 0
+    num_stages: int = 0
+
+    def spec(self) -> str:
+        tail = f"x{self.block_k}x{self.num_stages}" if self.block_k or self.num_stages else ""
+        return f"{self.block_n}x{self.num_warps}x{self.variant}{tail}"
+
+
+# Pointer-path tiles per (format, kernel role), looked up when LaunchOptions.block_n is 0 and
+# DECODEPROF_TILES names none. Variant 1 = registers-only (linear_acc_v2), 0 = the earlier
+# x-through-shared-memory tile (linear_acc_vec), 2 = tensor cores (linear_acc_dot).
 # Measured on an H100 (benchmarks/tune_gemv.py, 2026-11-25, second sweep): bf16/fp8 winners are
 # variant 1; the fp4 variant-1 kernels were not reached by that sweep and a step using them for
 # k2/k3 measured 26.5 us against 23.5 us for variant 0, so fp4 keeps the variant-0 tiles.
-VEC_TILES: dict[tuple[str, str], tuple[int, int, int]] = {
-    ("bf16", "k1"): (4, 4, 1), ("fp8", "k1"): (4, 4, 1), ("fp4", "k1"): (8, 8, 0),
-    ("bf16", "k2"): (2, 1, 1), ("fp8", "k2"): (4, 2, 1), ("fp4", "k2"): (8, 8, 0),
-    ("bf16", "k3"): (16, 8, 1), ("fp8", "k3"): (16, 4, 1), ("fp4", "k3"): (16, 4, 0),
+# Third sweep (same day): tensor-core tiles win bf16 kernel 1 (4.71 us vs 6.15) and kernel 3 (7.42 us vs 10.67).
+VEC_TILES: dict[tuple[str, str], Tile] = {
+    ("bf16", "k1"): Tile(16, 4, 2, 1024, 1), ("fp8", "k1"): Tile(4, 4, 1), ("fp4", "k1"): Tile(8, 8, 0),
+    ("bf16", "k2"): Tile(2, 1, 1), ("fp8", "k2"): Tile(4, 2, 1), ("fp4", "k2"): Tile(8, 8, 0),
+    ("bf16", "k3"): Tile(64, 4, 2, 128, 4), ("fp8", "k3"): Tile(16, 4, 1), ("fp4", "k3"): Tile(16, 4, 0),
 }
 
 
@@ -155,25 +177,36 @@ def role_of(n: int, role: str | None) -> str:
     return role if role else ("k3" if n >= 4096 else "k2")
 
 
-def tiles_override(fmt: str, n: int, role: str | None = None) -> tuple[int, int, int] | None:
-    """(block_n, num_warps, variant) for this format and role (or N) from DECODEPROF_TILES.
-    Keys: fmt:k1|k2|k3 (a role) or fmt:N (any role with that N); the last match wins;
-    the variant defaults to the table's."""
+def _default_variant(fmt: str, role: str) -> int:
+    return VEC_TILES[(fmt, role)].variant if (fmt, role) in VEC_TILES else 1
+
+
+def parse_tile(item: str) -> tuple[str, str, Tile]:
+    """"fmt:ROLE=BLOCK_NxWARPS[xVARIANT[xBLOCK_KxSTAGES]]" -> (fmt, role or N, Tile); variant -1 = unset."""
+    try:
+        key, val = item.split("=")
+        f, nn = key.split(":")
+        vals = [int(v) for v in val.lower().split("x")]
+        if len(vals) not in (2, 3, 5) or (nn not in ROLES and not nn.isdigit()) or min(vals) < 0:
+            raise ValueError(item)
+    except ValueError as exc:
+        raise TargetError(f"{TILES_ENV} item {item!r} is not fmt:ROLE=BLOCK_NxWARPS[xVARIANT[xBLOCK_KxSTAGES]]",
+                          "for example bf16:k3=16x8x1 or fp8:k3=64x4x2x256x3") from exc
+    vals += [-1] if len(vals) == 2 else []
+    return f, nn, Tile(*vals)
+
+
+def tiles_override(fmt: str, n: int, role: str | None = None) -> Tile | None:
+    """The Tile for this format and role (or N) from DECODEPROF_TILES. Keys: fmt:k1|k2|k3 (a
+    role) or fmt:N (any role with that N); the last match wins; the variant defaults to the table's."""
     spec = os.environ.get(TILES_ENV, "").strip()
     role = role_of(n, role)
     found = None
     for item in filter(None, (p.strip() for p in spec.split(","))):
-        try:
-            key, val = item.split("=")
-            f, nn = key.split(":")
-            vals = [int(v) for v in val.lower().split("x")]
-            if len(vals) not in (2, 3) or (nn not in ROLES and not nn.isdigit()):
-                raise ValueError(item)
-        except ValueError as exc:
-            raise TargetError(f"{TILES_ENV} item {item!r} is not fmt:ROLE=BLOCK_NxWARPS[xVARIANT]") from exc
+        f, nn, tile = parse_tile(item)
         if f == fmt and (nn == role or (nn.isdigit() and int(nn) == n)):
-            var = vals[2] if len(vals) == 3 else VEC_TILES.get((fmt, role), (0, 0, 1))[2]
-            found = (vals[0], vals[1], var)
+            var = tile.variant if tile.variant >= 0 else _default_variant(fmt, role)
+            found = Tile(tile.block_n, tile.num_warps, var, tile.block_k, tile.num_stages)
     return found
 
 
@@ -187,24 +220,22 @@ def pick_vec_block_k(row_units: int, unit: int) -> int:
     return bk
 
 
-def pick_vec_block_n(fmt: str, n: int, sms: int, opts: LaunchOptions, role: str | None = None) -> tuple[int, int, int]:
-    """(block_n, num_warps, variant) for the pointer path: LaunchOptions.block_n if set, else
-    DECODEPROF_TILES, else the measured table (on the GPU) / num_warps rows (interpreter).
-    LaunchOptions.variant >= 0 overrides the variant whichever way the tile was chosen."""
+def pick_vec_block_n(fmt: str, n: int, sms: int, opts: LaunchOptions, role: str | None = None) -> Tile:
+    """The pointer-path Tile: LaunchOptions.block_n if set, else DECODEPROF_TILES, else the measured
+    table (on the GPU) / num_warps rows (interpreter). LaunchOptions.variant >= 0 overrides the
+    variant whichever way the tile was chosen."""
     role = role_of(n, role)
     if opts.block_n:
-        bn, nw, var = opts.block_n, opts.num_warps, VEC_TILES.get((fmt, role), (0, 0, 1))[2]
+        tile = Tile(opts.block_n, opts.num_warps, _default_variant(fmt, role), opts.block_k, opts.num_stages)
     else:
-        over = tiles_override(fmt, n, role)
-        if over:
-            bn, nw, var = over
-        elif interpreting():
-            bn, nw, var = max(opts.num_warps, 16), opts.num_warps, VEC_TILES.get((fmt, role), (0, 0, 1))[2]
-        else:
-            bn, nw, var = VEC_TILES.get((fmt, role), (opts.num_warps, opts.num_warps, 1))
+        tile = tiles_override(fmt, n, role)
+        if tile is None and interpreting():
+            tile = Tile(max(opts.num_warps, 16), opts.num_warps, _default_variant(fmt, role))
+        elif tile is None:
+            tile = VEC_TILES.get((fmt, role), Tile(opts.num_warps, opts.num_warps, 1))
     if opts.variant >= 0:
-        var = opts.variant
-    return bn, nw, var
+        tile = Tile(tile.block_n, tile.num_warps, opts.variant, tile.block_k, tile.num_stages)
+    return tile
 
 
 # name + plan -> the CompiledKernel of its latest launch (benchmarks/kernels_gpu.py reads its SASS)

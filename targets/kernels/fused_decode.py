@@ -155,13 +155,13 @@ def ln_linear_gelu(tokens: torch.Tensor, embed: torch.Tensor, state: torch.Tenso
     if out.untyped_storage().data_ptr() == state.untyped_storage().data_ptr():
         raise TargetError("out shares storage with state", "give kernel 1 its own output buffer")
     gemv_mod.resolve_tma(opts, weight)
-    block_n, block_k, num_warps, var = gemv_mod.tiles(weight, opts, "k1")
+    t = gemv_mod.tiles(weight, opts, "k1", b, act)
     s, g = gemv_mod.scale_args(weight)
     kernel = LN_LINEAR_GELU[weight.fmt]
-    compiled = kernel[(triton.cdiv(weight.n, block_n),)](
+    compiled = kernel[(triton.cdiv(weight.n, t.block_n),)](
         tokens, tokens.stride(0), embed, state, state.stride(0), ln_w, ln_b, weight.w, s, g, bias, out, out.stride(0),
-        weight.n, eps, K=k, B=b, USE_TMA=opts.use_tma, WS=opts.warp_specialize, NUM_STAGES=opts.num_stages,
-        BLOCK_B=triton.next_power_of_2(b), BLOCK_N=block_n, BLOCK_K=block_k, VAR=var, num_warps=num_warps)
+        weight.n, eps, K=k, B=b, USE_TMA=opts.use_tma, WS=opts.warp_specialize, NUM_STAGES=t.num_stages,
+        BLOCK_B=t.block_b, BLOCK_N=t.block_n, BLOCK_K=t.block_k, VAR=t.variant, num_warps=t.num_warps)
     remember(kernel, opts, compiled)
     return out
 
@@ -183,9 +183,10 @@ class ArgmaxWorkspace:
     block_b: int
 
 
-def make_workspace(weight: LinearWeight, batch: int, opts: LaunchOptions = PLAIN) -> ArgmaxWorkspace:
-    block_n, _, _, _ = gemv_mod.tiles(weight, opts, "k3")
-    programs, block_b = triton.cdiv(weight.n, block_n), triton.next_power_of_2(batch)
+def make_workspace(weight: LinearWeight, batch: int, opts: LaunchOptions = PLAIN,
+                   act_dtype: torch.dtype = torch.bfloat16) -> ArgmaxWorkspace:
+    t = gemv_mod.tiles(weight, opts, "k3", batch, act_dtype)
+    programs, block_b = triton.cdiv(weight.n, t.block_n), t.block_b
     dev = weight.w.device
     return ArgmaxWorkspace(torch.empty(programs * block_b, dtype=torch.float32, device=dev),
                            torch.empty(programs * block_b, dtype=torch.int64, device=dev),
@@ -210,10 +211,10 @@ def lm_head_argmax(x: torch.Tensor, weight: LinearWeight, tokens_out: torch.Tens
         check_tensor("logits_out", logits_out, dtype=x.dtype, device=dev, contiguous=False)
         check_rows("logits_out", logits_out, b, weight.n)
     gemv_mod.resolve_tma(opts, weight)
-    block_n, block_k, num_warps, var = gemv_mod.tiles(weight, opts, "k3")
-    ws = workspace or make_workspace(weight, b, opts)
-    programs = triton.cdiv(weight.n, block_n)
-    if ws.programs != programs or ws.block_b != triton.next_power_of_2(b):
+    t = gemv_mod.tiles(weight, opts, "k3", b, x.dtype)
+    ws = workspace or make_workspace(weight, b, opts, x.dtype)
+    programs = triton.cdiv(weight.n, t.block_n)
+    if ws.programs != programs or ws.block_b != t.block_b:
         raise TargetError("argmax workspace was made for another weight, batch or tiling",
                           "make it with make_workspace(weight, batch, opts)")
     s, g = gemv_mod.scale_args(weight)
@@ -223,8 +224,8 @@ def lm_head_argmax(x: torch.Tensor, weight: LinearWeight, tokens_out: torch.Tens
     compiled = kernel[(programs,)](
         x, x.stride(0), weight.w, s, g, logits, logits.stride(0), ws.pval, ws.pidx, ws.count, tokens_out,
         tokens_out.stride(0), weight.n, K=k, B=b, WRITE_LOGITS=logits_out is not None, FUSED_REDUCE=fused_reduce,
-        USE_TMA=opts.use_tma, WS=opts.warp_specialize, NUM_STAGES=opts.num_stages, BLOCK_B=ws.block_b,
-        BLOCK_N=block_n, BLOCK_K=block_k, BLOCK_P=block_p, VAR=var, num_warps=num_warps)
+        USE_TMA=opts.use_tma, WS=opts.warp_specialize, NUM_STAGES=t.num_stages, BLOCK_B=ws.block_b,
+        BLOCK_N=t.block_n, BLOCK_K=t.block_k, BLOCK_P=block_p, VAR=t.variant, num_warps=t.num_warps)
     remember(kernel, opts, compiled)
     if not fused_reduce:
         argmax_reduce_kernel[(1,)](ws.pval, ws.pidx, tokens_out, tokens_out.stride(0), programs, B=b,
@@ -259,7 +260,7 @@ class DecodeKernels:
         self.lm = make_linear_weight(w.lm_head, fmt)
         h = w.decode_w1.shape[0]
         self.hidden = torch.empty(batch, h, dtype=w.embed.dtype, device=w.embed.device)
-        self.workspace = make_workspace(self.lm, batch, self.plan.lm_head)
+        self.workspace = make_workspace(self.lm, batch, self.plan.lm_head, w.embed.dtype)
 
     @property
     def weight_bytes(self) -> int:

@@ -11,13 +11,15 @@ Bytes moved per call (the bandwidth formula the benchmark uses):
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import triton
 import triton.language as tl
 
 from targets.errors import TargetError
 from targets.kernels import linear_tile
-from targets.kernels.common import (MAX_BATCH, PLAIN, LaunchOptions, check_rows, check_tensor, ensure_allocator,
+from targets.kernels.common import (DOT_BLOCK_K, DOT_MIN, MAX_BATCH, PLAIN, LaunchOptions, check_rows, check_tensor, ensure_allocator,
                                     num_sms, pick_block_k, pick_block_n, pick_vec_block_k, pick_vec_block_n, remember,
                                     tma_unsupported_reason)
 from targets.kernels.quant import LinearWeight
@@ -71,18 +73,43 @@ def resolve_tma(opts: LaunchOptions, weight: LinearWeight) -> None:
     ensure_allocator()
 
 
-def tiles(weight: LinearWeight, opts: LaunchOptions, role: str | None = None) -> tuple[int, int, int, int]:
-    """(BLOCK_N, BLOCK_K, num_warps, variant) for this weight and kernel role (k1/k2/k3; None:
-    by N). TMA: tiles of at most 256 along K (the box limit), BLOCK_N from pick_block_n, variant 0
-    (unused). Pointer loads: BLOCK_K = 32 lanes x 16 bytes (in storage units: elements, or bytes
-    for packed FP4), BLOCK_N / warps / variant from pick_vec_block_n."""
-    if opts.use_tma:
+class KernelTiles(NamedTuple):
+    """Everything a launch needs to know about its tiling."""
+
+    block_n: int
+    block_k: int
+    num_warps: int
+    variant: int
+    num_stages: int
+    block_b: int  # batch rows per tile (padded to a power of two; >= 16 for tl.dot)
+
+
+def tiles(weight: LinearWeight, opts: LaunchOptions, role: str | None = None, batch: int = 1,
+          act_dtype: torch.dtype = torch.bfloat16) -> KernelTiles:
+    """The tiling for this weight and kernel role (k1/k2/k3; None: by N).
+    TMA (variants other than 2): tiles of at most 256 along K (the box limit), BLOCK_N from pick_block_n, variant 0 (unused).
+    Pointer loads, variants 0/1: BLOCK_K = 32 lanes x 16 bytes (in storage units: elements, or
+    bytes for packed FP4), BLOCK_N / warps / variant from pick_vec_block_n.
+    Variant 2 (tl.dot): BLOCK_K in elements (default DOT_BLOCK_K), every dimension >= 16; it needs
+    16-bit activations (fp32 would run as TF32), so fp32 activations fall back to variant 1; it
+    honours use_tma (at most 256 elements per TMA box dimension) and warp_specialize."""
+    block_b = triton.next_power_of_2(batch)
+    if opts.use_tma and opts.variant != 2:
         block_n = pick_block_n(weight.n, num_sms(weight.w.device))
-        return block_n, pick_block_k(weight.k, block_n, opts.num_warps, packed=weight.fmt == "fp4"), opts.num_warps, 0
+        block_k = pick_block_k(weight.k, block_n, opts.num_warps, packed=weight.fmt == "fp4")
+        return KernelTiles(block_n, block_k, opts.num_warps, 0, opts.num_stages, block_b)
+    tile = pick_vec_block_n(weight.fmt, weight.n, num_sms(weight.w.device), opts, role)
+    stages = tile.num_stages or opts.num_stages
+    if tile.variant == 2 and act_dtype in (torch.bfloat16, torch.float16):
+        block_k = tile.block_k or DOT_BLOCK_K
+        block_k = max(min(block_k, triton.next_power_of_2(weight.k)), 2 * DOT_MIN)
+        if opts.use_tma:
+            block_k = min(block_k, 256 if weight.fmt != "fp4" else 512)  # box: <= 256 bytes-or-elements
+        return KernelTiles(max(tile.block_n, DOT_MIN), block_k, tile.num_warps, 2, stages, max(block_b, DOT_MIN))
+    variant = 1 if tile.variant == 2 else tile.variant
     unit = 16 // weight.w.element_size()
     block_k = pick_vec_block_k(weight.w.shape[1], unit)
-    block_n, num_warps, var = pick_vec_block_n(weight.fmt, weight.n, num_sms(weight.w.device), opts, role)
-    return block_n, block_k, num_warps, var
+    return KernelTiles(tile.block_n, block_k, tile.num_warps, variant, stages, block_b)
 
 
 def scale_args(weight: LinearWeight) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,13 +138,13 @@ def launch_gemv(kernel, fmt: str, x: torch.Tensor, weight: LinearWeight, bias: t
     check_tensor("out", out, dtype=x.dtype, device=x.device, contiguous=False)
     check_rows("out", out, b, weight.n)
     resolve_tma(opts, weight)
-    block_n, block_k, num_warps, var = tiles(weight, opts)
+    t = tiles(weight, opts, batch=b, act_dtype=x.dtype)
     s, g = scale_args(weight)
-    grid = (triton.cdiv(weight.n, block_n),)
+    grid = (triton.cdiv(weight.n, t.block_n),)
     compiled = kernel[grid](x, x.stride(0), weight.w, s, g, bias if bias is not None else x, out, out.stride(0), weight.n,
                  K=k, B=b, HAS_BIAS=bias is not None, USE_TMA=opts.use_tma, WS=opts.warp_specialize,
-                 NUM_STAGES=opts.num_stages, BLOCK_B=triton.next_power_of_2(b), BLOCK_N=block_n, BLOCK_K=block_k,
-                 VAR=var, num_warps=num_warps)
+                 NUM_STAGES=t.num_stages, BLOCK_B=t.block_b, BLOCK_N=t.block_n, BLOCK_K=t.block_k,
+                 VAR=t.variant, num_warps=t.num_warps)
     remember(kernel, opts, compiled)
     return out
 
