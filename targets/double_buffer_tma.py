@@ -1,8 +1,8 @@
 """double_buffer_tma: the same three fused Triton kernels as warp_specialized, with every weight
 tile streamed by TMA (tl.make_tensor_descriptor -> UTMALDG bulk tensor copies into shared memory)
 and a 2-stage software pipeline on the K loop (num_stages=2: the copy of tile i+1 is in flight
-while tile i is multiplied; mbarriers signal completion). No warp specialization, so the
-difference to warp_specialized is that one feature. benchmarks/kernels_gpu.py greps the SASS
+while tile i goes through the tensor cores (tl.dot); mbarriers signal completion). No warp
+specialization, so the difference to warp_specialized is that one feature. benchmarks/kernels_gpu.py greps the SASS
 for UTMALDG to prove TMA is used. Falls back to pointer loads (reason in `fallbacks`) below Hopper.
 
 Tolerance: as warp_specialized (tokens equal; last logits within 0.125).

@@ -1,8 +1,10 @@
 """warp_specialized: the decode step as three fused Triton kernels (bf16) under one CUDA graph:
 (1) embed + state + LayerNorm + Linear + GELU, (2) Linear, (3) lm_head with the argmax fused in.
-On Hopper the weight tiles come through TMA descriptors and the K loops are warp-specialized
-(`tl.range(..., warp_specialize=True)`, 2 stages); elsewhere, or if that plan fails its probe,
-plain pointer loads (reason in `fallbacks`).
+On Hopper the weight tiles come through TMA descriptors into tensor-core (tl.dot) tiles, and the
+K loops of kernels 1 and 2 are warp-specialized (`tl.range(..., warp_specialize=True)`, 2 stages:
+producer warps issue the TMA copies, consumer warps run the MMAs); kernel 3 runs the same TMA
+pipeline without warp specialization (Triton 3.6 miscompiled it: see targets/kernels/variant.py).
+Elsewhere, or if that plan fails its probe, plain pointer loads (reason in `fallbacks`).
 
 Tolerance: tokens must equal the eager reference (1.0). Logits differ from cuBLAS's only by the
 fp32 summation order, i.e. by a bf16 rounding step: on CPU (Triton interpreter, batch 3, hidden

@@ -6,7 +6,7 @@ import polars as pl
 
 from decodeprof.analyses.events import (LAUNCH_KINDS, config_steps, gpu_work, in_ranges, in_ranges_slim, per_trace, ranges,
                                         runtime_calls)
-from decodeprof.analyses.intervals import points_in_ranges, union_ns
+from decodeprof.analyses.intervals import points_in_ranges, sums_in_ranges, union_ns
 from decodeprof.analyses.registry import analysis, shaped
 from decodeprof.analyses.step_slices import label_steps
 from decodeprof.trace import Trace
@@ -65,6 +65,18 @@ def _kernels(trace: Trace) -> pl.DataFrame:
     return gpu_work(trace, ("kernel",), ("start_ns", "end_ns", "name", "api_start_ns", "global_tid"))
 
 
+def _call_sums(trace: Trace, step_r: pl.DataFrame) -> pl.DataFrame:
+    """(range_id, cpu_api_ns, launches) of the calls inside each step range (sums only:
+    `sums_in_ranges`, no (call x range) pairs; those pairs when its key axis overflows)."""
+    launch = pl.col("api_kind").is_in(list(LAUNCH_KINDS))
+    sums = sums_in_ranges(_calls(trace), step_r, at="api_start_ns", start="range_start_ns", end="range_end_ns",
+                          by="global_tid", values={"cpu_api_ns": pl.col("api_dur_ns"), "launches": launch})
+    if sums is not None:
+        return sums.select("range_id", "cpu_api_ns", pl.col("launches").cast(pl.Float64))
+    return in_ranges_slim(_calls(trace), step_r, keep=("range_id",), keep_points=("api_dur_ns", "api_kind")).group_by(
+        "range_id").agg(pl.col("api_dur_ns").sum().alias("cpu_api_ns"), launch.sum().cast(pl.Float64).alias("launches"))
+
+
 def _from_step_ranges(trace: Trace, rng: pl.DataFrame) -> pl.DataFrame:
     step_r = rng.filter(pl.col("range_name") == "step")
     dec = _decode_index(rng).select("decode_index", "range_start_ns", "range_end_ns", "global_tid")
@@ -75,11 +87,7 @@ def _from_step_ranges(trace: Trace, rng: pl.DataFrame) -> pl.DataFrame:
     steps = step_r.join(steps, on="range_id", how="left").sort("range_start_ns").with_columns(
         pl.col("range_start_ns").rank("ordinal").over("decode_index").cast(pl.Int64).sub(1).alias("step")
     )
-    calls = in_ranges_slim(_calls(trace), step_r.select(_RANGE_KEYS), keep=("range_id",),
-                           keep_points=("api_dur_ns", "api_kind")).group_by("range_id").agg(
-        pl.col("api_dur_ns").sum().alias("cpu_api_ns"),
-        pl.col("api_kind").is_in(list(LAUNCH_KINDS)).sum().cast(pl.Float64).alias("launches"),
-    )
+    calls = _call_sums(trace, step_r.select(_RANGE_KEYS))
     steps = steps.join(calls, on="range_id", how="left").select(
         "range_id", "decode_index", "step", pl.lit("step_range").alias("source"),
         pl.col("range_start_ns").alias("cpu_start_ns"), pl.col("range_dur_ns").alias("cpu_dur_ns"),

