@@ -69,7 +69,9 @@ class LaunchOptions:
         parts.append(f"warps={self.num_warps}")
         if self.block_n:
             parts.append(f"block_n={self.block_n}")
-        if not self.use_tma and self.variant >= 0:
+        if self.variant == 2:
+            parts.append("tensor-cores")
+        elif not self.use_tma and self.variant >= 0:
             parts.append(f"v{self.variant}")
         if self.block_k:
             parts.append(f"block_k={self.block_k}")

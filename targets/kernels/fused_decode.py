@@ -262,6 +262,16 @@ class DecodeKernels:
         self.hidden = torch.empty(batch, h, dtype=w.embed.dtype, device=w.embed.device)
         self.workspace = make_workspace(self.lm, batch, self.plan.lm_head, w.embed.dtype)
 
+    def tiles(self) -> str:
+        """The resolved tiling of each kernel (BLOCK_NxWARPSxVARIANT[xBLOCK_KxSTAGES]), for the run's notes."""
+        p, b, act = self.plan, self.batch, self.embed.dtype
+        parts = []
+        for role, weight, opts in (("k1", self.w1, p.ln_linear_gelu), ("k2", self.w2, p.linear), ("k3", self.lm, p.lm_head)):
+            t = gemv_mod.tiles(weight, opts, role, b, act)
+            tail = f"x{t.block_k}x{t.num_stages}" if t.variant == 2 else ""
+            parts.append(f"{role}={t.block_n}x{t.num_warps}x{t.variant}{tail}")
+        return " ".join(parts)
+
     @property
     def weight_bytes(self) -> int:
         """Bytes of quantized/dense weights (and scales) one step reads, biases and LN included."""

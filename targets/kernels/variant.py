@@ -111,7 +111,7 @@ def choose_plan(cfg: Config, w: Weights, fmt: str, mode: str) -> tuple[object, l
 
     plain = DecodeKernels(w, fmt, cfg.batch, KernelPlan())
     if mode == "plain":
-        return plain, [f"triton_{fmt}_kernels: {plain.plan.describe()}"], []
+        return plain, [f"triton_{fmt}_kernels: {plain.plan.describe()}; tiles {plain.tiles()}"], []
     # tensor-core tiles (variant 2) fed by TMA: measured faster than the element-wise TMA K loop.
     # The lm_head kernel is not warp-specialized: Triton 3.6's warp specialization of that loop
     # (tensor-core tile + fused argmax) gave logits off by up to 0.34 on an H100 (kernels 1 and 2
@@ -125,7 +125,7 @@ def choose_plan(cfg: Config, w: Weights, fmt: str, mode: str) -> tuple[object, l
     fallbacks: list[str] = []
     reason = tma_unsupported_reason(torch.device(cfg.device))
     if reason:
-        return plain, [f"triton_{fmt}_kernels: {plain.plan.describe()}"], [f"{mode} plan not used: {reason}"]
+        return plain, [f"triton_{fmt}_kernels: {plain.plan.describe()}; tiles {plain.tiles()}"], [f"{mode} plan not used: {reason}"]
     try:
         fancy = DecodeKernels(w, fmt, cfg.batch, plan)
         tok, state = probe_inputs(cfg, w)
@@ -137,8 +137,8 @@ def choose_plan(cfg: Config, w: Weights, fmt: str, mode: str) -> tuple[object, l
     except Exception as exc:  # a compile error in an experimental Triton feature is a fallback, not a crash
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         fallbacks.append(f"{mode} plan failed ({type(exc).__name__}: {first[:200]}); using plain pointer loads")
-        return plain, [f"triton_{fmt}_kernels: {plain.plan.describe()}"], fallbacks
-    return fancy, [f"triton_{fmt}_kernels: {fancy.plan.describe()}"], fallbacks
+        return plain, [f"triton_{fmt}_kernels: {plain.plan.describe()}; tiles {plain.tiles()}"], fallbacks
+    return fancy, [f"triton_{fmt}_kernels: {fancy.plan.describe()}; tiles {fancy.tiles()}"], fallbacks
 
 
 def eager_step(w: Weights, linear: Callable[[str, torch.Tensor], torch.Tensor]) -> StepFn:
