@@ -76,14 +76,15 @@ def ln_row_stats(tok_ptr, stride_tok, emb_ptr, state_ptr, stride_state, eps,
     act = state_ptr.dtype.element_ty
     rows = tl.arange(0, BLOCK_B)
     rmask = rows < B
-    tok = tl.load(tok_ptr + rows * stride_tok, mask=rmask, other=0)
+    tok = tl.load(tok_ptr + rows * stride_tok, mask=rmask, other=0, cache_modifier=".cg")
     K_TILES: tl.constexpr = (K + BLOCK_K - 1) // BLOCK_K
     total = tl.zeros([BLOCK_B], tl.float32)
     for kt in tl.range(0, K_TILES):
         ks = kt * BLOCK_K + tl.arange(0, BLOCK_K)
         m = rmask[:, None] & (ks[None, :] < K)
         e = tl.load(emb_ptr + tok[:, None] * K + ks[None, :], mask=m, other=0.0).to(tl.float32)
-        s = tl.load(state_ptr + rows[:, None] * stride_state + ks[None, :], mask=m, other=0.0).to(tl.float32)
+        s = tl.load(state_ptr + rows[:, None] * stride_state + ks[None, :], mask=m, other=0.0,
+                    cache_modifier=".cg").to(tl.float32)
         total += tl.sum(round_to(e + s, act), axis=1)
     mean = total / K
     sq = tl.zeros([BLOCK_B], tl.float32)
@@ -91,7 +92,8 @@ def ln_row_stats(tok_ptr, stride_tok, emb_ptr, state_ptr, stride_state, eps,
         ks = kt * BLOCK_K + tl.arange(0, BLOCK_K)
         m = rmask[:, None] & (ks[None, :] < K)
         e = tl.load(emb_ptr + tok[:, None] * K + ks[None, :], mask=m, other=0.0).to(tl.float32)
-        s = tl.load(state_ptr + rows[:, None] * stride_state + ks[None, :], mask=m, other=0.0).to(tl.float32)
+        s = tl.load(state_ptr + rows[:, None] * stride_state + ks[None, :], mask=m, other=0.0,
+                    cache_modifier=".cg").to(tl.float32)
         d = tl.where(m, round_to(e + s, act) - mean[:, None], 0.0)
         sq += tl.sum(d * d, axis=1)
     rstd = 1.0 / tl.sqrt(sq / K + eps)
@@ -310,20 +312,21 @@ def linear_acc(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, 
 def x_tile_t(ks, rows, x_ptr, stride_x, tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd,
              K: tl.constexpr, B: tl.constexpr, X_LN: tl.constexpr):
     """Activations transposed, [len(ks), BLOCK_B] in the activation dtype (zero outside K and B):
-    the MMA's B operand. With X_LN: LayerNorm(embed[tok] + state) from the row statistics."""
+    the MMA's B operand. With X_LN: LayerNorm(embed[tok] + state) from the row statistics.
+    Activations are read with .cg (from L2): the persistent kernel's other programs write them."""
     act = x_ptr.dtype.element_ty
     km = ks < K
     m2 = km[:, None] & (rows < B)[None, :]
     if X_LN:
         e = tl.load(emb_ptr + tok[None, :] * K + ks[:, None], mask=m2, other=0.0).to(tl.float32)
-        s = tl.load(x_ptr + rows[None, :] * stride_x + ks[:, None], mask=m2, other=0.0).to(tl.float32)
+        s = tl.load(x_ptr + rows[None, :] * stride_x + ks[:, None], mask=m2, other=0.0, cache_modifier=".cg").to(tl.float32)
         x = round_to(e + s, act)
         lw = tl.load(lnw_ptr + ks, mask=km, other=0.0).to(tl.float32)
         lb = tl.load(lnb_ptr + ks, mask=km, other=0.0).to(tl.float32)
         xn = (x - mean[None, :]) * rstd[None, :] * lw[:, None] + lb[:, None]
         x = tl.where(m2, round_to(xn, act), 0.0).to(act)
     else:
-        x = tl.load(x_ptr + rows[None, :] * stride_x + ks[:, None], mask=m2, other=0.0).to(act)
+        x = tl.load(x_ptr + rows[None, :] * stride_x + ks[:, None], mask=m2, other=0.0, cache_modifier=".cg").to(act)
     return x
 
 
@@ -349,7 +352,7 @@ def linear_acc_dot(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_p
     nm = offs_n < N
     rows = tl.arange(0, BLOCK_B)
     if X_LN:
-        tok = tl.load(tok_ptr + rows * stride_tok, mask=rows < B, other=0)
+        tok = tl.load(tok_ptr + rows * stride_tok, mask=rows < B, other=0, cache_modifier=".cg")
     else:
         tok = rows
     acc = tl.zeros([BLOCK_N, BLOCK_B], tl.float32)

@@ -1,0 +1,135 @@
+"""The persistent decode kernel against the launch-per-kernel plans, L2-warm and L2-flushed, in one run.
+
+    python benchmarks/persistent_gpu.py [--reps 15] [--programs 0,66]
+
+Three ways to run the default shape's 64 decode steps, each captured in one CUDA graph:
+  graph        stock PyTorch kernels (the `graph` target's step), 8 kernels per step
+  3 kernels    the Triton tensor-core decode kernels (targets/kernels/fused_decode.py), 3 per step
+  persistent   one launch for all 64 steps (targets/kernels/persistent.py), per --programs value
+              (0 = one program per SM)
+Correctness first: each plan's 64 tokens from a real prefill must equal the eager reference's.
+Timing: event-timed graph replays, median [min-max] of --reps, per decode step. L2-warm: replays
+back to back (the weights stay in L2 between replays when they fit). L2-flushed: a 256 MB buffer is
+overwritten before every replay (outside the timed events), so each replay starts with the weights
+in HBM only. Prints one table; exits 1 if a plan's tokens differ from the reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from targets import workload  # noqa: E402
+from targets.kernels.fused_decode import DecodeKernels  # noqa: E402
+from targets.kernels.persistent import PersistentDecode  # noqa: E402
+
+FLUSH_BYTES = 256 << 20  # > 5x H100's 50 MB L2
+
+
+def capture(fn) -> torch.cuda.CUDAGraph:
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fn()
+    torch.cuda.current_stream().wait_stream(side)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        fn()
+    return g
+
+
+def time_replays(g: torch.cuda.CUDAGraph, reps: int, flush: torch.Tensor | None) -> list[float]:
+    out = []
+    for _ in range(reps):
+        if flush is not None:
+            flush.add_(1)
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        g.replay()
+        b.record()
+        torch.cuda.synchronize()
+        out.append(a.elapsed_time(b) * 1e3)  # us
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--programs", default="0", help="comma-separated persistent grid sizes (0 = SM count)")
+    args = ap.parse_args()
+    cfg = workload.Config()
+    w = workload.make_weights(cfg)
+    prompt = workload.make_prompts(cfg, 7).cuda()
+    with torch.no_grad():
+        state0, tok0 = workload.prefill(w, prompt)
+        ref, st, t = [], state0.clone(), tok0.clone()
+        for _ in range(cfg.steps):
+            t, st, _ = workload.decode_step(w, t, st)
+            ref.append(t)
+    ref_tokens = torch.stack(ref, dim=1)
+    steps, b = cfg.steps, cfg.batch
+    tok_in, state_in = tok0.clone().contiguous(), state0.clone().contiguous()
+    out = torch.empty(b, steps, dtype=torch.int64, device="cuda")
+
+    def reset() -> None:
+        state_in.copy_(state0)
+
+    def stock() -> None:
+        reset()
+        t = tok_in
+        for i in range(steps):
+            t, s, _ = workload.decode_step(w, t, state_in)
+            state_in.copy_(s)
+            out[:, i] = t
+
+    dk = DecodeKernels(w, "bf16", b)
+
+    def three() -> None:
+        reset()
+        t = tok_in
+        for i in range(steps):
+            dk.step(t, state_in, out[:, i])
+            t = out[:, i]
+
+    plans = {"graph (stock, 8 kernels/step)": stock, f"3 kernels/step ({dk.tiles()})": three}
+    for p in (int(x) for x in args.programs.split(",")):
+        pd = PersistentDecode(w, "bf16", b, programs=p)
+
+        def persistent(pd=pd) -> None:
+            reset()
+            pd.run(tok_in, state_in, out)
+
+        plans[pd.describe()] = persistent
+    flush = torch.empty(FLUSH_BYTES // 4, dtype=torch.float32, device="cuda")
+    print(f"device: {torch.cuda.get_device_name()}  batch {b} hidden {cfg.hidden} vocab {cfg.vocab} steps {steps}; "
+          f"median [min-max] of {args.reps} replays, us per decode step")
+    bad = 0
+    rows = []
+    with torch.no_grad():
+        for name, fn in plans.items():
+            g = capture(fn)
+            g.replay()
+            torch.cuda.synchronize()
+            ok = torch.equal(out, ref_tokens)
+            bad += not ok
+            warm = [x / steps for x in time_replays(g, args.reps, None)]
+            cold = [x / steps for x in time_replays(g, args.reps, flush)]
+            rows.append((name, ok, warm, cold))
+            print(f"{name}\n    tokens {'identical to the eager reference' if ok else 'DIFFER from the reference'}"
+                  f"  L2-warm {statistics.median(warm):6.2f} [{min(warm):.2f}-{max(warm):.2f}]"
+                  f"  L2-flushed {statistics.median(cold):6.2f} [{min(cold):.2f}-{max(cold):.2f}]", flush=True)
+    base_w, base_c = statistics.median(rows[0][2]), statistics.median(rows[0][3])
+    for name, _, warm, cold in rows[1:]:
+        print(f"{name[:60]}: {base_w / statistics.median(warm):.2f}x (warm), {base_c / statistics.median(cold):.2f}x "
+              f"(flushed) vs graph")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""persistent: the whole decode loop in ONE kernel launch (targets/kernels/persistent.py): one
+program per SM runs all steps, grid-wide barriers between a step's dependent stages, weights read
+from L2 when they stayed there since the previous step. bf16 weights, tensor-core tiles. The
+launch (plus the memset of its barrier counter) is captured in a CUDA graph like the other
+kernel targets, so the decode range holds exactly one kernel.
+
+Tolerance: as warp_specialized (tokens equal to the eager reference; last logits within 0.125,
+two bf16 ulps at |logit| in [4, 8): only the fp32 summation order differs from cuBLAS).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from targets.harness import Tolerance
+from targets.loop import GraphDecodeVariant
+from targets.workload import Config, Weights
+
+TOLERANCE = Tolerance(min_token_agreement=1.0, max_abs_logit_err=0.125)
+
+
+class PersistentVariant(GraphDecodeVariant):
+    def __init__(self, cfg: Config, w: Weights) -> None:
+        from targets.kernels.persistent import PersistentDecode
+
+        self.kernel = PersistentDecode(w, "bf16", cfg.batch)
+        super().__init__(cfg, w, active=[self.kernel.describe()])
+        self.tolerance = TOLERANCE
+        self.weight_bytes_per_step = self.kernel.weight_bytes + cfg.batch * cfg.hidden * w.embed.element_size()
+        self.steps_out = torch.zeros(cfg.batch, cfg.steps, dtype=torch.int64, device=cfg.device)
+        self.logits = torch.zeros(cfg.batch, cfg.vocab, dtype=cfg.torch_dtype, device=cfg.device)
+        self.capture()
+        self.kernel.check_error()
+
+    def step_fn(self, tok: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One step (a one-step launch), outside the graph, for the harness's teacher-forced check."""
+        st = state.contiguous().clone()
+        out = torch.empty(self.cfg.batch, 1, dtype=torch.int64, device=self.cfg.device)
+        logits = torch.empty(self.cfg.batch, self.cfg.vocab, dtype=self.cfg.torch_dtype, device=self.cfg.device)
+        with torch.no_grad():
+            self.kernel.run(tok.contiguous(), st, out, logits)
+        self.kernel.check_error()
+        return out[:, 0], st, logits
+
+    def _decode_loop(self) -> tuple[torch.Tensor, torch.Tensor]:
+        self.kernel.run(self.tok_in, self.state_in, self.steps_out, self.logits)
+        return self.steps_out, self.logits
+
+
+def build(cfg: Config, w: Weights) -> PersistentVariant:
+    return PersistentVariant(cfg, w)
