@@ -1,17 +1,18 @@
 """The persistent decode kernel against the launch-per-kernel plans, L2-warm and L2-flushed, in one run.
 
-    python benchmarks/persistent_gpu.py [--reps 15] [--programs 0,66]
+    python benchmarks/persistent_gpu.py [--reps 15] [--programs 0,66] [--tiles 'S1,S2,S3;...']
 
 Three ways to run the default shape's 64 decode steps, each captured in one CUDA graph:
   graph        stock PyTorch kernels (the `graph` target's step), 8 kernels per step
   3 kernels    the Triton tensor-core decode kernels (targets/kernels/fused_decode.py), 3 per step
   persistent   one launch for all 64 steps (targets/kernels/persistent.py), per --programs value
               (0 = one program per SM)
-Correctness first: each plan's 64 tokens from a real prefill must equal the eager reference's.
+Correctness first: each plan's 64 tokens from a real prefill are compared with the eager reference's;
+they may part only where the reference itself nearly ties (top-2 logit margin <= 0.25).
 Timing: event-timed graph replays, median [min-max] of --reps, per decode step. L2-warm: replays
 back to back (the weights stay in L2 between replays when they fit). L2-flushed: a 256 MB buffer is
 overwritten before every replay (outside the timed events), so each replay starts with the weights
-in HBM only. Prints one table; exits 1 if a plan's tokens differ from the reference.
+in HBM only. Prints one table; exits 1 if a plan diverges from the reference away from a near-tie.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from targets.kernels.fused_decode import DecodeKernels  # noqa: E402
 from targets.kernels.persistent import PersistentDecode  # noqa: E402
 
 FLUSH_BYTES = 256 << 20  # > 5x H100's 50 MB L2
+NEAR_TIE = 0.25  # 2 x the kernel targets' 0.125 logit tolerance
 
 
 def capture(fn) -> torch.cuda.CUDAGraph:
@@ -58,21 +60,41 @@ def time_replays(g: torch.cuda.CUDAGraph, reps: int, flush: torch.Tensor | None)
     return out
 
 
+def agreement(tokens: torch.Tensor, ref: torch.Tensor, margin: torch.Tensor) -> tuple[str, bool]:
+    """Free-running agreement with the reference, and whether a divergence is acceptable: only
+    where the reference's own top-2 logits nearly tie (<= NEAR_TIE, two bf16 ulps at |logit| < 8),
+    after which the sequences legitimately part (the same rule as targets/harness.py)."""
+    if torch.equal(tokens, ref):
+        return "identical to the eager reference", True
+    agree = (tokens == ref).float().mean().item()
+    rows, cols = torch.nonzero(tokens != ref, as_tuple=True)
+    first = int(cols.min())
+    row = int(rows[cols == first][0])
+    m = float(margin[row, first])
+    ok = m <= NEAR_TIE
+    return (f"{agree:.0%} agree; first divergence at step {first} (row {row}) where the reference's top-2 margin is "
+            f"{m:.3g}: {'a near-tie, accepted' if ok else 'NOT a near-tie: wrong'}"), ok
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--programs", default="0", help="comma-separated persistent grid sizes (0 = SM count)")
+    ap.add_argument("--tiles", default="", help="extra persistent tilings, ';'-separated, each 3 stages of "
+                    "BLOCK_NxBLOCK_KxSTAGES joined by ',' (e.g. 16x1024x1,16x256x3,64x256x3)")
     args = ap.parse_args()
     cfg = workload.Config()
     w = workload.make_weights(cfg)
     prompt = workload.make_prompts(cfg, 7).cuda()
     with torch.no_grad():
         state0, tok0 = workload.prefill(w, prompt)
-        ref, st, t = [], state0.clone(), tok0.clone()
+        ref, margins, st, t = [], [], state0.clone(), tok0.clone()
         for _ in range(cfg.steps):
-            t, st, _ = workload.decode_step(w, t, st)
+            t, st, logits = workload.decode_step(w, t, st)
+            top2 = torch.topk(logits.float(), 2, dim=-1).values
+            margins.append(top2[:, 0] - top2[:, 1])  # the reference's own top-2 gap per row
             ref.append(t)
-    ref_tokens = torch.stack(ref, dim=1)
+    ref_tokens, ref_margin = torch.stack(ref, dim=1), torch.stack(margins, dim=1)
     steps, b = cfg.steps, cfg.batch
     tok_in, state_in = tok0.clone().contiguous(), state0.clone().contiguous()
     out = torch.empty(b, steps, dtype=torch.int64, device="cuda")
@@ -98,8 +120,11 @@ def main() -> int:
             t = out[:, i]
 
     plans = {"graph (stock, 8 kernels/step)": stock, f"3 kernels/step ({dk.tiles()})": three}
-    for p in (int(x) for x in args.programs.split(",")):
-        pd = PersistentDecode(w, "bf16", b, programs=p)
+    configs = [(int(x), None) for x in args.programs.split(",")]
+    for spec in filter(None, args.tiles.split(";")):
+        configs.append((0, tuple(tuple(int(v) for v in st.split("x")) for st in spec.split(","))))
+    for p, tiles in configs:
+        pd = PersistentDecode(w, "bf16", b, programs=p, tiles=tiles)
 
         def persistent(pd=pd) -> None:
             reset()
@@ -116,12 +141,12 @@ def main() -> int:
             g = capture(fn)
             g.replay()
             torch.cuda.synchronize()
-            ok = torch.equal(out, ref_tokens)
+            verdict, ok = agreement(out, ref_tokens, ref_margin)
             bad += not ok
             warm = [x / steps for x in time_replays(g, args.reps, None)]
             cold = [x / steps for x in time_replays(g, args.reps, flush)]
             rows.append((name, ok, warm, cold))
-            print(f"{name}\n    tokens {'identical to the eager reference' if ok else 'DIFFER from the reference'}"
+            print(f"{name}\n    tokens {verdict}"
                   f"  L2-warm {statistics.median(warm):6.2f} [{min(warm):.2f}-{max(warm):.2f}]"
                   f"  L2-flushed {statistics.median(cold):6.2f} [{min(cold):.2f}-{max(cold):.2f}]", flush=True)
     base_w, base_c = statistics.median(rows[0][2]), statistics.median(rows[0][3])
