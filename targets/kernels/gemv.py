@@ -103,9 +103,11 @@ def tiles(weight: LinearWeight, opts: LaunchOptions, role: str | None = None, ba
     if tile.variant == 2 and act_dtype in (torch.bfloat16, torch.float16):
         block_k = tile.block_k or DOT_BLOCK_K
         block_k = max(min(block_k, triton.next_power_of_2(weight.k)), 2 * DOT_MIN)
-        if opts.use_tma:
+        warps = tile.num_warps
+        if opts.use_tma:  # the plan's pipeline depth and warps (the table's are for pointer loads)
             block_k = min(block_k, 256 if weight.fmt != "fp4" else 512)  # box: <= 256 bytes-or-elements
-        return KernelTiles(max(tile.block_n, DOT_MIN), block_k, tile.num_warps, 2, stages, max(block_b, DOT_MIN))
+            stages, warps = opts.num_stages, opts.num_warps
+        return KernelTiles(max(tile.block_n, DOT_MIN), block_k, warps, 2, stages, max(block_b, DOT_MIN))
     variant = 1 if tile.variant == 2 else tile.variant
     unit = 16 // weight.w.element_size()
     block_k = pick_vec_block_k(weight.w.shape[1], unit)
