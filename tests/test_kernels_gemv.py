@@ -84,3 +84,21 @@ def test_gemv_bytes_formula():
     w = torch.zeros(1024, 1024, dtype=torch.bfloat16)
     assert gemv_bytes(make_linear_weight(w, "bf16"), 4) == 1024 * 1024 * 2 + 4 * 1024 * 2 * 2 + 2048
     assert gemv_bytes(make_linear_weight(w, "fp4"), 4, bias=False) == 1024 * 512 + 1024 * 64 + 4 + 4 * 1024 * 2 * 2
+
+
+def test_tile_spec_parsing_and_tma_plans_keep_their_pipeline(monkeypatch):
+    from targets.kernels.common import TILES_ENV
+    from targets.kernels.gemv import tiles
+
+    lw = make_linear_weight(torch.zeros(64, 1024, dtype=torch.bfloat16, device=DEVICE), "bf16")
+    monkeypatch.setenv(TILES_ENV, "bf16:k1=32x1x2x1024x1")
+    t = tiles(lw, LaunchOptions(), "k1", batch=4)
+    assert (t.block_n, t.num_warps, t.variant, t.block_k, t.num_stages, t.block_b) == (32, 1, 2, 1024, 1, 16)
+    # a TMA plan keeps its own stages and warps, and a box of at most 256 elements
+    t = tiles(lw, LaunchOptions(use_tma=True, num_stages=2, num_warps=4, variant=2), "k1", batch=4)
+    assert (t.block_n, t.num_warps, t.variant, t.block_k, t.num_stages) == (32, 4, 2, 256, 2)
+    # fp32 activations cannot use the tensor-core tiles: registers-only variant instead
+    assert tiles(lw, LaunchOptions(), "k1", batch=4, act_dtype=torch.float32).variant == 1
+    monkeypatch.setenv(TILES_ENV, "bf16:k1=32x1x2x1024")
+    with pytest.raises(TargetError, match="BLOCK_NxWARPS"):
+        tiles(lw, LaunchOptions(), "k1", batch=4)
