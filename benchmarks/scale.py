@@ -13,15 +13,18 @@ For each size, each tool runs in its own subprocess under /usr/bin/time (wall ti
 RSS of that process and its children), one after the other on the same file:
   decodeprof cold    `decodeprof analyze T --json > /dev/null` (no cache: SQLite -> frames ->
                      all analyses -> JSON)
-  decodeprof +cache  the same with --cache, first run (also writes the Parquet caches: frames
-                     and analysis results)
-  decodeprof cached  the same with --cache again (results from the Parquet cache; the trace
-                     is not read)
-  ... tables         the same without --json (rich tables, 20 rows each, to /dev/null)
-  ... frames only    --cache --json with the results cache removed: frames from the Parquet
+  decodeprof +cache  the same with --cache, first run (also writes the caches: frames and
+                     analysis results as Parquet, and the printed bytes)
+  decodeprof cached  the same with --cache again (the printed bytes, served before polars is
+                     imported; the trace is not read)
+  ... tables         the same without --json (rich tables, 20 rows each, to /dev/null): the
+                     first run reads the results cache and keeps its tables, the second is served
+  ... results only   --cache --json with the printed outputs removed: results from Parquet
+  ... frames only    --cache --json with results and outputs removed: frames from the Parquet
                      cache, every analysis run again (and its results kept again)
-  library, fast JSON load_trace + run_all in Python, each frame written with polars' own JSON
-                     writer (same JSON values; shows what the CLI's json.dumps costs)
+  library, fast JSON load_trace (every column) + run_all in Python, each frame written whole by
+                     polars' write_json (the library path, none of the CLI's column pruning,
+                     row encoder or allocator settings)
   nsys stats         Debian's nsys 2022.4: gpukernsum, cudaapisum, nvtxsum, gpumemtimesum, CSV
   sqlite3 SQL        /usr/bin/sqlite3: per-name kernel, API, NVTX and memcpy sums (count,
                      total, min, max; no median)
@@ -119,7 +122,11 @@ def measure(target: Path, tmp: Path) -> dict:
     res = {"decodeprof cold": timed(analyze, env=env)}
     res["decodeprof +cache (writes)"] = timed(analyze + ["--cache"], env=env)
     res["decodeprof cached"] = timed(analyze + ["--cache"], env=env)
+    res["decodeprof cached, tables (no --json), keeps them"] = timed(analyze[:-1] + ["--cache"], env=env)
     res["decodeprof cached, tables (no --json)"] = timed(analyze[:-1] + ["--cache"], env=env)
+    shutil.rmtree(cache / "outputs", ignore_errors=True)
+    res["decodeprof results cache only (printed output removed)"] = timed(analyze + ["--cache"], env=env)
+    shutil.rmtree(cache / "outputs", ignore_errors=True)
     for results in cache.glob("results-*"):
         shutil.rmtree(results)
     res["decodeprof cached frames only, analyses rerun"] = timed(analyze + ["--cache"], env=env)

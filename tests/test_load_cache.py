@@ -73,3 +73,22 @@ def test_results_round_trip_and_key(tmp_path):
     cache_dir(other).write_text("a file where the cache folder would go")
     write_results(other, key, {"x": pl.DataFrame({"a": [1]})}, {}, (), {})  # no error
     assert read_results(other, key, ["x"]) is None
+
+
+def test_cache_keeps_the_columns_read_and_serves_subsets(tmp_path, monkeypatch):
+    """A load with `columns` keeps only those; a later load asking for more reads the export
+    again (and keeps all), one asking for a subset of the kept columns is served."""
+    import decodeprof.load.cache as cache_mod
+
+    path = build_export(tmp_path / "trace.sqlite", steps=3)
+    reads = []
+    real = cache_mod.read_export
+    monkeypatch.setattr(cache_mod, "read_export", lambda p, columns=None: reads.append(columns) or real(p, columns))
+    few = {"kernels": ("start_ns", "end_ns", "name")}
+    pruned = load_trace(path, cache=True, columns=few)
+    assert pruned.kernels.columns == ["start_ns", "end_ns", "name"] and len(reads) == 1
+    assert load_trace(path, cache=True, columns=few).kernels.equals(pruned.kernels) and len(reads) == 1
+    whole = load_trace(path, cache=True)
+    assert len(reads) == 2 and whole.kernels.equals(load_trace(path).kernels)
+    again = load_trace(path, cache=True, columns=few)
+    assert len(reads) == 2 and again.kernels.equals(pruned.kernels)

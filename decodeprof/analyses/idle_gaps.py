@@ -34,6 +34,23 @@ CALL_COLUMNS = {
 }
 
 
+def _previous_end(k: pl.DataFrame, by: list[str]) -> pl.Series:
+    """`end_ns.cum_max().shift(1).over(by)` for `k` sorted by `by`: its groups are runs of
+    rows, so each run's ends are lifted above the runs before it (run number x span) and one
+    running maximum serves all (no window group-by over every kernel). The window itself
+    where ends are null or the lifted axis would overflow."""
+    run = pl.any_horizontal(pl.col(c).ne_missing(pl.col(c).shift(1)) for c in by).fill_null(True)
+    ends = k.get_column("end_ns")
+    if k.is_empty() or ends.has_nulls():
+        return k.select(pl.col("end_ns").cum_max().shift(1).over(by)).to_series()
+    lo, span = int(ends.min()), int(ends.max()) - int(ends.min()) + 1
+    runs = k.select(run.alias("_new"), run.cum_sum().cast(pl.Int64).alias("_run"))
+    if int(runs.get_column("_run").max()) * span >= 2**62:  # pragma: no cover - absurd spans only
+        return k.select(pl.col("end_ns").cum_max().shift(1).over(by)).to_series()
+    lifted = (ends - lo + runs.get_column("_run") * span).cum_max() - runs.get_column("_run") * span + lo
+    return pl.select(pl.when(runs.get_column("_new")).then(None).otherwise(lifted.shift(1))).to_series()
+
+
 @per_trace  # idle_gaps and largest_gaps share it
 def stream_gaps(trace: Trace, range_name: str = "decode") -> tuple[str, pl.DataFrame]:
     """(scope, kernels): each kernel with the gap before it on its stream (null for the first).
@@ -51,9 +68,8 @@ def stream_gaps(trace: Trace, range_name: str = "decode") -> tuple[str, pl.DataF
         scope, k = range_name, in_ranges_slim(k, rng, keep=("range_id",), keep_points=(
             "device_id", "stream_id", "start_ns", "end_ns", "name")).rename({"range_id": "group"})
     by = ["group", "device_id", "stream_id"]
-    k = k.sort([*by, "start_ns"]).with_columns(
-        pl.col("end_ns").cum_max().shift(1).over(by).alias("gap_start_ns"),
-    )
+    k = k.sort([*by, "start_ns"])
+    k = k.with_columns(_previous_end(k, by).alias("gap_start_ns"))
     gaps = k.select(
         *by, "gap_start_ns", pl.col("start_ns").alias("gap_end_ns"),
         (pl.col("start_ns") - pl.col("gap_start_ns")).clip(lower_bound=0).alias("gap_ns"),

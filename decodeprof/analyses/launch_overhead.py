@@ -59,11 +59,16 @@ def launches(trace: Trace) -> pl.DataFrame:
     k = trace.kernels.select("name", "start_ns")
     if pairs.height != k.height:  # a call key matched twice: a kernel counts for each call
         k = k[pairs.get_column("_w")]
-    k = k.with_columns(pairs.get_column("_c")).filter(pl.col("_c").is_not_null()).group_by("_c").agg(
-        pl.len().alias("kernels"),
-        pl.col("name").get(pl.col("start_ns").arg_min()).alias("first_kernel"),
-        pl.col("start_ns").min().alias("kernel_start_ns"),
-    )
+    k = k.with_columns(pairs.get_column("_c")).filter(pl.col("_c").is_not_null())
+    if not (k.get_column("_c").sort().diff() == 0).any():  # one kernel per call (eager): no group-by
+        k = k.select("_c", pl.lit(1, pl.UInt32).alias("kernels"), pl.col("name").alias("first_kernel"),
+                     pl.col("start_ns").alias("kernel_start_ns"))
+    else:
+        k = k.group_by("_c").agg(
+            pl.len().alias("kernels"),
+            pl.col("name").get(pl.col("start_ns").arg_min()).alias("first_kernel"),
+            pl.col("start_ns").min().alias("kernel_start_ns"),
+        )
     out = calls.join(k, on="_c", how="left").with_columns(
         pl.col("kernels").fill_null(0),
         (pl.col("kernel_start_ns") - pl.col("api_end_ns")).alias("queue_delay_ns"),

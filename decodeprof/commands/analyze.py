@@ -14,7 +14,9 @@ non-finite floats become null. Tables on the terminal convert units for reading 
 
 With --cache, the loaded frames and the results are kept as Parquet beside the export
 (decodeprof.load.cache); a later run with the same export, ncu CSV, metrics JSON and
---steps reads only the results it prints, never the trace.
+--steps reads only the results it prints, never the trace. The printed bytes are kept too
+(decodeprof.load.output_cache): the console entry point prints them again before importing
+polars when nothing in their key changed.
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
-
-import typer
 
 from decodeprof.errors import DecodeprofError
 
@@ -282,7 +282,33 @@ def print_analyses(trace, frames: dict | None = None, *, console=None, max_rows:
     return frames
 
 
-def register(app: typer.Typer) -> None:
+def run_analyze(trace: Path, *, ncu: Path | None = None, metrics: Path | None = None, as_json: bool = False,
+                csv_dir: Path | None = None, steps: int | None = None, only: list[str] | None = None, rows: int = 20,
+                cache: bool = False) -> None:
+    """The `analyze` command's work, for its parsed options: the typer command below, and
+    decodeprof.cli.main for the plain command lines it reads itself (no typer to import)."""
+    from decodeprof.analyses import ANALYSES
+
+    unknown = [n for n in (only or []) if n not in ANALYSES]
+    if unknown:
+        raise DecodeprofError(f"unknown analysis {', '.join(unknown)}", f"choose from: {', '.join(ANALYSES)}")
+    loaded, frames = analyze_trace(trace, ncu, metrics, names=list(only) if only else list(ANALYSES),
+                                   steps=steps, cache=cache)
+    keeper = _keeper(trace, ncu, metrics, steps=steps, only=list(only) if only else None, as_json=as_json,
+                     rows=rows) if cache and csv_dir is None else None
+    try:
+        _print(loaded, frames, trace, as_json=as_json, csv_dir=csv_dir, rows=rows, keeper=keeper)
+    except BaseException:
+        if keeper is not None:
+            keeper.discard()
+        raise
+    if keeper is not None:
+        keeper.commit()
+
+
+def register(app) -> None:
+    import typer
+
     @app.command("analyze")
     def analyze(
         trace: Path = typer.Argument(..., help="nsys export (.sqlite), report (.nsys-rep) or run folder."),
@@ -299,25 +325,10 @@ def register(app: typer.Typer) -> None:
 
         Example: decodeprof analyze runs/graph/trace.sqlite --metrics runs/graph/metrics.json
         """
-        from decodeprof.analyses import ANALYSES
-
         if as_json and csv_dir is not None:
             raise typer.BadParameter("--json and --csv are exclusive: pick one output")
-        unknown = [n for n in (only or []) if n not in ANALYSES]
-        if unknown:
-            raise DecodeprofError(f"unknown analysis {', '.join(unknown)}", f"choose from: {', '.join(ANALYSES)}")
-        loaded, frames = analyze_trace(trace, ncu, metrics, names=list(only) if only else list(ANALYSES),
-                                       steps=steps, cache=cache)
-        keeper = _keeper(trace, ncu, metrics, steps=steps, only=list(only) if only else None, as_json=as_json,
-                         rows=rows) if cache and csv_dir is None else None
-        try:
-            _print(loaded, frames, trace, as_json=as_json, csv_dir=csv_dir, rows=rows, keeper=keeper)
-        except BaseException:
-            if keeper is not None:
-                keeper.discard()
-            raise
-        if keeper is not None:
-            keeper.commit()
+        run_analyze(trace, ncu=ncu, metrics=metrics, as_json=as_json, csv_dir=csv_dir, steps=steps,
+                    only=list(only) if only else None, rows=rows, cache=cache)
 
 
 def _keeper(trace: Path, ncu: Path | None, metrics: Path | None, *, steps: int | None, only: list[str] | None,
@@ -346,6 +357,8 @@ def _print(loaded: Loaded, frames: dict, trace: Path, *, as_json: bool, csv_dir:
         out = sys.stdout.buffer if keeper is None else Tee(sys.stdout.buffer, keeper)
         write_analyses_json(loaded, frames, str(trace), out, chunk_rows=None if loaded.from_cache else JSON_CHUNK_ROWS)
     elif csv_dir is not None:
+        import typer
+
         for path in write_csvs(frames, csv_dir):
             typer.echo(str(path))
     else:

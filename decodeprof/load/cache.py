@@ -3,9 +3,9 @@
 <export>.decodeprof-cache/ holds one Parquet file per frame plus key.json. The key is the
 export's size and mtime (ns) and the frame schema; any change reloads from SQLite. key.json
 also lists the columns kept (`analyze` loads only those its analyses read): a load asking
-for a column not kept reads the export again. The
-cache is written to a temporary folder and renamed into place; a cache that cannot be
-written (read-only folder) is skipped, never an error.
+for a column not kept reads the export again. The cache is written to a temporary folder
+and renamed into place; a cache that cannot be written (read-only folder) is skipped, never
+an error.
 
 Analysis results live in the same folder, under results-<hash of their key>/: one Parquet
 file per analysis and index.json (the key, the export's meta and missing tables, and why

@@ -334,8 +334,8 @@ def read_export(path: Path, columns: dict[str, tuple[str, ...]] | None = None
 
     `columns`: {frame: schema columns} to load only those columns of a frame (the others
     are absent from it, not null); frames not named are whole. The kernels are read in a
-    second thread while the other frames are read here (SQLite and Arrow conversion run
-    outside the GIL: ~0.2 s less at 1M kernels on 2 cores)."""
+    second thread while the other frames are read here (~0.2 s less at 1M kernels on 2
+    cores; connectorx holds the GIL for part of its work, so not twice as fast)."""
     columns = columns or {}
     ex = _Export(path)
     try:
@@ -347,7 +347,7 @@ def read_export(path: Path, columns: dict[str, tuple[str, ...]] | None = None
                 ex.strings()  # read once, here: the thread only looks names up
                 ex.cols(SOURCES["kernels"].table)  # the catalogue is read on this thread
                 kernels = pool.submit(_frame, "kernels", ex, columns.get("kernels"))
-            for name, reader in READERS.items():
+            for name in READERS:
                 src = SOURCES[name]
                 if src.table not in ex.tables:
                     frames[name] = schema.conform(name, schema.empty(name), columns.get(name))

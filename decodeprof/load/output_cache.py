@@ -232,9 +232,10 @@ def _copy(path: Path, out, offset: int = 0) -> None:
     out.flush()
 
 
-def parse(argv: list[str]) -> dict | None:
+def parse(argv: list[str], *, need_cache: bool = True) -> dict | None:
     """`analyze TRACE --cache [--json] [--rows N] [--steps N] [--metrics P] [--ncu P]
-    [--only NAME]...` as a dict; None for any other command line (the normal path's)."""
+    [--only NAME]...` (--cache optional unless `need_cache`) as a dict; None for any other
+    command line (help, --csv, anything typer would have to judge)."""
     if not argv or argv[0] != "analyze":
         return None
     opts: dict = {"only": []}
@@ -259,7 +260,7 @@ def parse(argv: list[str]) -> dict | None:
             positional.append(a)
         else:
             return None  # --help, --csv, unknown, repeated, a second positional...
-    if not opts.get("cache") or len(positional) != 1:
+    if (need_cache and not opts.get("cache")) or len(positional) != 1:
         return None
     try:
         for n in ("rows", "steps"):
@@ -277,6 +278,8 @@ def serve(argv: list[str], stdout=None) -> bool:
     """Print the kept output of this `analyze --cache` command line and return True, or
     return False (print nothing) when it is not a plain form or not kept."""
     stdout = stdout or sys.stdout
+    if not hasattr(stdout, "buffer"):  # a text-only stream (embedding): the normal path prints
+        return False
     try:
         opts = parse(argv)
         if opts is None:
