@@ -143,3 +143,27 @@ def test_graph_full_steps_exclude_the_prefill_inside_the_graph(traces):
     last = steps["step"] == 63
     assert set(steps.filter(~last)["kernels"].to_list()) == {8}
     assert steps.filter(last)["kernels"].to_list() == [9, 9, 9]
+
+
+def test_persistent_kernel_steps_are_cut_in_time(traces):
+    """The persistent target runs all 64 steps in one kernel (after a memset of its barrier
+    counter): with fewer kernels than steps, each decode range's GPU span is cut into 64 equal
+    windows. The windows' busy time adds up to the kernels' time, which SQL sums here from the
+    kernels launched by the decode range's graph launch (they do not overlap)."""
+    db = need("persistent")
+    per_decode = sql(db, f"""{RANGES}, {CALLS}
+        SELECT count(*), sum(k.end - k.start), min(k.start), max(k.end)
+        FROM r JOIN c ON c.globalTid = r.globalTid AND c.start >= r.start AND c.start < r.end
+        JOIN CUPTI_ACTIVITY_KIND_KERNEL k ON k.correlationId = c.correlationId
+        WHERE r.name = 'decode' GROUP BY r.start ORDER BY r.start""")
+    steps = run("decode_steps", trace_of(traces, db))
+    assert steps.height == 3 * 64 and set(steps["source"]) == {"time_slice"}
+    for i, (count, busy, first, last) in enumerate(per_decode):
+        assert count == 2  # the barrier memset and the persistent kernel
+        mine = steps.filter(pl.col("decode_index") == i).sort("step")
+        assert mine["gpu_busy_ns"].sum() == busy
+        assert mine["gpu_start_ns"][0] == first
+        assert mine["gpu_window_ns"].sum() == last - first
+        assert mine["kernels"][0] == 2 and set(mine["kernels"][1:].to_list()) == {1}
+    assert run("kernel_summary", trace_of(traces, db)).filter(
+        pl.col("name") == "persistent_decode_kernel")["family"].to_list() == ["gemm"]

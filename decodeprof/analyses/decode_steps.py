@@ -114,8 +114,42 @@ def _from_decode_slices(trace: Trace, rng: pl.DataFrame, n_steps: int, name: str
         (pl.col("_api").fill_null(0) // n_steps).alias("cpu_api_ns"),
         (pl.col("_launches").fill_null(0) / n_steps).alias("launches"),
     )
-    kern = label_steps(in_ranges(_kernels(trace), dec), n_steps, keep_prologue=name == "decode")
-    return _gpu_columns(steps, kern)
+    in_dec = in_ranges(_kernels(trace), dec)
+    kern = label_steps(in_dec, n_steps, keep_prologue=name == "decode")
+    out = _gpu_columns(steps, kern)
+    # Fewer kernels than steps (a persistent kernel runs every step): no kernel sequence to cut,
+    # so those decode ranges are cut in time instead.
+    few = in_dec.select("decode_index").unique().join(kern.select("decode_index").unique(), on="decode_index", how="anti")
+    if few.is_empty():
+        return out
+    timed = _time_slices(in_dec.join(few, on="decode_index"), n_steps)
+    cols = [c for c in out.columns if not c.startswith("_")]
+    out = out.join(few, on="decode_index", how="anti").select(cols)
+    return pl.concat([out, steps.join(timed, on=["decode_index", "step"]).with_columns(
+        pl.lit("time_slice").alias("source")).select(cols)], how="vertical_relaxed")
+
+
+def _time_slices(kern: pl.DataFrame, n_steps: int) -> pl.DataFrame:
+    """Per (decode_index, step): the decode's GPU span (first kernel start to last kernel end)
+    cut into `n_steps` equal windows; kernels = kernels running in the window (one spanning
+    several windows counts in each), busy = union of the kernel intervals clipped to it."""
+    span = kern.group_by("decode_index").agg(pl.col("start_ns").min().alias("_s0"), pl.col("end_ns").max().alias("_s1"))
+    win = span.join(pl.DataFrame({"step": range(n_steps)}, schema={"step": pl.Int64}), how="cross").select(
+        "decode_index", "step",
+        (pl.col("_s0") + (pl.col("_s1") - pl.col("_s0")) * pl.col("step") // n_steps).alias("_w0"),
+        (pl.col("_s0") + (pl.col("_s1") - pl.col("_s0")) * (pl.col("step") + 1) // n_steps).alias("_w1"),
+    )
+    clipped = kern.select("decode_index", "start_ns", "end_ns").join(win, on="decode_index").select(
+        "decode_index", "step", pl.max_horizontal("start_ns", "_w0").alias("start_ns"),
+        pl.min_horizontal("end_ns", "_w1").alias("end_ns"),
+    ).filter(pl.col("start_ns") < pl.col("end_ns"))
+    keys = ["decode_index", "step"]
+    busy = union_ns(clipped, by=keys).rename({"busy_ns": "gpu_busy_ns"})
+    count = clipped.group_by(keys).agg(pl.len().cast(pl.Int64).alias("kernels"))
+    return win.join(count, on=keys, how="left").join(busy, on=keys, how="left").select(
+        *keys, pl.col("kernels").fill_null(0), pl.col("_w0").alias("gpu_start_ns"),
+        (pl.col("_w1") - pl.col("_w0")).alias("gpu_window_ns"), pl.col("gpu_busy_ns").fill_null(0),
+    ).with_columns((pl.col("gpu_window_ns") - pl.col("gpu_busy_ns")).clip(lower_bound=0).alias("gpu_idle_ns"))
 
 
 @analysis("decode_steps", columns=COLUMNS, needs=("nvtx", "runtime", "kernels"))
@@ -129,6 +163,10 @@ def decode_steps(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
     prefill kernels dropped) is cut into `steps` slices (config.steps, else the `steps`
     option; source "decode_slice"): CPU time and API counts are divided evenly, and the
     replayed kernels are cut into steps where their name sequence repeats (step_slices).
+    A decode range with fewer kernels than steps (a persistent kernel running every step)
+    is cut in time instead (source "time_slice"): its GPU span in equal windows, kernels =
+    kernels running in the window (a kernel spanning several windows counts in each), busy
+    = the kernel time inside the window.
     Columns: decode_index (0-based "decode" range, null if the step has none), step
     (0-based within it), source, cpu_start_ns, cpu_dur_ns (range time), cpu_api_ns (CUDA
     API time inside it, same thread), launches (launch/copy/memset/graph API calls;

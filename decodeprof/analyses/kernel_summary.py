@@ -13,8 +13,9 @@ FAMILY_PATTERNS: tuple[tuple[str, str], ...] = (
     ("nccl", r"nccl"),
     ("elementwise", r"triton_poi"),
     ("reduction", r"triton_red|triton_per"),
-    # our fused Triton decode kernels stream weights like a GEMV: linear|lm_head|fp4 count as gemm
-    ("gemm", r"gemm|gemv|cutlass|cublas|sm90_xmma|xmma|nvjet|cijk|matmul|_scaled_mm|fp8|fp4|linear|lm_head|triton_tem"),
+    # our fused Triton decode kernels stream weights like a GEMV: linear|lm_head|fp4|persistent_decode count as gemm
+    ("gemm", r"gemm|gemv|cutlass|cublas|sm90_xmma|xmma|nvjet|cijk|matmul|_scaled_mm|fp8|fp4|linear|lm_head|triton_tem"
+             r"|persistent_decode"),
     ("copy", r"memcpy|memset|copy"),
     ("norm", r"layer_?norm|rms_?norm|rmsnorm"),
     ("embedding", r"embedding|gather|index"),
