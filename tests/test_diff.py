@@ -97,6 +97,26 @@ def test_graph_full_slices_prefill_then_steps(traces):
     assert alignment_summary(d.prefill_alignment)["eager_to_graph"] == 7
 
 
+def test_persistent_kernel_is_cut_into_steps_in_time():
+    """The persistent target's decode is a memset and one kernel for 64 steps: each step lists
+    the kernel clipped to its window, and the steps' busy time adds up to the time of the
+    kernels the decode ranges launched (summed here in SQL)."""
+    path = DATA / "persistent" / "trace.sqlite"
+    if not path.is_file():
+        pytest.skip("persistent sample run not present")
+    p = pick_step(load_trace(path.parent))
+    assert p.source == "time_slice" and p.steps.height == 192
+    assert p.ops["name"].to_list() == ["persistent_decode_kernel"]
+    # the kernels launched from inside the NVTX "decode" ranges (memset + persistent kernel, apart in time)
+    decode_ns = _sql(path, """
+        WITH d AS (SELECT e.start, e.end, e.globalTid FROM NVTX_EVENTS e LEFT JOIN StringIds s ON e.textId = s.id
+                   WHERE e.eventType = 59 AND coalesce(e.text, s.value) = 'decode')
+        SELECT sum(k.end - k.start) FROM d JOIN CUPTI_ACTIVITY_KIND_RUNTIME r
+          ON r.globalTid = d.globalTid AND r.start >= d.start AND r.start < d.end
+        JOIN CUPTI_ACTIVITY_KIND_KERNEL k ON k.correlationId = r.correlationId""")
+    assert p.steps["busy_ns"].sum() == decode_ns
+
+
 def test_baseline_vs_pinned_shows_the_pageable_copy_gone(traces):
     d = diff_traces(traces["baseline"], traces["pinned"], label_a="baseline", label_b="pinned")
     pageable_sql = _sql(DATA / "baseline" / "trace.sqlite",

@@ -8,7 +8,9 @@ left over are prologue (prefill, for "prefill_decode") or epilogue (e.g. the fin
 concat); the offset of the first slice is the one that makes the most slices repeat the same
 name sequence, since a replayed decode step repeats the same kernels; among offsets that
 tie (a periodic run fits any rotation) the latest wins, as leftovers at the end are usually
-one epilogue op while those at the start are a whole prefill.
+one epilogue op while those at the start are a whole prefill. A range with fewer ops than
+steps (a persistent kernel running every step) is cut in time: its GPU span in `steps` equal
+windows, each op listed in every window it overlaps with its time clipped to the window.
 
 A step's window runs from its first op start to the next step's first op start (the last
 step of a range: to its last op end); busy is the union of its op intervals, idle the rest.
@@ -34,7 +36,7 @@ OP_COLUMNS = ("op", "start_ns", "end_ns", "dur_ns", "name", "family", "grid", "b
 class StepPick:
     """The decode steps of one trace and the one picked to represent them.
 
-    source: "step_range" | "decode_slice" | "prefill_decode_slice" ("" when no steps).
+    source: "step_range" | "decode_slice" | "time_slice" | "prefill_decode_slice" ("" when no steps).
     steps: one row per step (step, decode_index, window_ns, busy_ns, idle_ns, ops, launches).
     index: the picked step (row of `steps`), or None. ops: its GPU ops (OP_COLUMNS).
     prefill: the GPU ops of the first prefill (the median one by window when there are many).
@@ -121,7 +123,8 @@ def _from_slices(trace: Trace, ops: pl.DataFrame, dec: pl.DataFrame, n: int) -> 
     parts, prologues = [], []
     for (di,), group in inside.group_by(["decode_index"], maintain_order=True):
         o = slice_offset(group["name"].to_list(), n)
-        if o is None:
+        if o is None:  # fewer ops than steps (a persistent kernel runs every step): cut in time
+            parts.append(_time_sliced(group, n))
             continue
         p = group.height // n
         group = group.with_row_index("_i").with_columns(pl.col("_i").cast(pl.Int64))
@@ -130,11 +133,26 @@ def _from_slices(trace: Trace, ops: pl.DataFrame, dec: pl.DataFrame, n: int) -> 
         parts.append(body.with_columns(((pl.col("_i") - o) // p).alias("step")).drop("_i"))
     if not parts:
         return pl.DataFrame(), pl.DataFrame(), pl.DataFrame()
-    labelled = pl.concat(parts).with_columns((pl.col("decode_index") * n + pl.col("step")).alias("step"))
+    labelled = pl.concat(parts, how="vertical_relaxed").with_columns((pl.col("decode_index") * n + pl.col("step")).alias("step"))
     launches = _launches_in(trace, dec).join(dec.select("range_id", "decode_index"), on="range_id")
     steps = _windows(labelled).join(
         launches.select("decode_index", (pl.col("launches") / n).alias("launches")), on="decode_index", how="left")
-    return steps.with_columns(pl.col("launches").fill_null(0.0)), labelled, pl.concat(prologues)
+    return steps.with_columns(pl.col("launches").fill_null(0.0)), labelled, (pl.concat(prologues) if prologues
+                                                                             else inside.clear())
+
+
+def _time_sliced(group: pl.DataFrame, n: int) -> pl.DataFrame:
+    """One decode range's ops when there are fewer than steps: its GPU span (first op start to
+    last op end) cut into n equal windows; each op appears in every window it overlaps, its
+    start, end and duration clipped to the window (a persistent kernel: once per step)."""
+    s0, s1 = group["start_ns"].min(), group["end_ns"].max()
+    win = pl.DataFrame({"step": range(n)}, schema={"step": pl.Int64}).with_columns(
+        (s0 + (s1 - s0) * pl.col("step") // n).alias("_w0"), (s0 + (s1 - s0) * (pl.col("step") + 1) // n).alias("_w1"))
+    out = group.join(win, how="cross").with_columns(
+        pl.max_horizontal("start_ns", "_w0").alias("start_ns"), pl.min_horizontal("end_ns", "_w1").alias("end_ns"),
+    ).filter(pl.col("start_ns") < pl.col("end_ns"))
+    return out.with_columns((pl.col("end_ns") - pl.col("start_ns")).alias("dur_ns"),
+                            pl.lit(True).alias("time_sliced")).drop("_w0", "_w1")
 
 
 def _median_index(steps: pl.DataFrame) -> int:
@@ -167,6 +185,8 @@ def pick_step(trace: Trace, *, step: int | None = None, steps: int | None = None
     elif n and (rng["range_name"] == "decode").any():
         source = "decode_slice"
         per, labelled, _ = _from_slices(trace, ops, rng.filter(pl.col("range_name") == "decode"), n)
+        if "time_sliced" in labelled.columns and labelled["time_sliced"].all():
+            source = "time_slice"
     elif n and (rng["range_name"] == "prefill_decode").any():
         source = "prefill_decode_slice"
         per, labelled, pro = _from_slices(trace, ops, rng.filter(pl.col("range_name") == "prefill_decode"), n)
