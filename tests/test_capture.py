@@ -176,6 +176,31 @@ def test_export_of_a_corrupt_report_fails_the_export_step(nsys, tmp_path):
     assert not (tmp_path / "trace.sqlite").exists()
 
 
+@pytest.mark.nsys
+def test_nsys_session_that_fails_to_start_is_retried_once(nsys, program, tmp_path, monkeypatch):
+    """nsys 2022.4 sometimes exits with "Local Endpoint is not available" before running the
+    target. A wrapper in front of the real nsys produces that failure once; the retry (logged
+    in the same nsys.log) must then capture normally."""
+    flag, wrapper = tmp_path / "failed-once", tmp_path / "nsys"
+    wrapper.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        if [ "$1" = profile ] && [ "$2" != --help ] && [ ! -e {flag} ]; then
+          touch {flag}
+          echo "[QuadDCommon::tag_message*] = Local Endpoint is not available." >&2
+          exit 1
+        fi
+        exec {nsys} "$@"
+        """))
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("NSYS", str(wrapper))
+    run = profile_target("small", ["--device", "cpu"], out_dir=tmp_path / "runs", command=program,
+                         timeout_s=STEP_TIMEOUT_S)
+    assert flag.exists() and (run / "trace.sqlite").is_file()
+    log = (run / "logs" / "nsys.log").read_text()
+    assert log.count("\n$ ") + log.startswith("$ ") == 2 and "Local Endpoint is not available" in log
+    assert _ranges(run / "trace.sqlite").get("step", 0) > 0
+
+
 def test_missing_nsys_fails_before_any_run_folder(monkeypatch, tmp_path):
     monkeypatch.setenv("NSYS", "/nonexistent")
     proc = subprocess.run(

@@ -149,10 +149,21 @@ class _Run:
         self.console.print(f"[green]ok[/] {step.name} (log: logs/{step.log.name})")
 
 
+TRANSIENT_NSYS = "Local Endpoint is not available"  # nsys's session daemon did not answer: a retry works
+
+
 def _nsys_steps(run: _Run, nsys: Path, prefix: list[str], target_args: list[str], *, cuda: bool) -> Path:
     profiler, dropped = nsys_cmd.profile_argv(nsys, run.dir / "trace", cuda=cuda)
     run.record.set(nsys_dropped_flags=dropped)
-    step = run.step("nsys", profiler, [*prefix, *target_args, "--json-out", str(run.dir / "metrics.json")])
+    program = [*prefix, *target_args, "--json-out", str(run.dir / "metrics.json")]
+    step = run.step("nsys", profiler, program)
+    if step.status != 0 and TRANSIENT_NSYS in step.log.read_text(errors="replace"):
+        # nsys's local IPC endpoint sometimes fails to come up (seen with 2022.4): one retry,
+        # appended to the same log
+        for partial in run.dir.glob("trace.*"):
+            partial.unlink()
+        run.console.print(f"[yellow]nsys could not start its session ({TRANSIENT_NSYS}); retrying once[/]")
+        step = run.step("nsys", profiler, program)
     run.check(step)
     rep = run.dir / "trace.nsys-rep"
     if not rep.exists():

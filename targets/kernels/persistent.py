@@ -20,8 +20,9 @@ the counter reaches j * P; the atomics are acq_rel at GPU scope and the data the
 (state, h, partials) is read with .cg, so no program reads a stale L1 line. All P programs must be
 resident at once, so P <= the SM count (one program per SM fits: 4 warps, modest registers). A
 spinning program gives up after SPIN_LIMIT polls and raises an error flag instead of hanging the
-GPU (later barriers then pass at once); the host checks it. In Triton's CPU interpreter programs run one after another, so there the
-kernel runs with P = 1 (every barrier is passed at once; the stage math is the same).
+GPU (later barriers then pass at once); the host checks it, and every launch clears it. In
+Triton's CPU interpreter programs run one after another, so there the kernel runs with P = 1
+(every barrier is passed at once; the stage math is the same).
 """
 
 from __future__ import annotations
@@ -189,7 +190,8 @@ class PersistentDecode:
             raise TargetError(f"state must be [{b}, {self.hidden_size}] {self.embed.dtype} with contiguous rows")
         if logits_out is not None and (logits_out.shape != (b, self.vocab) or logits_out.stride(1) != 1):
             raise TargetError(f"logits_out must be [{b}, {self.vocab}] with contiguous rows")
-        self.barrier.zero_()  # a memset node when captured in a CUDA graph
+        self.barrier.zero_()  # memset nodes when captured in a CUDA graph
+        self.error.zero_()
         cap = triton.next_power_of_2(self.hidden_size)  # no tile wider than the (padded) hidden size
         (bn1, bk1, ns1), (bn2, bk2, ns2), (bn3, bk3, ns3) = self.tiles
         s1, g1 = scale_args(self.w1)
