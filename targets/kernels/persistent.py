@@ -11,7 +11,7 @@ with grid-wide barriers between the dependent stages of a step:
              program 0 writes them to tokens_out[:, step]
 
 Each stage spreads its column blocks over the P programs (block i -> program i mod P), with the
-tensor-core tiles of linear_tile.linear_acc_dot. State and h live in global memory (L2: a few KB),
+tensor-core tiles of dot_tile.linear_acc_dot. State and h live in global memory (L2: a few KB),
 the weights stay in L2 between steps when they fit (21 MB bf16 at the default shape, H100's L2 is
 50 MB): the kernel never returns to the host between steps, so there are no launch gaps.
 
@@ -32,9 +32,10 @@ import triton
 import triton.language as tl
 
 from targets.errors import TargetError
-from targets.kernels import linear_tile
+from targets.kernels import dot_tile, linear_tile
 from targets.kernels.common import DOT_MIN, interpreting, num_sms
 from targets.kernels.gemv import scale_args
+from targets.kernels.numerics import round_to
 from targets.kernels.quant import make_linear_weight
 
 SPIN_LIMIT: tl.constexpr = tl.constexpr(1 << 20)  # polls (~1 s) before a barrier reports it is stuck
@@ -85,19 +86,19 @@ def persistent_decode_kernel(tok_in_ptr, emb_ptr, state_ptr, stride_state, lnw_p
             blk = pid + i * P  # block i*P + pid: the blocks are dealt round-robin
             if blk < NB1:  # the last round has fewer blocks than programs
                 n0 = blk * BN1
-                acc = linear_tile.linear_acc_dot(state_ptr, stride_state, my_tok, 1, emb_ptr, lnw_ptr, lnb_ptr,
+                acc = dot_tile.linear_acc_dot(state_ptr, stride_state, my_tok, 1, emb_ptr, lnw_ptr, lnb_ptr,
                                                  mean, rstd, w1_ptr, s1_ptr, g1_ptr, n0, H, K, B, FMT, True, False,
                                                  False, NS1, BLOCK_B, BN1, BK1)
                 offs = n0 + tl.arange(0, BN1)
                 y = acc + tl.load(b1_ptr + offs, mask=offs < H, other=0.0).to(tl.float32)[None, :]
-                y = linear_tile.gelu_erf(linear_tile.round_to(y, act))
+                y = linear_tile.gelu_erf(round_to(y, act))
                 linear_tile.store_rows(h_ptr, stride_h, y, n0, H, B, BLOCK_B, BN1)
         grid_barrier(bar_ptr, err_ptr, (3 * step + 1) * P)
         for i in range(0, (NB2 + P - 1) // P):
             blk = pid + i * P
             if blk < NB2:  # the last round has fewer blocks than programs
                 n0 = blk * BN2
-                acc = linear_tile.linear_acc_dot(h_ptr, stride_h, my_tok, 1, emb_ptr, lnw_ptr, lnb_ptr, unused,
+                acc = dot_tile.linear_acc_dot(h_ptr, stride_h, my_tok, 1, emb_ptr, lnw_ptr, lnb_ptr, unused,
                                                  unused, w2_ptr, s2_ptr, g2_ptr, n0, H, K, B, FMT, False, False,
                                                  False, NS2, BLOCK_B, BN2, BK2)
                 offs = n0 + tl.arange(0, BN2)
@@ -108,10 +109,10 @@ def persistent_decode_kernel(tok_in_ptr, emb_ptr, state_ptr, stride_state, lnw_p
             blk = pid + i * P
             if blk < NB3:  # the last round has fewer blocks than programs
                 n0 = blk * BN3
-                acc = linear_tile.linear_acc_dot(state_ptr, stride_state, my_tok, 1, emb_ptr, lnw_ptr, lnb_ptr, unused,
+                acc = dot_tile.linear_acc_dot(state_ptr, stride_state, my_tok, 1, emb_ptr, lnw_ptr, lnb_ptr, unused,
                                                  unused, wl_ptr, sl_ptr, gl_ptr, n0, V, K, B, FMT, False, False, False,
                                                  NS3, BLOCK_B, BN3, BK3)
-                logits = linear_tile.round_to(acc, act)  # eager argmaxes the rounded logits
+                logits = round_to(acc, act)  # eager argmaxes the rounded logits
                 if WRITE_LOGITS:
                     if step == STEPS - 1:
                         linear_tile.store_rows(logits_ptr, stride_logits, logits, n0, V, B, BLOCK_B, BN3)
