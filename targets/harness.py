@@ -60,7 +60,9 @@ class Phases(Protocol):
 class Variant(Protocol):
     """What a target implements. `generate` returns tokens [batch, steps + 1] on the device
     and leaves the last step's logits in `last_logits`; it calls `phase("copied")`,
-    `phase("prefilled")` and `phase("decoded")` at those boundaries."""
+    `phase("prefilled")` and `phase("decoded")` at those boundaries. Optional: `step_fn(tok,
+    state)` (one eager step, for the teacher-forced check) and `verify_runs()` (called once after
+    the measured runs, untimed; raises if they went wrong in a way only the variant can see)."""
 
     active: list[str]
     fallbacks: list[str]
@@ -295,6 +297,9 @@ def run(label: str, build: Builder, cfg: Config) -> dict:
     build_s = time.perf_counter() - t0
     correctness = check_correctness(cfg, weights, variant)
     rows, warmup_s = measure(cfg, weights, variant)
+    verify_runs = getattr(variant, "verify_runs", None)  # a variant's own after-the-fact check, untimed
+    if verify_runs is not None:
+        verify_runs()
     device = device_info(cfg)
     result = {
         "target": label,

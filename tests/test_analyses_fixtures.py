@@ -167,3 +167,26 @@ def test_persistent_kernel_steps_are_cut_in_time(traces):
         assert mine["kernels"][0] == 2 and set(mine["kernels"][1:].to_list()) == {1}
     assert run("kernel_summary", trace_of(traces, db)).filter(
         pl.col("name") == "persistent_decode_kernel")["family"].to_list() == ["gemm"]
+
+
+def test_truncated_graph_range_is_not_cut_in_time(traces):
+    """A graph decode range that lost most of its kernels (a truncated capture: here 10 of 513
+    kept, on purpose) has fewer kernels than steps but no kernel spanning it: it is not passed
+    off as 64 time slices, and the diff still lines up the intact ranges."""
+    import dataclasses
+
+    from decodeprof.diff import pick_step
+
+    db = need("graph")
+    full = trace_of(traces, db)
+    first = run("decode_steps", full).filter(pl.col("decode_index") == 0)
+    lo, hi = first["gpu_start_ns"].min(), first["gpu_start_ns"].max() + first["gpu_window_ns"][-1]
+    inside = (pl.col("start_ns") >= lo) & (pl.col("start_ns") < hi)
+    kept = pl.concat([full.kernels.filter(~inside), full.kernels.filter(inside).head(10)]).sort("start_ns")
+    cut = dataclasses.replace(full, kernels=kept)
+    steps = run("decode_steps", cut)
+    assert "time_slice" not in set(steps["source"])
+    assert steps.filter(pl.col("decode_index") == 0)["kernels"].sum() == 0
+    assert steps.filter(pl.col("decode_index") > 0)["kernels"].sum() == first["kernels"].sum() * 2
+    picked = pick_step(cut)
+    assert picked.source == "decode_slice" and picked.steps.height == 2 * 64

@@ -99,6 +99,8 @@ def test_tile_spec_parsing_and_tma_plans_keep_their_pipeline(monkeypatch):
     assert (t.block_n, t.num_warps, t.variant, t.block_k, t.num_stages) == (32, 4, 2, 256, 2)
     # fp32 activations cannot use the tensor-core tiles: registers-only variant instead
     assert tiles(lw, LaunchOptions(), "k1", batch=4, act_dtype=torch.float32).variant == 1
-    monkeypatch.setenv(TILES_ENV, "bf16:k1=32x1x2x1024")
-    with pytest.raises(TargetError, match="BLOCK_NxWARPS"):
-        tiles(lw, LaunchOptions(), "k1", batch=4)
+    for bad in ("bf16:k1=32x1x2x1024", "bf16:k1=0x4", "bf16:k1=24x4x2", "bf16:k1=16x4x3", "bf16:k1=16x4x2x96x2",
+                "bf16:k1=16x0", "bf16:k1=16x4x2x256x0"):
+        monkeypatch.setenv(TILES_ENV, bad)
+        with pytest.raises(TargetError, match="BLOCK_NxWARPS"):
+            tiles(lw, LaunchOptions(), "k1", batch=4)

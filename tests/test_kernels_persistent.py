@@ -9,7 +9,8 @@ import torch
 
 from targets import harness, workload
 from targets.errors import TargetError
-from targets.kernels.fused_decode import DecodeKernels
+from targets.kernels.common import LaunchOptions
+from targets.kernels.fused_decode import DecodeKernels, KernelPlan
 from targets.kernels.persistent import PersistentDecode
 
 SMALL = dict(batch=3, hidden=96, vocab=200, dtype="bf16", device=DEVICE.type)
@@ -38,7 +39,8 @@ def test_persistent_steps_match_the_three_kernel_steps(weights, fmt):
     pd.run(tok, got_state, got_tokens, got_logits)
     pd.check_error()
 
-    dk = DecodeKernels(weights, fmt, 3)  # the same math, one launch per kernel and step
+    # the same math by the registers-only kernels (variant 1: no tensor cores), one launch per kernel and step
+    dk = DecodeKernels(weights, fmt, 3, KernelPlan(*[LaunchOptions(variant=1)] * 3))
     st, t = state.clone(), tok.clone()
     want = []
     logits = torch.empty(3, 200, dtype=torch.bfloat16, device=DEVICE)
@@ -78,3 +80,16 @@ def test_persistent_rejects_bad_input(weights):
         pd.run(tok, state[:, :64], torch.empty(3, 2, dtype=torch.int64, device=DEVICE))
     with pytest.raises(TargetError, match="tokens must be"):
         pd.run(tok.int(), state, torch.empty(3, 2, dtype=torch.int64, device=DEVICE))
+    with pytest.raises(TargetError, match="tokens_out must be int64"):
+        pd.run(tok, state, torch.empty(3, 2, dtype=torch.int32, device=DEVICE))
+    with pytest.raises(TargetError, match="tokens_out must be int64"):
+        pd.run(tok, state, torch.empty(2, 3, dtype=torch.int64, device=DEVICE).t())
+
+
+def test_a_barrier_timeout_is_reported_after_the_runs():
+    cfg = workload.Config(steps=2, **SMALL)
+    variant = __import__("targets.persistent", fromlist=["build"]).build(cfg, workload.make_weights(cfg))
+    variant.verify_runs()  # clean so far
+    variant.kernel.error.fill_(1)  # what a program that gave up waiting at a barrier writes
+    with pytest.raises(TargetError, match="grid barrier of the persistent kernel timed out"):
+        variant.verify_runs()

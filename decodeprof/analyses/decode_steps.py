@@ -8,7 +8,7 @@ from decodeprof.analyses.events import (LAUNCH_KINDS, config_steps, gpu_work, in
                                         runtime_calls)
 from decodeprof.analyses.intervals import points_in_ranges, sums_in_ranges, union_ns
 from decodeprof.analyses.registry import analysis, shaped
-from decodeprof.analyses.step_slices import label_steps
+from decodeprof.analyses.step_slices import label_steps, spans_steps_expr
 from decodeprof.trace import Trace
 
 COLUMNS = {
@@ -117,9 +117,10 @@ def _from_decode_slices(trace: Trace, rng: pl.DataFrame, n_steps: int, name: str
     in_dec = in_ranges(_kernels(trace), dec)
     kern = label_steps(in_dec, n_steps, keep_prologue=name == "decode")
     out = _gpu_columns(steps, kern)
-    # Fewer kernels than steps (a persistent kernel runs every step): no kernel sequence to cut,
-    # so those decode ranges are cut in time instead.
-    few = in_dec.select("decode_index").unique().join(kern.select("decode_index").unique(), on="decode_index", how="anti")
+    # Fewer kernels than steps: no kernel sequence to cut. A range one kernel spans (a persistent
+    # kernel running every step) is cut in time instead; others (a truncated capture) stay empty.
+    few = in_dec.join(kern.select("decode_index").unique(), on="decode_index", how="anti")
+    few = few.group_by("decode_index").agg(spans_steps_expr().alias("_spans")).filter("_spans").select("decode_index")
     if few.is_empty():
         return out
     timed = _time_slices(in_dec.join(few, on="decode_index"), n_steps)
@@ -163,8 +164,8 @@ def decode_steps(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
     prefill kernels dropped) is cut into `steps` slices (config.steps, else the `steps`
     option; source "decode_slice"): CPU time and API counts are divided evenly, and the
     replayed kernels are cut into steps where their name sequence repeats (step_slices).
-    A decode range with fewer kernels than steps (a persistent kernel running every step)
-    is cut in time instead (source "time_slice"): its GPU span in equal windows, kernels =
+    A decode range with fewer kernels than steps, one of which spans at least half of it (a
+    persistent kernel running every step), is cut in time instead (source "time_slice"): its GPU span in equal windows, kernels =
     kernels running in the window (a kernel spanning several windows counts in each), busy
     = the kernel time inside the window.
     Columns: decode_index (0-based "decode" range, null if the step has none), step

@@ -4,7 +4,8 @@ A graph variant launches all decode steps at once, so no NVTX range marks a step
 decode repeats the same kernel sequence every step: with N kernels for `steps` steps, each
 step has p = N // steps kernels and N - steps * p are left over (prefill before the steps in
 graph_full's "prefill_decode" graph, a final token concat after them). The first step starts
-at the offset that makes the most slices repeat the same name sequence.
+at the offset that makes the most slices repeat the same name sequence. A range with fewer
+kernels than steps can still be cut in time when one kernel spans it (`spans_steps_expr`).
 """
 
 from __future__ import annotations
@@ -47,3 +48,17 @@ def label_steps(kernels: pl.DataFrame, steps: int, *, keep_prologue: bool) -> pl
     if not parts:
         return kernels.clear().with_columns(pl.lit(None, pl.Int64).alias("step"))
     return pl.concat(parts).drop("_pro")
+
+
+
+def spans_steps_expr() -> pl.Expr:
+    """Aggregation over a decode range's ops (start_ns, end_ns): one op covers at least half of
+    the range's GPU span, i.e. a persistent kernel running every step, whose steps can only be
+    cut in time. A range that merely has too few ops (a truncated capture) does not qualify."""
+    span = pl.col("end_ns").max() - pl.col("start_ns").min()
+    return (span > 0) & (2 * (pl.col("end_ns") - pl.col("start_ns")).max() >= span)
+
+
+def spans_steps(ops: pl.DataFrame) -> bool:
+    """spans_steps_expr for one range's ops."""
+    return not ops.is_empty() and bool(ops.select(spans_steps_expr()).item())

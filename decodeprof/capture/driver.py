@@ -157,11 +157,12 @@ def _nsys_steps(run: _Run, nsys: Path, prefix: list[str], target_args: list[str]
     run.record.set(nsys_dropped_flags=dropped)
     program = [*prefix, *target_args, "--json-out", str(run.dir / "metrics.json")]
     step = run.step("nsys", profiler, program)
-    if step.status != 0 and TRANSIENT_NSYS in step.log.read_text(errors="replace"):
-        # nsys's local IPC endpoint sometimes fails to come up (seen with 2022.4): one retry,
-        # appended to the same log
-        for partial in run.dir.glob("trace.*"):
-            partial.unlink()
+    metrics = run.dir / "metrics.json"
+    if step.status != 0 and not metrics.exists() and TRANSIENT_NSYS in step.log.read_text(errors="replace"):
+        # nsys's local IPC endpoint sometimes fails to come up before the target starts (seen
+        # with 2022.4): one retry, appended to the same log
+        for partial in ("trace.nsys-rep", "trace.qdstrm", "trace.sqlite"):
+            (run.dir / partial).unlink(missing_ok=True)
         run.console.print(f"[yellow]nsys could not start its session ({TRANSIENT_NSYS}); retrying once[/]")
         step = run.step("nsys", profiler, program)
     run.check(step)

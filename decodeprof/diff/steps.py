@@ -9,8 +9,10 @@ concat); the offset of the first slice is the one that makes the most slices rep
 name sequence, since a replayed decode step repeats the same kernels; among offsets that
 tie (a periodic run fits any rotation) the latest wins, as leftovers at the end are usually
 one epilogue op while those at the start are a whole prefill. A range with fewer ops than
-steps (a persistent kernel running every step) is cut in time: its GPU span in `steps` equal
-windows, each op listed in every window it overlaps with its time clipped to the window.
+steps where one kernel spans at least half of it (a persistent kernel running every step) is
+cut in time: its GPU span in `steps` equal windows, each op listed in every window it overlaps
+with its time clipped to the window; other ranges with too few ops (a truncated capture) are
+left out.
 
 A step's window runs from its first op start to the next step's first op start (the last
 step of a range: to its last op end); busy is the union of its op intervals, idle the rest.
@@ -25,7 +27,7 @@ import polars as pl
 from decodeprof.analyses.events import LAUNCH_KINDS, config_steps, in_ranges, ranges, runtime_calls
 from decodeprof.analyses.intervals import union_ns
 from decodeprof.analyses.kernel_summary import kernel_family
-from decodeprof.analyses.step_slices import slice_offset
+from decodeprof.analyses.step_slices import slice_offset, spans_steps
 from decodeprof.trace import Trace
 
 OP_COLUMNS = ("op", "start_ns", "end_ns", "dur_ns", "name", "family", "grid", "block", "graph", "launch_api",
@@ -123,8 +125,9 @@ def _from_slices(trace: Trace, ops: pl.DataFrame, dec: pl.DataFrame, n: int) -> 
     parts, prologues = [], []
     for (di,), group in inside.group_by(["decode_index"], maintain_order=True):
         o = slice_offset(group["name"].to_list(), n)
-        if o is None:  # fewer ops than steps (a persistent kernel runs every step): cut in time
-            parts.append(_time_sliced(group, n))
+        if o is None:  # fewer ops than steps: cut in time if one kernel runs every step, else skipped
+            if spans_steps(group):
+                parts.append(_time_sliced(group, n))
             continue
         p = group.height // n
         group = group.with_row_index("_i").with_columns(pl.col("_i").cast(pl.Int64))
@@ -133,7 +136,7 @@ def _from_slices(trace: Trace, ops: pl.DataFrame, dec: pl.DataFrame, n: int) -> 
         parts.append(body.with_columns(((pl.col("_i") - o) // p).alias("step")).drop("_i"))
     if not parts:
         return pl.DataFrame(), pl.DataFrame(), pl.DataFrame()
-    labelled = pl.concat(parts, how="vertical_relaxed").with_columns((pl.col("decode_index") * n + pl.col("step")).alias("step"))
+    labelled = pl.concat(parts, how="diagonal_relaxed").with_columns((pl.col("decode_index") * n + pl.col("step")).alias("step"))
     launches = _launches_in(trace, dec).join(dec.select("range_id", "decode_index"), on="range_id")
     steps = _windows(labelled).join(
         launches.select("decode_index", (pl.col("launches") / n).alias("launches")), on="decode_index", how="left")
@@ -185,7 +188,7 @@ def pick_step(trace: Trace, *, step: int | None = None, steps: int | None = None
     elif n and (rng["range_name"] == "decode").any():
         source = "decode_slice"
         per, labelled, _ = _from_slices(trace, ops, rng.filter(pl.col("range_name") == "decode"), n)
-        if "time_sliced" in labelled.columns and labelled["time_sliced"].all():
+        if "time_sliced" in labelled.columns and labelled["time_sliced"].fill_null(False).all():
             source = "time_slice"
     elif n and (rng["range_name"] == "prefill_decode").any():
         source = "prefill_decode_slice"

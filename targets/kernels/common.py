@@ -191,10 +191,15 @@ def parse_tile(item: str) -> tuple[str, str, Tile]:
         key, val = item.split("=")
         f, nn = key.split(":")
         vals = [int(v) for v in val.lower().split("x")]
-        if len(vals) not in (2, 3, 5) or (nn not in ROLES and not nn.isdigit()) or min(vals) < 0:
+        if len(vals) not in (2, 3, 5) or (nn not in ROLES and not nn.isdigit()):
+            raise ValueError(item)
+        pow2 = [vals[0]] + vals[3:4]  # BLOCK_N, BLOCK_K
+        if any(v < 1 or v & (v - 1) for v in pow2) or vals[1] < 1 or vals[2:3] and vals[2] not in (0, 1, 2) \
+                or vals[4:5] and vals[4] < 1:
             raise ValueError(item)
     except ValueError as exc:
-        raise TargetError(f"{TILES_ENV} item {item!r} is not fmt:ROLE=BLOCK_NxWARPS[xVARIANT[xBLOCK_KxSTAGES]]",
+        raise TargetError(f"{TILES_ENV} item {item!r} is not fmt:ROLE=BLOCK_NxWARPS[xVARIANT[xBLOCK_KxSTAGES]] "
+                          "(BLOCK_N and BLOCK_K powers of two, WARPS and STAGES >= 1, VARIANT 0, 1 or 2)",
                           "for example bf16:k3=16x8x1 or fp8:k3=64x4x2x256x3") from exc
     vals += [-1] if len(vals) == 2 else []
     return f, nn, Tile(*vals)

@@ -41,7 +41,7 @@ def linear_acc_dot(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_p
     tl.dot(weight tile [BLOCK_N, BLOCK_K], x tile transposed [BLOCK_K, BLOCK_B]), so the output
     columns fill the MMA's M dimension and the few batch rows its N (BLOCK_B >= 16, padded with
     zero rows). Quantized weights multiply in fp16 (E4M3 -> fp16 is one packed, exact conversion;
-    an E2M1 value times its E4M3 block scale has at most 5 significant bits and lies in
+    an E2M1 value times its E4M3 block scale has at most 6 significant bits and lies in
     [2**-10, 2688]: exact in fp16), so the activations are rounded to fp16 for the MMA (exact for
     bf16 values in fp16's normal range, |x| in [2**-14, 65504]; smaller ones keep fp16's subnormal
     precision). The per-row / global scales multiply the accumulator after the K loop. The K loop is software

@@ -18,10 +18,12 @@ the weights stay in L2 between steps when they fit (21 MB bf16 at the default sh
 Grid barrier: a monotonically increasing arrival counter (zero at launch). Barrier j waits until
 the counter reaches j * P; the atomics are acq_rel at GPU scope and the data the stages exchange
 (state, h, partials) is read with .cg, so no program reads a stale L1 line. All P programs must be
-resident at once, so P <= the SM count (one program per SM fits: 4 warps, modest registers). A
+resident at once, so P = min(SM count, column blocks of the widest stage): 128 programs on an
+H100 at the default shape (one per SM fits: 4 warps, modest registers). A
 spinning program gives up after SPIN_LIMIT polls and raises an error flag instead of hanging the
-GPU (later barriers then pass at once); the host checks it, and every launch clears it. In
-Triton's CPU interpreter programs run one after another, so there the kernel runs with P = 1
+GPU (later barriers then pass at once). The flag is sticky (cleared only when the object is
+made): the host checks it after each decode (check_error), so a timeout in any run is an error.
+In Triton's CPU interpreter programs run one after another, so there the kernel runs with P = 1
 (every barrier is passed at once; the stage math is the same).
 """
 
@@ -149,6 +151,8 @@ class PersistentDecode:
         self.w1, self.w2 = make_linear_weight(w.decode_w1, fmt), make_linear_weight(w.decode_w2, fmt)
         self.lm = make_linear_weight(w.lm_head, fmt)
         self.hidden_size, self.vocab = self.w1.n, self.lm.n
+        if not self.w1.k == self.w1.n == self.w2.k == self.w2.n == self.lm.k == w.embed.shape[1]:
+            raise TargetError("the persistent kernel needs square hidden layers: W1, W2 [h, h], lm_head [V, h], embed [V, h]")
         # (BLOCK_N, BLOCK_K, num_stages) per stage: the tensor-core tiles measured best as separate
         # kernels (benchmarks/tune_gemv.py); stage 2 uses 16-column blocks (64 of them at h=1024)
         self.tiles = tiles or ((16, 1024, 1), (16, 256, 3), (64, 128, 4))
@@ -189,10 +193,15 @@ class PersistentDecode:
             raise TargetError(f"tokens must be a contiguous int64 [{self.batch}], tokens_out [{self.batch}, steps]")
         if state.shape != (b, self.hidden_size) or state.stride(1) != 1 or state.dtype != self.embed.dtype:
             raise TargetError(f"state must be [{b}, {self.hidden_size}] {self.embed.dtype} with contiguous rows")
-        if logits_out is not None and (logits_out.shape != (b, self.vocab) or logits_out.stride(1) != 1):
-            raise TargetError(f"logits_out must be [{b}, {self.vocab}] with contiguous rows")
-        self.barrier.zero_()  # memset nodes when captured in a CUDA graph
-        self.error.zero_()
+        if logits_out is not None and (logits_out.shape != (b, self.vocab) or logits_out.stride(1) != 1
+                                       or logits_out.dtype != self.embed.dtype):
+            raise TargetError(f"logits_out must be [{b}, {self.vocab}] {self.embed.dtype} with contiguous rows")
+        if tokens_out.dtype != torch.int64 or tokens_out.stride(1) != 1:
+            raise TargetError("tokens_out must be int64 [batch, steps] with contiguous rows")
+        for name, t in (("tokens", tokens), ("state", state), ("tokens_out", tokens_out)):
+            if t.device != self.embed.device:
+                raise TargetError(f"{name} is on {t.device}, the weights on {self.embed.device}")
+        self.barrier.zero_()  # one small fill kernel before the persistent one (also inside a CUDA graph)
         cap = triton.next_power_of_2(self.hidden_size)  # no tile wider than the (padded) hidden size
         (bn1, bk1, ns1), (bn2, bk2, ns2), (bn3, bk3, ns3) = self.tiles
         s1, g1 = scale_args(self.w1)
