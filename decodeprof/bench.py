@@ -33,20 +33,11 @@ def target_command(label: str, target_args: list[str], json_out: Path | None = N
     if info.launcher == "torchrun" or gpus > 1:
         import os
 
-        from targets.launch import torchrun_command
+        from targets.launch import target_device, torchrun_command
 
-        command, extra = torchrun_command(args, gpus, _device_of(target_args))
+        command, extra = torchrun_command(args, gpus, target_device(target_args))
         return command, {**os.environ, **extra}
     return [sys.executable, "-m", "targets", *args], None
-
-
-def _device_of(target_args: list[str]) -> str:
-    for i, arg in enumerate(target_args):
-        if arg == "--device" and i + 1 < len(target_args):
-            return target_args[i + 1]
-        if arg.startswith("--device="):
-            return arg.split("=", 1)[1]
-    return "cuda"
 
 
 def run_target(label: str, target_args: list[str], gpus: int = 1) -> dict:

@@ -358,9 +358,15 @@ def main(label: str, build: Builder, argv: list[str] | None = None, needs_cuda: 
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
         return 2
+    emit(result, args)
+    return 0
+
+
+def emit(result: dict, args: argparse.Namespace, table: Callable[[dict], str] | None = None) -> None:
+    """Write the metrics JSON to --json-out (if given) and print it (--json) or the table
+    (`table`, default format_table)."""
     text = json.dumps(result, indent=2)
     if args.json_out:
         with open(args.json_out, "w") as fh:
             fh.write(text + "\n")
-    print(text if args.json else format_table(result))
-    return 0
+    print(text if args.json else (table or format_table)(result))

@@ -36,6 +36,11 @@ def _flag_value(args: list[str], flag: str) -> str | None:
     return None
 
 
+def target_device(target_args) -> str:
+    """The --device a target will use ("cuda" unless its flags say otherwise, as the targets do)."""
+    return _flag_value(list(target_args), "--device") or "cuda"
+
+
 def torchrun_command(label_args: list[str], nprocs: int, device: str, *,
                      python: str | None = None) -> tuple[list[str], dict[str, str]]:
     """(argv, env overrides) that start `nprocs` ranks of `python -m targets LABEL ARGS...`.

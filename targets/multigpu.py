@@ -22,7 +22,6 @@ import argparse
 import dataclasses
 import datetime
 import hashlib
-import json
 import os
 import sys
 import time
@@ -516,11 +515,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     dist.destroy_process_group()
     if result is not None:
-        text = json.dumps(result, indent=2)
-        if args.json_out:
-            with open(args.json_out, "w") as fh:
-                fh.write(text + "\n")
-        print(text if args.json else format_table(result))
+        harness.emit(result, args, format_table)
     return 0
 
 

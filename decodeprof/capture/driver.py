@@ -23,17 +23,7 @@ from decodeprof.capture.process import child_env, run_logged, show_tail, target_
 from decodeprof.capture.runfolder import RunRecord, new_run_dir
 from decodeprof.errors import CaptureError, DecodeprofError
 from decodeprof.tools import find_ncu, find_nsys, tool_version
-
-
-def target_device(target_args: Sequence[str]) -> str:
-    """The --device the target will use ("cuda" unless the flags say otherwise, as the targets do)."""
-    args = list(target_args)
-    for i, arg in enumerate(args):
-        if arg == "--device" and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith("--device="):
-            return arg.split("=", 1)[1]
-    return "cuda"
+from targets.launch import target_device
 
 
 def launcher(label: str, gpus: int, device: str, command: Sequence[str] | None) -> tuple[list[str], dict[str, str] | None]:
