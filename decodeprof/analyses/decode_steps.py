@@ -8,7 +8,7 @@ from decodeprof.analyses.events import (LAUNCH_KINDS, config_steps, gpu_work, in
                                         runtime_calls)
 from decodeprof.analyses.intervals import points_in_ranges, sums_in_ranges, union_ns
 from decodeprof.analyses.registry import analysis, shaped
-from decodeprof.analyses.step_slices import label_steps, spans_steps_expr
+from decodeprof.analyses.step_slices import label_steps, spans_steps_expr, time_slices
 from decodeprof.trace import Trace
 
 COLUMNS = {
@@ -131,25 +131,16 @@ def _from_decode_slices(trace: Trace, rng: pl.DataFrame, n_steps: int, name: str
 
 
 def _time_slices(kern: pl.DataFrame, n_steps: int) -> pl.DataFrame:
-    """Per (decode_index, step): the decode's GPU span (first kernel start to last kernel end)
-    cut into `n_steps` equal windows; kernels = kernels running in the window (one spanning
-    several windows counts in each), busy = union of the kernel intervals clipped to it."""
-    span = kern.group_by("decode_index").agg(pl.col("start_ns").min().alias("_s0"), pl.col("end_ns").max().alias("_s1"))
-    win = span.join(pl.DataFrame({"step": range(n_steps)}, schema={"step": pl.Int64}), how="cross").select(
-        "decode_index", "step",
-        (pl.col("_s0") + (pl.col("_s1") - pl.col("_s0")) * pl.col("step") // n_steps).alias("_w0"),
-        (pl.col("_s0") + (pl.col("_s1") - pl.col("_s0")) * (pl.col("step") + 1) // n_steps).alias("_w1"),
-    )
-    clipped = kern.select("decode_index", "start_ns", "end_ns").join(win, on="decode_index").select(
-        "decode_index", "step", pl.max_horizontal("start_ns", "_w0").alias("start_ns"),
-        pl.min_horizontal("end_ns", "_w1").alias("end_ns"),
-    ).filter(pl.col("start_ns") < pl.col("end_ns"))
+    """Per (decode_index, step): the decode's GPU span cut into `n_steps` equal windows
+    (step_slices.time_slices); kernels = kernels running in the window (one spanning several
+    windows counts in each), busy = union of the kernel intervals clipped to it."""
+    windows, clipped = time_slices(kern.select("decode_index", "start_ns", "end_ns"), n_steps)
     keys = ["decode_index", "step"]
     busy = union_ns(clipped, by=keys).rename({"busy_ns": "gpu_busy_ns"})
     count = clipped.group_by(keys).agg(pl.len().cast(pl.Int64).alias("kernels"))
-    return win.join(count, on=keys, how="left").join(busy, on=keys, how="left").select(
-        *keys, pl.col("kernels").fill_null(0), pl.col("_w0").alias("gpu_start_ns"),
-        (pl.col("_w1") - pl.col("_w0")).alias("gpu_window_ns"), pl.col("gpu_busy_ns").fill_null(0),
+    return windows.join(count, on=keys, how="left").join(busy, on=keys, how="left").select(
+        *keys, pl.col("kernels").fill_null(0), pl.col("window_start_ns").alias("gpu_start_ns"),
+        (pl.col("window_end_ns") - pl.col("window_start_ns")).alias("gpu_window_ns"), pl.col("gpu_busy_ns").fill_null(0),
     ).with_columns((pl.col("gpu_window_ns") - pl.col("gpu_busy_ns")).clip(lower_bound=0).alias("gpu_idle_ns"))
 
 

@@ -62,3 +62,20 @@ def spans_steps_expr() -> pl.Expr:
 def spans_steps(ops: pl.DataFrame) -> bool:
     """spans_steps_expr for one range's ops."""
     return not ops.is_empty() and bool(ops.select(spans_steps_expr()).item())
+
+
+def time_slices(ops: pl.DataFrame, steps: int, *, by: str = "decode_index") -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Cut each range's GPU span (first op start to last op end, per `by`) into `steps` equal
+    windows. Returns (windows: by, step, window_start_ns, window_end_ns; clipped: every op in
+    every window it overlaps, + step, start_ns/end_ns clipped to the window)."""
+    span = ops.group_by(by).agg(pl.col("start_ns").min().alias("_s0"), pl.col("end_ns").max().alias("_s1"))
+    windows = span.join(pl.DataFrame({"step": range(steps)}, schema={"step": pl.Int64}), how="cross").select(
+        by, "step",
+        (pl.col("_s0") + (pl.col("_s1") - pl.col("_s0")) * pl.col("step") // steps).alias("window_start_ns"),
+        (pl.col("_s0") + (pl.col("_s1") - pl.col("_s0")) * (pl.col("step") + 1) // steps).alias("window_end_ns"),
+    )
+    clipped = ops.join(windows, on=by).with_columns(
+        pl.max_horizontal("start_ns", "window_start_ns").alias("start_ns"),
+        pl.min_horizontal("end_ns", "window_end_ns").alias("end_ns"),
+    ).filter(pl.col("start_ns") < pl.col("end_ns")).drop("window_start_ns", "window_end_ns")
+    return windows, clipped

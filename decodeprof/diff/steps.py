@@ -27,7 +27,7 @@ import polars as pl
 from decodeprof.analyses.events import LAUNCH_KINDS, config_steps, in_ranges, ranges, runtime_calls
 from decodeprof.analyses.intervals import union_ns
 from decodeprof.analyses.kernel_summary import kernel_family
-from decodeprof.analyses.step_slices import slice_offset, spans_steps
+from decodeprof.analyses.step_slices import slice_offset, spans_steps, time_slices
 from decodeprof.trace import Trace
 
 OP_COLUMNS = ("op", "start_ns", "end_ns", "dur_ns", "name", "family", "grid", "block", "graph", "launch_api",
@@ -145,17 +145,10 @@ def _from_slices(trace: Trace, ops: pl.DataFrame, dec: pl.DataFrame, n: int) -> 
 
 
 def _time_sliced(group: pl.DataFrame, n: int) -> pl.DataFrame:
-    """One decode range's ops when there are fewer than steps: its GPU span (first op start to
-    last op end) cut into n equal windows; each op appears in every window it overlaps, its
-    start, end and duration clipped to the window (a persistent kernel: once per step)."""
-    s0, s1 = group["start_ns"].min(), group["end_ns"].max()
-    win = pl.DataFrame({"step": range(n)}, schema={"step": pl.Int64}).with_columns(
-        (s0 + (s1 - s0) * pl.col("step") // n).alias("_w0"), (s0 + (s1 - s0) * (pl.col("step") + 1) // n).alias("_w1"))
-    out = group.join(win, how="cross").with_columns(
-        pl.max_horizontal("start_ns", "_w0").alias("start_ns"), pl.min_horizontal("end_ns", "_w1").alias("end_ns"),
-    ).filter(pl.col("start_ns") < pl.col("end_ns"))
-    return out.with_columns((pl.col("end_ns") - pl.col("start_ns")).alias("dur_ns"),
-                            pl.lit(True).alias("time_sliced")).drop("_w0", "_w1")
+    """One decode range's ops when one kernel spans it: each op in every one of the n equal
+    windows it overlaps (step_slices.time_slices), its duration clipped to the window."""
+    _, clipped = time_slices(group, n)
+    return clipped.with_columns((pl.col("end_ns") - pl.col("start_ns")).alias("dur_ns"), pl.lit(True).alias("time_sliced"))
 
 
 def _median_index(steps: pl.DataFrame) -> int:
