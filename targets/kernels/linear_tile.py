@@ -46,32 +46,36 @@ def pick_row(vec, b, BLOCK_B: tl.constexpr):
 
 
 @triton.jit
+def _embedded_rows(kt, tok, rows, rmask, emb_ptr, state_ptr, stride_state, K: tl.constexpr, BLOCK_K: tl.constexpr):
+    """K tile kt of embed[tok[b]] + state[b] for every batch row, rounded to the activation
+    dtype (fp32 values, zero outside K and B), and its mask."""
+    act = state_ptr.dtype.element_ty
+    ks = kt * BLOCK_K + tl.arange(0, BLOCK_K)
+    m = rmask[:, None] & (ks[None, :] < K)
+    e = tl.load(emb_ptr + tok[:, None] * K + ks[None, :], mask=m, other=0.0).to(tl.float32)
+    s = tl.load(state_ptr + rows[:, None] * stride_state + ks[None, :], mask=m, other=0.0,
+                cache_modifier=".cg").to(tl.float32)
+    return round_to(e + s, act), m
+
+
+@triton.jit
 def ln_row_stats(tok_ptr, stride_tok, emb_ptr, state_ptr, stride_state, eps,
                  K: tl.constexpr, B: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_K: tl.constexpr):
     """Mean and 1/std over K of (embed[tok[b]] + state[b]) rounded to the activation dtype,
     for every batch row: two passes (mean, then centred squares), like torch's LayerNorm."""
-    act = state_ptr.dtype.element_ty
     rows = tl.arange(0, BLOCK_B)
     rmask = rows < B
     tok = tl.load(tok_ptr + rows * stride_tok, mask=rmask, other=0, cache_modifier=".cg")
     K_TILES: tl.constexpr = (K + BLOCK_K - 1) // BLOCK_K
     total = tl.zeros([BLOCK_B], tl.float32)
     for kt in tl.range(0, K_TILES):
-        ks = kt * BLOCK_K + tl.arange(0, BLOCK_K)
-        m = rmask[:, None] & (ks[None, :] < K)
-        e = tl.load(emb_ptr + tok[:, None] * K + ks[None, :], mask=m, other=0.0).to(tl.float32)
-        s = tl.load(state_ptr + rows[:, None] * stride_state + ks[None, :], mask=m, other=0.0,
-                    cache_modifier=".cg").to(tl.float32)
-        total += tl.sum(round_to(e + s, act), axis=1)
+        x, m = _embedded_rows(kt, tok, rows, rmask, emb_ptr, state_ptr, stride_state, K, BLOCK_K)
+        total += tl.sum(x, axis=1)
     mean = total / K
     sq = tl.zeros([BLOCK_B], tl.float32)
     for kt in tl.range(0, K_TILES):
-        ks = kt * BLOCK_K + tl.arange(0, BLOCK_K)
-        m = rmask[:, None] & (ks[None, :] < K)
-        e = tl.load(emb_ptr + tok[:, None] * K + ks[None, :], mask=m, other=0.0).to(tl.float32)
-        s = tl.load(state_ptr + rows[:, None] * stride_state + ks[None, :], mask=m, other=0.0,
-                    cache_modifier=".cg").to(tl.float32)
-        d = tl.where(m, round_to(e + s, act) - mean[:, None], 0.0)
+        x, m = _embedded_rows(kt, tok, rows, rmask, emb_ptr, state_ptr, stride_state, K, BLOCK_K)
+        d = tl.where(m, x - mean[:, None], 0.0)
         sq += tl.sum(d * d, axis=1)
     rstd = 1.0 / tl.sqrt(sq / K + eps)
     return mean, rstd
@@ -366,7 +370,16 @@ def gemv_body(x_ptr, stride_x, w_ptr, s_ptr, g_ptr, bias_ptr, out_ptr, stride_ou
               USE_TMA: tl.constexpr, WS: tl.constexpr, NUM_STAGES: tl.constexpr,
               BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, VAR: tl.constexpr):
     """out[b, n] = x[b] . W[n] (+ bias[n]), rounded once to out's dtype (cuBLAS's epilogue)."""
-    n0 = tl.program_id(0) * BLOCK_N
+    gemv_block(tl.program_id(0) * BLOCK_N, x_ptr, stride_x, w_ptr, s_ptr, g_ptr, bias_ptr, out_ptr, stride_out, N,
+               K, B, FMT, HAS_BIAS, USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K, VAR)
+
+
+@triton.jit
+def gemv_block(n0, x_ptr, stride_x, w_ptr, s_ptr, g_ptr, bias_ptr, out_ptr, stride_out, N,
+               K: tl.constexpr, B: tl.constexpr, FMT: tl.constexpr, HAS_BIAS: tl.constexpr,
+               USE_TMA: tl.constexpr, WS: tl.constexpr, NUM_STAGES: tl.constexpr,
+               BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, VAR: tl.constexpr):
+    """Output columns n0 .. n0 + BLOCK_N of gemv_body (also a stage of the persistent kernel)."""
     unused = tl.zeros([BLOCK_B], tl.float32)
     acc = linear_acc(x_ptr, stride_x, x_ptr, 0, x_ptr, x_ptr, x_ptr, unused, unused, 0.0, w_ptr, s_ptr, g_ptr, n0, N,
                      K, B, FMT, False, USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K, VAR)
@@ -385,13 +398,25 @@ def ln_linear_gelu_body(tok_ptr, stride_tok, emb_ptr, state_ptr, stride_state, l
     """out = GELU(LayerNorm(embed[tok] + state) @ W.T + bias). VAR 0 / 2 / TMA: every program
     first recomputes the (tiny, L2-resident) LayerNorm statistics in a K loop of its own; VAR 1:
     the statistics come from the x rows the program loads anyway (registers and warp shuffles only)."""
-    act = state_ptr.dtype.element_ty
-    n0 = tl.program_id(0) * BLOCK_N
     if VAR != 1:
         mean, rstd = ln_row_stats(tok_ptr, stride_tok, emb_ptr, state_ptr, stride_state, eps, K, B, BLOCK_B, BLOCK_K)
     else:
         mean = tl.zeros([BLOCK_B], tl.float32)
         rstd = mean
+    ln_linear_gelu_block(tl.program_id(0) * BLOCK_N, mean, rstd, tok_ptr, stride_tok, emb_ptr, state_ptr, stride_state,
+                         lnw_ptr, lnb_ptr, w_ptr, s_ptr, g_ptr, bias_ptr, out_ptr, stride_out, N, eps, K, B, FMT,
+                         USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K, VAR)
+
+
+@triton.jit
+def ln_linear_gelu_block(n0, mean, rstd, tok_ptr, stride_tok, emb_ptr, state_ptr, stride_state, lnw_ptr, lnb_ptr,
+                         w_ptr, s_ptr, g_ptr, bias_ptr, out_ptr, stride_out, N, eps,
+                         K: tl.constexpr, B: tl.constexpr, FMT: tl.constexpr,
+                         USE_TMA: tl.constexpr, WS: tl.constexpr, NUM_STAGES: tl.constexpr,
+                         BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, VAR: tl.constexpr):
+    """Output columns n0 .. n0 + BLOCK_N of ln_linear_gelu_body, given the LayerNorm statistics
+    (unused by VAR 1; also a stage of the persistent kernel)."""
+    act = state_ptr.dtype.element_ty
     acc = linear_acc(state_ptr, stride_state, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd, eps,
                      w_ptr, s_ptr, g_ptr, n0, N, K, B, FMT, True, USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K,
                      VAR)
@@ -427,23 +452,36 @@ def lm_head_argmax_body(x_ptr, stride_x, w_ptr, s_ptr, g_ptr, logits_ptr, stride
     """logits = x @ W.T (rounded to the activation dtype, stored only if WRITE_LOGITS); each
     program writes its tile's per-row max and index; with FUSED_REDUCE the last program to
     finish (an acq_rel atomic counter) reduces them to the tokens and resets the counter."""
-    pid = tl.program_id(0)
-    n0 = pid * BLOCK_N
-    unused = tl.zeros([BLOCK_B], tl.float32)
-    acc = linear_acc(x_ptr, stride_x, x_ptr, 0, x_ptr, x_ptr, x_ptr, unused, unused, 0.0, w_ptr, s_ptr, g_ptr, n0, N,
-                     K, B, FMT, False, USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K, VAR)
-    logits = round_to(acc, x_ptr.dtype.element_ty)  # eager argmaxes the rounded logits
-    if WRITE_LOGITS:
-        store_rows(logits_ptr, stride_logits, logits, n0, N, B, BLOCK_B, BLOCK_N)
-    rows = tl.arange(0, BLOCK_B)
-    offs_n = n0 + tl.arange(0, BLOCK_N)
-    logits = tl.where((offs_n < N)[None, :], logits, float("-inf"))
-    val, idx = tl.max(logits, axis=1, return_indices=True, return_indices_tie_break_left=True)
-    tl.store(pval_ptr + pid * BLOCK_B + rows, val)
-    tl.store(pidx_ptr + pid * BLOCK_B + rows, (n0 + idx).to(tl.int64))
+    lm_head_partials(tl.program_id(0), True, x_ptr, stride_x, w_ptr, s_ptr, g_ptr, logits_ptr, stride_logits,
+                     pval_ptr, pidx_ptr, N, K, B, FMT, WRITE_LOGITS, USE_TMA, WS, NUM_STAGES,
+                     BLOCK_B, BLOCK_N, BLOCK_K, VAR)
     if FUSED_REDUCE:
         tl.debug_barrier()  # every thread's partial stores precede the release below
         done = tl.atomic_add(count_ptr, 1, sem="acq_rel", scope="gpu")
         if done == tl.num_programs(0) - 1:
             argmax_partials(pval_ptr, pidx_ptr, tok_out_ptr, stride_tok_out, tl.num_programs(0), B, BLOCK_B, BLOCK_P)
             tl.atomic_xchg(count_ptr, 0, sem="relaxed", scope="gpu")  # ready for the next launch
+
+
+@triton.jit
+def lm_head_partials(blk, write, x_ptr, stride_x, w_ptr, s_ptr, g_ptr, logits_ptr, stride_logits, pval_ptr, pidx_ptr,
+                     N, K: tl.constexpr, B: tl.constexpr, FMT: tl.constexpr, WRITE_LOGITS: tl.constexpr,
+                     USE_TMA: tl.constexpr, WS: tl.constexpr, NUM_STAGES: tl.constexpr,
+                     BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, VAR: tl.constexpr):
+    """Vocabulary block blk of lm_head_argmax_body: its rounded logits (stored if WRITE_LOGITS
+    and `write`), and its per-row max and index at slot blk of the partials (also a stage of the
+    persistent kernel, which writes logits at the last step only)."""
+    n0 = blk * BLOCK_N
+    unused = tl.zeros([BLOCK_B], tl.float32)
+    acc = linear_acc(x_ptr, stride_x, x_ptr, 0, x_ptr, x_ptr, x_ptr, unused, unused, 0.0, w_ptr, s_ptr, g_ptr, n0, N,
+                     K, B, FMT, False, USE_TMA, WS, NUM_STAGES, BLOCK_B, BLOCK_N, BLOCK_K, VAR)
+    logits = round_to(acc, x_ptr.dtype.element_ty)  # eager argmaxes the rounded logits
+    if WRITE_LOGITS:
+        if write:
+            store_rows(logits_ptr, stride_logits, logits, n0, N, B, BLOCK_B, BLOCK_N)
+    rows = tl.arange(0, BLOCK_B)
+    offs_n = n0 + tl.arange(0, BLOCK_N)
+    logits = tl.where((offs_n < N)[None, :], logits, float("-inf"))
+    val, idx = tl.max(logits, axis=1, return_indices=True, return_indices_tie_break_left=True)
+    tl.store(pval_ptr + blk * BLOCK_B + rows, val)
+    tl.store(pidx_ptr + blk * BLOCK_B + rows, (n0 + idx).to(tl.int64))

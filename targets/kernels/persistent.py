@@ -10,8 +10,9 @@ with grid-wide barriers between the dependent stages of a step:
     stage 4  every program reduces the partials to the step's tokens (its own copy, no 4th barrier);
              program 0 writes them to tokens_out[:, step]
 
-Each stage spreads its column blocks over the P programs (block i -> program i mod P), with the
-tensor-core tiles of dot_tile.linear_acc_dot. State and h live in global memory (L2: a few KB),
+Each stage spreads its column blocks over the P programs (block i -> program i mod P) and runs
+the block functions of the three-kernel step (linear_tile.ln_linear_gelu_block, gemv_block,
+lm_head_partials) on tensor-core tiles (variant 2). State and h live in global memory (L2: a few KB),
 the weights stay in L2 between steps when they fit (21 MB bf16 at the default shape, H100's L2 is
 50 MB): the kernel never returns to the host between steps, so there are no launch gaps.
 
@@ -34,10 +35,9 @@ import triton
 import triton.language as tl
 
 from targets.errors import TargetError
-from targets.kernels import dot_tile, linear_tile
+from targets.kernels import linear_tile
 from targets.kernels.common import DOT_MIN, interpreting, num_sms
 from targets.kernels.gemv import scale_args
-from targets.kernels.numerics import round_to
 from targets.kernels.quant import make_linear_weight
 
 SPIN_LIMIT: tl.constexpr = tl.constexpr(1 << 20)  # polls (~1 s) before a barrier reports it is stuck
@@ -72,7 +72,6 @@ def persistent_decode_kernel(tok_in_ptr, emb_ptr, state_ptr, stride_state, lnw_p
                              BN1: tl.constexpr, BK1: tl.constexpr, NS1: tl.constexpr,
                              BN2: tl.constexpr, BK2: tl.constexpr, NS2: tl.constexpr,
                              BN3: tl.constexpr, BK3: tl.constexpr, NS3: tl.constexpr):
-    act = state_ptr.dtype.element_ty
     pid = tl.program_id(0)  # sizes and P (the grid size) are compile-time: block loops have constant trip counts
     rows = tl.arange(0, BLOCK_B)
     my_tok = tok_scratch_ptr + pid * BLOCK_B  # this program's copy of the current tokens
@@ -80,49 +79,28 @@ def persistent_decode_kernel(tok_in_ptr, emb_ptr, state_ptr, stride_state, lnw_p
     NB1: tl.constexpr = (H + BN1 - 1) // BN1
     NB2: tl.constexpr = (H + BN2 - 1) // BN2
     NB3: tl.constexpr = (V + BN3 - 1) // BN3
-    unused = tl.zeros([BLOCK_B], tl.float32)
     for step in range(STEPS):
         tl.debug_barrier()  # my_tok written by every thread of this program before it is read
         mean, rstd = linear_tile.ln_row_stats(my_tok, 1, emb_ptr, state_ptr, stride_state, eps, K, B, BLOCK_B, BK1)
         for i in range(0, (NB1 + P - 1) // P):
             blk = pid + i * P  # block i*P + pid: the blocks are dealt round-robin
             if blk < NB1:  # the last round has fewer blocks than programs
-                n0 = blk * BN1
-                acc = dot_tile.linear_acc_dot(state_ptr, stride_state, my_tok, 1, emb_ptr, lnw_ptr, lnb_ptr,
-                                                 mean, rstd, w1_ptr, s1_ptr, g1_ptr, n0, H, K, B, FMT, True, False,
-                                                 False, NS1, BLOCK_B, BN1, BK1)
-                offs = n0 + tl.arange(0, BN1)
-                y = acc + tl.load(b1_ptr + offs, mask=offs < H, other=0.0).to(tl.float32)[None, :]
-                y = linear_tile.gelu_erf(round_to(y, act))
-                linear_tile.store_rows(h_ptr, stride_h, y, n0, H, B, BLOCK_B, BN1)
+                linear_tile.ln_linear_gelu_block(blk * BN1, mean, rstd, my_tok, 1, emb_ptr, state_ptr, stride_state,
+                                                 lnw_ptr, lnb_ptr, w1_ptr, s1_ptr, g1_ptr, b1_ptr, h_ptr, stride_h, H,
+                                                 eps, K, B, FMT, False, False, NS1, BLOCK_B, BN1, BK1, 2)
         grid_barrier(bar_ptr, err_ptr, (3 * step + 1) * P)
         for i in range(0, (NB2 + P - 1) // P):
             blk = pid + i * P
-            if blk < NB2:  # the last round has fewer blocks than programs
-                n0 = blk * BN2
-                acc = dot_tile.linear_acc_dot(h_ptr, stride_h, my_tok, 1, emb_ptr, lnw_ptr, lnb_ptr, unused,
-                                                 unused, w2_ptr, s2_ptr, g2_ptr, n0, H, K, B, FMT, False, False,
-                                                 False, NS2, BLOCK_B, BN2, BK2)
-                offs = n0 + tl.arange(0, BN2)
-                y = acc + tl.load(b2_ptr + offs, mask=offs < H, other=0.0).to(tl.float32)[None, :]
-                linear_tile.store_rows(state_ptr, stride_state, y, n0, H, B, BLOCK_B, BN2)
+            if blk < NB2:
+                linear_tile.gemv_block(blk * BN2, h_ptr, stride_h, w2_ptr, s2_ptr, g2_ptr, b2_ptr, state_ptr,
+                                       stride_state, H, K, B, FMT, True, False, False, NS2, BLOCK_B, BN2, BK2, 2)
         grid_barrier(bar_ptr, err_ptr, (3 * step + 2) * P)
         for i in range(0, (NB3 + P - 1) // P):
             blk = pid + i * P
-            if blk < NB3:  # the last round has fewer blocks than programs
-                n0 = blk * BN3
-                acc = dot_tile.linear_acc_dot(state_ptr, stride_state, my_tok, 1, emb_ptr, lnw_ptr, lnb_ptr, unused,
-                                                 unused, wl_ptr, sl_ptr, gl_ptr, n0, V, K, B, FMT, False, False, False,
-                                                 NS3, BLOCK_B, BN3, BK3)
-                logits = round_to(acc, act)  # eager argmaxes the rounded logits
-                if WRITE_LOGITS:
-                    if step == STEPS - 1:
-                        linear_tile.store_rows(logits_ptr, stride_logits, logits, n0, V, B, BLOCK_B, BN3)
-                offs = n0 + tl.arange(0, BN3)
-                logits = tl.where((offs < V)[None, :], logits, float("-inf"))
-                val, idx = tl.max(logits, axis=1, return_indices=True, return_indices_tie_break_left=True)
-                tl.store(pval_ptr + blk * BLOCK_B + rows, val)
-                tl.store(pidx_ptr + blk * BLOCK_B + rows, (n0 + idx).to(tl.int64))
+            if blk < NB3:
+                linear_tile.lm_head_partials(blk, step == STEPS - 1, state_ptr, stride_state, wl_ptr, sl_ptr, gl_ptr,
+                                             logits_ptr, stride_logits, pval_ptr, pidx_ptr, V, K, B, FMT,
+                                             WRITE_LOGITS, False, False, NS3, BLOCK_B, BN3, BK3, 2)
         grid_barrier(bar_ptr, err_ptr, (3 * step + 3) * P)
         linear_tile.argmax_partials(pval_ptr, pidx_ptr, my_tok, 1, NB3, B, BLOCK_B, BLOCK_P)
         if pid == 0:
