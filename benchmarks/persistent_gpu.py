@@ -7,6 +7,8 @@ Three ways to run the default shape's 64 decode steps, each captured in one CUDA
   3 kernels    the Triton tensor-core decode kernels (targets/kernels/fused_decode.py), 3 per step
   persistent   one launch for all 64 steps (targets/kernels/persistent.py), per --programs value
               (0 = one program per SM)
+  persistent_smem  one launch of the CUDA C++ kernel that keeps the weights in shared memory
+              (targets/kernels/smem_decode.py)
 Correctness first: each plan's 64 tokens from a real prefill are compared with the eager reference's;
 they may part only where the reference itself nearly ties (top-2 logit margin <= 0.25).
 Timing: event-timed graph replays, median [min-max] of --reps, per decode step. L2-warm: replays
@@ -29,6 +31,7 @@ import torch  # noqa: E402
 from targets import workload  # noqa: E402
 from targets.kernels.fused_decode import DecodeKernels  # noqa: E402
 from targets.kernels.persistent import PersistentDecode  # noqa: E402
+from targets.kernels.smem_decode import PHASE_NAMES, SmemPersistentDecode  # noqa: E402
 
 FLUSH_BYTES = 256 << 20  # > 5x H100's 50 MB L2
 NEAR_TIE = 0.25  # 2 x the kernel targets' 0.125 logit tolerance
@@ -74,6 +77,25 @@ def agreement(tokens: torch.Tensor, ref: torch.Tensor, margin: torch.Tensor) -> 
     ok = m <= NEAR_TIE
     return (f"{agree:.0%} agree; first divergence at step {first} (row {row}) where the reference's top-2 margin is "
             f"{m:.3g}: {'a near-tie, accepted' if ok else 'NOT a near-tie: wrong'}"), ok
+
+
+def print_phases(smem: SmemPersistentDecode, tok0: torch.Tensor, state0: torch.Tensor, steps: int) -> None:
+    """Where a step of the shared-memory kernel goes: block 0's %globaltimer at each phase boundary,
+    median over steps 1.. of one direct launch (L2-warm; step 0 includes the weight load)."""
+    ts = torch.zeros(steps, len(PHASE_NAMES), dtype=torch.int64, device="cuda")
+    out = torch.empty(tok0.shape[0], steps, dtype=torch.int64, device="cuda")
+    for _ in range(3):  # the last launch counts
+        smem.run(tok0.clone(), state0.clone(), out, phase_ns=ts)
+    torch.cuda.synchronize()
+    smem.check_error()
+    flat = ts.flatten().cpu()
+    d = (flat[1:] - flat[:-1]).view(-1)  # d[i] = time from mark i to mark i + 1
+    per_step = torch.cat([torch.zeros(1, dtype=torch.int64), d]).view(steps, len(PHASE_NAMES))[1:].double()
+    med = per_step.median(dim=0).values
+    print(f"persistent_smem phases (block 0, ns, median of steps 1-{steps - 1}; a step is "
+          f"{per_step.sum(dim=1).median().item() / 1e3:.2f} us):")
+    for name, ns in zip(PHASE_NAMES, med.tolist()):
+        print(f"    {name:28s} {ns:7.0f}")
 
 
 def main() -> int:
@@ -131,6 +153,13 @@ def main() -> int:
             pd.run(tok_in, state_in, out)
 
         plans[pd.describe()] = persistent
+    smem = SmemPersistentDecode(w, b)
+
+    def persistent_smem() -> None:
+        reset()
+        smem.run(tok_in, state_in, out)
+
+    plans[smem.describe()] = persistent_smem
     flush = torch.empty(FLUSH_BYTES // 4, dtype=torch.float32, device="cuda")
     print(f"device: {torch.cuda.get_device_name()}  batch {b} hidden {cfg.hidden} vocab {cfg.vocab} steps {steps}; "
           f"median [min-max] of {args.reps} replays, us per decode step")
@@ -141,6 +170,8 @@ def main() -> int:
             g = capture(fn)
             g.replay()
             torch.cuda.synchronize()
+            if fn is persistent_smem:
+                smem.check_error()
             verdict, ok = agreement(out, ref_tokens, ref_margin)
             bad += not ok
             warm = [x / steps for x in time_replays(g, args.reps, None)]
@@ -149,6 +180,7 @@ def main() -> int:
             print(f"{name}\n    tokens {verdict}"
                   f"  L2-warm {statistics.median(warm):6.2f} [{min(warm):.2f}-{max(warm):.2f}]"
                   f"  L2-flushed {statistics.median(cold):6.2f} [{min(cold):.2f}-{max(cold):.2f}]", flush=True)
+    print_phases(smem, tok0, state0, steps)
     base_w, base_c = statistics.median(rows[0][2]), statistics.median(rows[0][3])
     for name, _, warm, cold in rows[1:]:
         print(f"{name[:60]}: {base_w / statistics.median(warm):.2f}x (warm), {base_c / statistics.median(cold):.2f}x "

@@ -34,6 +34,7 @@ TARGETS: dict[str, TargetInfo] = {t.label: t for t in (
     TargetInfo("warp_specialized", "three fused Triton decode kernels (warp specialization, TMA descriptors on Hopper); CUDA graph", "targets.warp_specialized"),
     TargetInfo("double_buffer_tma", "weight tiles streamed by TMA through two shared-memory stages (Triton descriptors); CUDA graph", "targets.double_buffer_tma"),
     TargetInfo("persistent", "one persistent Triton kernel runs all decode steps (grid barriers between stages, weights in L2)", "targets.persistent"),
+    TargetInfo("persistent_smem", "one persistent CUDA C++ kernel runs all decode steps with every weight kept in shared memory (nvcc)", "targets.persistent_smem"),
     TargetInfo("multigpu", "N processes (torchrun): tensor parallel (all_reduce + distributed argmax) or data parallel",
                "targets.multigpu", needs_cuda=False, launcher="torchrun"),
 )}

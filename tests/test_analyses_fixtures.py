@@ -169,6 +169,27 @@ def test_persistent_kernel_steps_are_cut_in_time(traces):
         pl.col("name") == "persistent_decode_kernel")["family"].to_list() == ["gemm"]
 
 
+def test_shared_memory_persistent_kernel_is_one_kernel_per_decode_range(traces):
+    """persistent_smem runs all 64 steps in one kernel and needs no memset (its exchange flags
+    only grow): each decode range holds exactly that kernel, whose time SQL sums here; the 64
+    time slices of a range add up to it, and the kernel counts as gemm."""
+    db = need("persistent_smem")
+    per_decode = sql(db, f"""{RANGES}, {CALLS}
+        SELECT count(*), sum(k.end - k.start), min(k.start), max(k.end)
+        FROM r JOIN c ON c.globalTid = r.globalTid AND c.start >= r.start AND c.start < r.end
+        JOIN CUPTI_ACTIVITY_KIND_KERNEL k ON k.correlationId = c.correlationId
+        WHERE r.name = 'decode' GROUP BY r.start ORDER BY r.start""")
+    steps = run("decode_steps", trace_of(traces, db))
+    assert steps.height == 3 * 64 and set(steps["source"]) == {"time_slice"}
+    for i, (count, busy, first, last) in enumerate(per_decode):
+        assert count == 1 and busy == last - first
+        mine = steps.filter(pl.col("decode_index") == i).sort("step")
+        assert mine["gpu_busy_ns"].sum() == busy and mine["gpu_window_ns"].sum() == busy
+        assert mine["gpu_start_ns"][0] == first and set(mine["kernels"].to_list()) == {1}
+    summary = run("kernel_summary", trace_of(traces, db))
+    assert summary.filter(pl.col("name") == "persistent_decode_smem_kernel")["family"].to_list() == ["gemm"]
+
+
 def test_truncated_graph_range_is_not_cut_in_time(traces):
     """A graph decode range that lost most of its kernels (a truncated capture: here 10 of 513
     kept, on purpose) has fewer kernels than steps but no kernel spanning it: it is not passed

@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import report_sql as q  # noqa: E402
 
-from decodeprof.findings import OVERLAP_MIN, findings  # noqa: E402
+from decodeprof.findings import ON_CHIP_RATIO, OVERLAP_MIN, findings  # noqa: E402
 from decodeprof.report import load_variant  # noqa: E402
 
 H100 = Path(__file__).parent / "data" / "h100"
@@ -122,3 +122,32 @@ def test_loss_is_explained_by_the_largest_waterfall_part():
 def test_no_win_is_said():
     fs = findings("same", _facts(decode_ms=9.9), _facts())
     assert by_title(fs, "does not win").kind == "no_win"
+
+
+def _ncu_dram_bytes_per_s(variant: str) -> float:
+    """(DRAM read + write bytes) / kernel time over every kernel of the run's ncu.csv, by the csv module."""
+    import csv
+    import io
+
+    text = (H100 / variant / "ncu.csv").read_text()
+    rows = list(csv.reader(io.StringIO("\n".join(ln for ln in text.splitlines() if ln.startswith('"')))))
+    head, units, data = rows[0], rows[1], rows[2:]
+    assert units[head.index("gpu__time_duration.sum")] == "ns"
+
+    def total(metric: str) -> float:
+        return sum(float(r[head.index(metric)].replace(",", "")) for r in data)
+
+    return 1e9 * (total("dram__bytes_read.sum") + total("dram__bytes_write.sum")) / total("gpu__time_duration.sum")
+
+
+def test_persistent_kernels_are_found_to_serve_weights_on_chip(v):
+    for name in ("persistent", "persistent_smem"):
+        f = by_title(findings(name, v[name].facts, v["baseline"].facts), "weights served on chip")
+        delivered = 1e9 * q.metrics(name)["weight_bytes_per_step"] / q.decode_span_per_step(name)
+        assert f.evidence["delivered_weight_bytes_per_s"] == pytest.approx(delivered, rel=1e-9)
+        assert f.evidence["ncu_dram_bytes_per_s"] == pytest.approx(_ncu_dram_bytes_per_s(name), rel=1e-9)
+        assert delivered >= ON_CHIP_RATIO * _ncu_dram_bytes_per_s(name)
+    # kernels that stream their weights from DRAM every step stay "below the roofline", not on chip
+    for name in ("graph", "fp8", "warp_specialized"):
+        titles = [f.title for f in findings(name, v[name].facts, v["baseline"].facts)]
+        assert "kernels below the DRAM roofline" in titles and "weights served on chip" not in titles

@@ -138,10 +138,14 @@ def _ncu_facts(frames: dict) -> dict:
     d = frames.get("kernel_dram", pl.DataFrame())
     d = d.filter(pl.col("duration_ns").is_not_null() & pl.col("dram_throughput_pct").is_not_null()) if not d.is_empty() else d
     if d.is_empty():
-        return {"ncu_kernels": 0, "ncu_dram_pct": None, "ncu_top_kernel": None, "ncu_top_dram_pct": None}
+        return {"ncu_kernels": 0, "ncu_dram_pct": None, "ncu_top_kernel": None, "ncu_top_dram_pct": None,
+                "ncu_dram_bytes_per_s": None}
     top = d.sort("dram_throughput_pct", descending=True).row(0, named=True)
     weighted = float((d["dram_throughput_pct"] * d["duration_ns"]).sum() / d["duration_ns"].sum())
-    return {"ncu_kernels": d.height, "ncu_dram_pct": weighted,
+    moved = d.filter(pl.col("dram_bytes_per_s").is_not_null())  # (read + write) bytes over all their time
+    per_s = float(1e9 * (moved["dram_read_bytes"] + moved["dram_write_bytes"]).sum() / moved["duration_ns"].sum()) \
+        if moved.height else None
+    return {"ncu_kernels": d.height, "ncu_dram_pct": weighted, "ncu_dram_bytes_per_s": per_s,
             "ncu_top_kernel": top["kernel_name"], "ncu_top_dram_pct": top["dram_throughput_pct"]}
 
 
