@@ -164,62 +164,71 @@ __device__ __forceinline__ void read_units(const uint4* src, int n, uint32_t fla
   }
 }
 
-// sums[b * stride + row] = x[b] . W[row] for the block's `tiles` 8-row weight tiles: the warps
-// split K (k-pairs of 32 columns), each accumulating up to NT_CHUNK tiles at once; then the block
-// adds the warps' sums in a fixed order. One copy of this code serves every stage (noinline: a
-// persistent kernel's loop body should stay small enough for the instruction caches).
-__device__ __noinline__ void block_matmul(const uint4* ws, int tiles, const __nv_bfloat16* xs, int xs_stride,
+// sums[b * stride + row] = x[b] . W[row] for NT 8-row weight tiles from tile0: the warps split K
+// (k-pairs of 32 columns), each accumulating the NT tiles at once; then the block adds the warps'
+// sums in a fixed order. NT is a compile-time count: no predicated-off HMMA takes tensor-pipe
+// slots (a 1-tile stage with an 8-wide loop issued 8x the HMMAs it needed).
+template <int NT>
+__device__ __forceinline__ void matmul_tiles(const uint4* ws, int tile0, const __nv_bfloat16* xs, int xs_stride,
                                           float* red, float* sums, int stride, int B, int KP) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const uint32_t* xrow0 = reinterpret_cast<const uint32_t*>(xs + g * xs_stride) + t;
   const uint32_t* xrow1 = reinterpret_cast<const uint32_t*>(xs + (g + 8) * xs_stride) + t;
   const bool has0 = g < B, has1 = g + 8 < B;
-  for (int tile0 = 0; tile0 < tiles; tile0 += NT_CHUNK) {
-    const int count = min(NT_CHUNK, tiles - tile0);
-    float acc[NT_CHUNK][4];
+  float acc[NT][4];
 #pragma unroll
-    for (int j = 0; j < NT_CHUNK; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
-    for (int kp = warp; kp < KP; kp += WARPS) {
-      uint32_t a0[4], a1[4];  // A fragments of k-steps 2 kp and 2 kp + 1 (32-bit words = 2 columns)
-      const int w = kp * 16;  // word offset of column kp * 32
-      a0[0] = has0 ? xrow0[w] : 0u;      a0[1] = has1 ? xrow1[w] : 0u;
-      a0[2] = has0 ? xrow0[w + 4] : 0u;  a0[3] = has1 ? xrow1[w + 4] : 0u;
-      a1[0] = has0 ? xrow0[w + 8] : 0u;  a1[1] = has1 ? xrow1[w + 8] : 0u;
-      a1[2] = has0 ? xrow0[w + 12] : 0u; a1[3] = has1 ? xrow1[w + 12] : 0u;
+  for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+  for (int kp = warp; kp < KP; kp += WARPS) {
+    uint32_t a0[4], a1[4];  // A fragments of k-steps 2 kp and 2 kp + 1 (32-bit words = 2 columns)
+    const int w = kp * 16;  // word offset of column kp * 32
+    a0[0] = has0 ? xrow0[w] : 0u;      a0[1] = has1 ? xrow1[w] : 0u;
+    a0[2] = has0 ? xrow0[w + 4] : 0u;  a0[3] = has1 ? xrow1[w + 4] : 0u;
+    a1[0] = has0 ? xrow0[w + 8] : 0u;  a1[1] = has1 ? xrow1[w + 8] : 0u;
+    a1[2] = has0 ? xrow0[w + 12] : 0u; a1[3] = has1 ? xrow1[w + 12] : 0u;
 #pragma unroll
-      for (int j = 0; j < NT_CHUNK; ++j) {
-        if (j < count) {
-          const uint4 bw = ws[((tile0 + j) * KP + kp) * 32 + lane];
-          mma_bf16(acc[j], a0, bw.x, bw.y);
-          mma_bf16(acc[j], a1, bw.z, bw.w);
-        }
-      }
+    for (int j = 0; j < NT; ++j) {
+      const uint4 bw = ws[((tile0 + j) * KP + kp) * 32 + lane];
+      mma_bf16(acc[j], a0, bw.x, bw.y);
+      mma_bf16(acc[j], a1, bw.z, bw.w);
     }
-    // C fragment: c0, c1 = (batch g, rows 2t, 2t + 1), c2, c3 = (batch g + 8, same rows)
-    const int per_warp = count * 8 * B;  // results of this chunk: [tile][batch][row in tile]
-#pragma unroll
-    for (int j = 0; j < NT_CHUNK; ++j) {
-      if (j < count) {
-        float* r = red + warp * per_warp + j * 8 * B;
-        if (has0) *reinterpret_cast<float2*>(r + g * 8 + 2 * t) = make_float2(acc[j][0], acc[j][1]);
-        if (has1) *reinterpret_cast<float2*>(r + (g + 8) * 8 + 2 * t) = make_float2(acc[j][2], acc[j][3]);
-      }
-    }
-    __syncthreads();
-    for (int i = threadIdx.x; i < per_warp / 4; i += THREADS) {
-      float4 q[4] = {};  // the warps' sums in 4 interleaved chains, then paired: fixed order, short dependencies
-#pragma unroll
-      for (int w2 = 0; w2 < WARPS; ++w2) {
-        const float4 v = reinterpret_cast<const float4*>(red + w2 * per_warp)[i];
-        q[w2 % 4].x += v.x; q[w2 % 4].y += v.y; q[w2 % 4].z += v.z; q[w2 % 4].w += v.w;
-      }
-      const float4 s = make_float4((q[0].x + q[1].x) + (q[2].x + q[3].x), (q[0].y + q[1].y) + (q[2].y + q[3].y),
-                                   (q[0].z + q[1].z) + (q[2].z + q[3].z), (q[0].w + q[1].w) + (q[2].w + q[3].w));
-      const int j = i / (2 * B), b = (i / 2) % B, r = (i % 2) * 4;
-      *reinterpret_cast<float4*>(sums + b * stride + (tile0 + j) * 8 + r) = s;
-    }
-    __syncthreads();  // red is reused by the next chunk; sums are complete
   }
+  // C fragment: c0, c1 = (batch g, rows 2t, 2t + 1), c2, c3 = (batch g + 8, same rows)
+  const int per_warp = NT * 8 * B;  // results: [tile][batch][row in tile]
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+    float* r = red + warp * per_warp + j * 8 * B;
+    if (has0) *reinterpret_cast<float2*>(r + g * 8 + 2 * t) = make_float2(acc[j][0], acc[j][1]);
+    if (has1) *reinterpret_cast<float2*>(r + (g + 8) * 8 + 2 * t) = make_float2(acc[j][2], acc[j][3]);
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < per_warp / 4; i += THREADS) {
+    float4 q[4] = {};  // the warps' sums in 4 interleaved chains, then paired: fixed order, short dependencies
+#pragma unroll
+    for (int w2 = 0; w2 < WARPS; ++w2) {
+      const float4 v = reinterpret_cast<const float4*>(red + w2 * per_warp)[i];
+      q[w2 % 4].x += v.x; q[w2 % 4].y += v.y; q[w2 % 4].z += v.z; q[w2 % 4].w += v.w;
+    }
+    const float4 s = make_float4((q[0].x + q[1].x) + (q[2].x + q[3].x), (q[0].y + q[1].y) + (q[2].y + q[3].y),
+                                 (q[0].z + q[1].z) + (q[2].z + q[3].z), (q[0].w + q[1].w) + (q[2].w + q[3].w));
+    const int j = i / (2 * B), b = (i / 2) % B, r = (i % 2) * 4;
+    *reinterpret_cast<float4*>(sums + b * stride + (tile0 + j) * 8 + r) = s;
+  }
+  __syncthreads();  // red is reused by the next call; sums are complete
+}
+
+__device__ __noinline__ void matmul_chunk(const uint4* ws, int tile0, const __nv_bfloat16* xs, int xs_stride,
+                                          float* red, float* sums, int stride, int B, int KP) {
+  matmul_tiles<NT_CHUNK>(ws, tile0, xs, xs_stride, red, sums, stride, B, KP);
+}
+
+// sums for all of the block's `tiles` tiles: chunks of NT_CHUNK (one out-of-line copy), then
+// single tiles (inlined: small).
+__device__ __forceinline__ void block_matmul(const uint4* ws, int tiles, const __nv_bfloat16* xs, int xs_stride,
+                                             float* red, float* sums, int stride, int B, int KP) {
+  int tile0 = 0;
+  for (; tile0 + NT_CHUNK <= tiles; tile0 += NT_CHUNK)
+    matmul_chunk(ws, tile0, xs, xs_stride, red, sums, stride, B, KP);
+  for (; tile0 < tiles; ++tile0) matmul_tiles<1>(ws, tile0, xs, xs_stride, red, sums, stride, B, KP);
 }
 
 __device__ __forceinline__ bool better(float v, int i, float best, int idx) {
@@ -283,6 +292,14 @@ __device__ void reduce_tokens(const Params& p, uint32_t flag, bool& failed, int*
     }
     tok[threadIdx.x] = bi;
   }
+}
+
+__device__ __forceinline__ void mark(const Params& p, int step, int phase) {
+#ifdef DP_MARK_CLOCK  // timing experiments: SM cycles instead of ns
+  if (p.phase_ns != nullptr && blockIdx.x == 0 && threadIdx.x == 0) p.phase_ns[step * PHASES + phase] = clock64();
+#else
+  if (p.phase_ns != nullptr && blockIdx.x == 0 && threadIdx.x == 0) p.phase_ns[step * PHASES + phase] = now_ns();
+#endif
 }
 
 #ifndef DP_LN_LOADS
@@ -383,9 +400,6 @@ __device__ void read_rows(const Params& p, const uint4* src, uint32_t flag, bool
   });
 }
 
-__device__ __forceinline__ void mark(const Params& p, int step, int phase) {
-  if (p.phase_ns != nullptr && blockIdx.x == 0 && threadIdx.x == 0) p.phase_ns[step * PHASES + phase] = now_ns();
-}
 
 __global__ void __launch_bounds__(THREADS, 1) persistent_decode_smem_kernel(const Params p) {
   extern __shared__ __align__(16) unsigned char smem[];
