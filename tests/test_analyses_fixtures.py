@@ -172,8 +172,12 @@ def test_persistent_kernel_steps_are_cut_in_time(traces):
 def test_shared_memory_persistent_kernel_is_one_kernel_per_decode_range(traces):
     """persistent_smem runs all 64 steps in one kernel and needs no memset (its exchange flags
     only grow): each decode range holds exactly that kernel, whose time SQL sums here; the 64
-    time slices of a range add up to it, and the kernel counts as gemm."""
+    time slices of a range add up to it, the kernel accounts for most of the decode time the
+    target timed itself with CUDA events (metrics.json), and it counts as gemm."""
+    import json
+
     db = need("persistent_smem")
+    timed = json.loads((db.parent / "metrics.json").read_text())["metrics"]["decode_ms"]
     per_decode = sql(db, f"""{RANGES}, {CALLS}
         SELECT count(*), sum(k.end - k.start), min(k.start), max(k.end)
         FROM r JOIN c ON c.globalTid = r.globalTid AND c.start >= r.start AND c.start < r.end
@@ -182,7 +186,7 @@ def test_shared_memory_persistent_kernel_is_one_kernel_per_decode_range(traces):
     steps = run("decode_steps", trace_of(traces, db))
     assert steps.height == 3 * 64 and set(steps["source"]) == {"time_slice"}
     for i, (count, busy, first, last) in enumerate(per_decode):
-        assert count == 1 and busy == last - first
+        assert count == 1 and 0.8 * timed["min"] * 1e6 <= busy <= timed["max"] * 1e6
         mine = steps.filter(pl.col("decode_index") == i).sort("step")
         assert mine["gpu_busy_ns"].sum() == busy and mine["gpu_window_ns"].sum() == busy
         assert mine["gpu_start_ns"][0] == first and set(mine["kernels"].to_list()) == {1}

@@ -1,7 +1,7 @@
 """The shared-memory persistent decode kernel (CUDA C++, targets/kernels/cuda/persistent_smem.cu).
 On the CPU: the fragment order against the mma.sync B-operand definition, the block plan, and a
-real nvcc build for sm_90a (resources from ptxas). On a GPU: the kernel against the three-kernel
-step and the eager reference at awkward sizes, in a CUDA graph, and its error flags."""
+real nvcc build for sm_90a (resources from ptxas). On a GPU: the kernel against eager steps at five
+shapes chosen to reach each code path, CUDA graph replays on changing inputs, and bad input."""
 
 from kernel_env import CUDA, DEVICE  # noqa: I001  (sets TRITON_INTERPRET before the kernels load)
 
@@ -76,6 +76,9 @@ def test_nvcc_builds_the_kernel_for_hopper_without_spills(tmp_path, monkeypatch)
     assert len(list(tmp_path.glob("*.so"))) == 1
     # the default shape's block (4 rows, 1024 columns, 1 + 1 + 8 tiles) fits H100's 227 KB opt-in limit
     assert 160 * 1024 < lib.dp_smem_bytes(4, 1024, 32, 1, 8) <= 227 * 1024
+    # one more W1/W2 tile costs its two weight tiles (64 k-pairs x 512 B), its 2 x 8 fp32 biases and
+    # 8 more fp32 results per batch row (the result buffer serves stages 1-2 too: T1 > T3 here)
+    assert lib.dp_smem_bytes(4, 2048, 64, 2, 1) - lib.dp_smem_bytes(4, 2048, 64, 1, 1) == 2 * 64 * 512 + 2 * 8 * 4 + 4 * 8 * 4
 
 
 def test_a_build_error_names_the_source_and_keeps_no_library(tmp_path, monkeypatch):
@@ -105,27 +108,37 @@ def test_without_a_gpu_the_kernel_refuses_clearly():
 
 
 # ---- on the GPU -------------------------------------------------------------------------------
+# (batch, hidden, vocab) and what each exercises, on the H100's 132 SMs:
+SHAPES = [
+    (3, 200, 1000),  # K padded 200 -> 224 (7 k-pairs, odd), 125 vocabulary tiles
+    (4, 2048, 512),  # more W1/W2 tiles per block than lm_head tiles (T1 2 > T3 1)
+    (16, 256, 1000),  # batch rows 8-15: the mma's second row group
+    (1, 72, 8190),  # 8-tile chunks of the lm_head (T3 8), vocabulary not a multiple of 8
+    (2, 512, 100),  # blocks without vocabulary rows publish neutral partials
+]
 
 
-@pytest.fixture(scope="module")
-def weights():
-    return workload.make_weights(workload.Config(steps=4, device=DEVICE.type, **AWKWARD))
+def _weights(batch: int, hidden: int, vocab: int):
+    return workload.make_weights(workload.Config(steps=4, batch=batch, hidden=hidden, vocab=vocab, dtype="bf16",
+                                                 device=DEVICE.type))
 
 
-def _inputs(seed: int):
+def _inputs(batch: int, hidden: int, vocab: int, seed: int):
     g = torch.Generator().manual_seed(seed)
-    state = torch.randn(3, 200, generator=g).to(DEVICE, torch.bfloat16)
-    return torch.tensor([5, 999, 17], device=DEVICE), state
+    state = torch.randn(batch, hidden, generator=g).to(DEVICE, torch.bfloat16)
+    return torch.randint(0, vocab, (batch,), generator=g).to(DEVICE), state
 
 
 @gpu
-@pytest.mark.parametrize("seed", [0, 1])
-def test_steps_match_the_eager_steps(weights, seed):
-    tok, state = _inputs(seed)
+@pytest.mark.parametrize("shape", SHAPES, ids=[f"b{b}h{h}v{v}" for b, h, v in SHAPES])
+def test_steps_match_the_eager_steps(shape):
+    b, hidden, vocab = shape
+    weights = _weights(*shape)
+    tok, state = _inputs(*shape, seed=sum(shape))
     steps = 6
-    k = SmemPersistentDecode(weights, 3)
-    got_state, got_tokens = state.clone(), torch.empty(3, steps, dtype=torch.int64, device=DEVICE)
-    got_logits = torch.empty(3, 1000, dtype=torch.bfloat16, device=DEVICE)
+    k = SmemPersistentDecode(weights, b)
+    got_state, got_tokens = state.clone(), torch.empty(b, steps, dtype=torch.int64, device=DEVICE)
+    got_logits = torch.empty(b, vocab, dtype=torch.bfloat16, device=DEVICE)
     k.run(tok, got_state, got_tokens, got_logits)
     k.check_error()
     # teacher-forced eager steps from the kernel's own tokens: each step's math is compared, not a
@@ -143,21 +156,29 @@ def test_steps_match_the_eager_steps(weights, seed):
 
 
 @gpu
-def test_graph_replays_give_the_same_tokens_as_a_direct_launch(weights):
-    tok, state = _inputs(2)
-    k = SmemPersistentDecode(weights, 3)
-    direct_state, direct = state.clone(), torch.empty(3, 5, dtype=torch.int64, device=DEVICE)
-    k.run(tok, direct_state, direct)
-    st, out = state.clone(), torch.empty(3, 5, dtype=torch.int64, device=DEVICE)
+def test_graph_replays_on_new_inputs_match_direct_launches():
+    """Each replay gets other tokens and state: a replay that took words left by the previous one
+    (a flag that failed to advance) would return that replay's tokens."""
+    shape = SHAPES[0]
+    k = SmemPersistentDecode(_weights(*shape), shape[0])
+    tok_in, state_in = _inputs(*shape, seed=0)
+    out = torch.empty(shape[0], 5, dtype=torch.int64, device=DEVICE)
     g = torch.cuda.CUDAGraph()
     side = torch.cuda.Stream()
     with torch.cuda.stream(side), torch.cuda.graph(g, stream=side):
-        k.run(tok, st, out)
-    for _ in range(3):  # the flags keep growing across replays: each replay must see its own
-        st.copy_(state)
+        k.run(tok_in, state_in, out)
+    seen = []
+    for seed in range(1, 4):
+        tok, state = _inputs(*shape, seed=seed)
+        direct_state, direct = state.clone(), torch.empty_like(out)
+        k.run(tok, direct_state, direct)
+        tok_in.copy_(tok)
+        state_in.copy_(state)
         g.replay()
         torch.cuda.synchronize()
-        assert torch.equal(out, direct) and torch.equal(st, direct_state)
+        assert torch.equal(out, direct) and torch.equal(state_in, direct_state)
+        seen.append(direct.clone())
+    assert not torch.equal(seen[0], seen[1])  # the inputs really differ
     k.check_error()
 
 
@@ -173,26 +194,35 @@ def test_target_passes_the_harness_check_at_an_awkward_shape():
 
 
 @gpu
-def test_bad_input_and_error_flags(weights):
+def test_bad_input_and_error_flags():
+    """Host checks, and the token-range flag the kernel sets itself. The wait-timeout flag is only
+    read here (set by hand): a block that never arrives cannot be arranged from the host."""
+    weights = _weights(*SHAPES[0])
     with pytest.raises(TargetError, match="batch 17"):
         SmemPersistentDecode(weights, 17)
     k = SmemPersistentDecode(weights, 3)
-    tok, state = _inputs(3)
+    tok, state = _inputs(*SHAPES[0], seed=3)
     with pytest.raises(TargetError, match="state must be"):
         k.run(tok, state[:, :64], torch.empty(3, 2, dtype=torch.int64, device=DEVICE))
     with pytest.raises(TargetError, match="tokens must be"):
         k.run(tok.int(), state, torch.empty(3, 2, dtype=torch.int64, device=DEVICE))
     with pytest.raises(TargetError, match="tokens_out must be int64"):
         k.run(tok, state, torch.empty(3, 0, dtype=torch.int64, device=DEVICE))
-    k.run(torch.tensor([0, 1000, 2], device=DEVICE), state.clone(), torch.empty(3, 2, dtype=torch.int64, device=DEVICE))
-    with pytest.raises(TargetError, match="token id outside 0..999"):
+    for bad in (1000, 2**32 + 5):  # out of range, and one that would wrap into range as 32 bits
+        k.error.zero_()
+        k.run(torch.tensor([0, bad, 2], device=DEVICE), state.clone(), torch.empty(3, 2, dtype=torch.int64, device=DEVICE))
+        with pytest.raises(TargetError, match="token id outside 0..999"):
+            k.check_error()
+    k.error.fill_(1)
+    with pytest.raises(TargetError, match="waited in vain"):
         k.check_error()
     odd = workload.make_weights(workload.Config(steps=1, batch=2, hidden=100, vocab=64, dtype="bf16", device="cuda"))
     with pytest.raises(TargetError, match="hidden size 100 is not a multiple of 8"):
         SmemPersistentDecode(odd, 2)
-    k.error.fill_(1)  # what a block that waited ~2 s for another writes
-    with pytest.raises(TargetError, match="waited in vain"):
-        k.check_error()
+    strided = _weights(*SHAPES[0])
+    strided.decode_b1 = torch.stack([strided.decode_b1, strided.decode_b1], dim=1)[:, 0]
+    with pytest.raises(TargetError, match="decode_b1 must be a contiguous, 16-byte aligned bf16"):
+        SmemPersistentDecode(strided, 3)
     big = workload.make_weights(workload.Config(steps=1, batch=4, hidden=2048, vocab=32768, dtype="bf16", device="cuda"))
     with pytest.raises(TargetError, match="do not fit in shared memory"):
         SmemPersistentDecode(big, 4)

@@ -57,6 +57,7 @@ def library(arch: str, defines: tuple[str, ...] = ()):
         lib = built.library
         lib.dp_smem_bytes.argtypes = [ctypes.c_int] * 5
         lib.dp_prepare.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+        lib.dp_static_smem.argtypes = [ctypes.POINTER(ctypes.c_int)]
         lib.dp_launch.argtypes = [ctypes.POINTER(Params), ctypes.c_int, ctypes.c_void_p]
         lib.dp_error_string.restype = ctypes.c_char_p
         _built[arch, defines] = built
@@ -92,6 +93,16 @@ class SmemPersistentDecode:
             raise TargetError(f"hidden size {hidden} is not a multiple of 8: the kernel moves activations 16 bytes at a time",
                               "use a hidden size divisible by 8, or the `persistent` target")
         dev = w.embed.device
+        # read as flat arrays (the embedding 16 bytes at a time): contiguous bf16 on one device, 16-byte aligned
+        small = {"embed": w.embed, "decode_ln_w": w.decode_ln_w, "decode_ln_b": w.decode_ln_b,
+                 "decode_b1": w.decode_b1, "decode_b2": w.decode_b2}
+        for name, t in small.items():
+            if t.dtype != torch.bfloat16 or not t.is_contiguous() or t.data_ptr() % 16 or t.device != dev:
+                raise TargetError(f"{name} must be a contiguous, 16-byte aligned bf16 tensor on {dev}",
+                                  f"pass {name}.contiguous() (a fresh tensor) in bf16")
+        if w.decode_ln_w.shape != (hidden,) or w.decode_ln_b.shape != (hidden,) or w.decode_b1.shape != (hidden,) \
+                or w.decode_b2.shape != (hidden,):
+            raise TargetError(f"LayerNorm weights and biases must be [{hidden}]")
         major, _ = torch.cuda.get_device_capability(dev)
         if major < 8:
             raise TargetError("mma.sync bf16 needs compute capability 8.0 or newer (Ampere, Hopper)")
@@ -106,7 +117,9 @@ class SmemPersistentDecode:
         self.programs, self.t1, self.t3 = plan_blocks(hidden, vocab, min(programs or sms, sms))
         self.kp = -(-hidden // 32)
         self.smem_bytes = self.lib.dp_smem_bytes(batch, hidden, self.kp, self.t1, self.t3)
-        limit = torch.cuda.get_device_properties(dev).shared_memory_per_block_optin
+        static = ctypes.c_int(0)
+        self._check(self.lib.dp_static_smem(ctypes.byref(static)))
+        limit = torch.cuda.get_device_properties(dev).shared_memory_per_block_optin - static.value
         if self.smem_bytes > limit:
             raise TargetError(
                 f"the weights do not fit in shared memory: {self.programs} blocks need {self.smem_bytes / 1024:.0f} KB "
@@ -152,9 +165,6 @@ class SmemPersistentDecode:
             raise TargetError(f"tokens must be a contiguous int64 [{self.batch}], tokens_out [{self.batch}, steps]")
         if state.shape != (b, self.hidden_size) or state.stride(1) != 1 or state.dtype != torch.bfloat16:
             raise TargetError(f"state must be [{b}, {self.hidden_size}] bf16 with contiguous rows")
-        if state.data_ptr() % 16 or state.stride(0) % 8:
-            raise TargetError("state rows must start at 16-byte boundaries (the kernel reads them 16 bytes at a time)",
-                              "pass a contiguous state tensor")
         if logits_out is not None and (logits_out.shape != (b, self.vocab) or logits_out.stride(1) != 1
                                        or logits_out.dtype != torch.bfloat16):
             raise TargetError(f"logits_out must be [{b}, {self.vocab}] bf16 with contiguous rows")
@@ -181,8 +191,9 @@ class SmemPersistentDecode:
         """Raise if a wait for another block timed out or a token id was out of range (the flag is sticky)."""
         code = int(self.error.item())
         if code & 2:
-            raise TargetError(f"the persistent kernel read a token id outside 0..{self.vocab - 1}",
-                              "pass token ids within the vocabulary")
+            raise TargetError(f"the persistent kernel met a token id outside 0..{self.vocab - 1}: a bad input token, "
+                              "or a step whose logits were all NaN (no argmax)",
+                              "pass token ids within the vocabulary; check the weights for non-finite values")
         if code & 1:
             raise TargetError(f"a block of the persistent kernel waited in vain for the others ({self.programs} blocks)",
                               "another process may hold SMs; every block must be resident at once")

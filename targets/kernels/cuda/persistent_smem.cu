@@ -2,8 +2,9 @@
 //
 // One block per SM (P blocks). At launch each block copies its slice of W1, W2 and lm_head into
 // shared memory (20 MB of bf16 at the default shape spread over 128 blocks: 160 KB each), plus
-// the LayerNorm weights and its biases; then every decode step reads parameters from shared
-// memory only, never from HBM or L2:
+// the LayerNorm weights and its biases; then every decode step reads its parameters from shared
+// memory only (what it still reads from L2 or HBM: the gathered embedding rows and the words the
+// blocks exchange):
 //
 //   tokens  = argmax of the previous step's per-block partials (every block reduces them itself)
 //   x       = LayerNorm(embed[tokens] + state)               every block, all batch rows
@@ -21,8 +22,10 @@
 // index on a tie.
 //
 // No grid barrier: blocks exchange h, state and the partials through "flagged" 8-byte words
-// (NCCL's LL protocol): 32 bits of data and a 32-bit flag written by one 8-byte store, so a
-// reader that sees the flag sees the data. The flag of step s is seq + s + 1, where seq is the
+// (NCCL's LL protocol): 32 bits of data next to a 32-bit flag, two such words per 16-byte vector
+// store and load, the reader checking both flags. That a reader which sees a word's flag also
+// sees its data rests, as in NCCL, on the hardware writing each aligned 8-byte half at once (the
+// PTX memory model treats vector elements as separate accesses). The flag of step s is seq + s + 1, where seq is the
 // launch counter read at launch (block 0 advances it by `steps` at the end, after every block
 // has published its last partial, hence read seq). A reader polls until its words carry the
 // step's flag: waiting for the data and reading it are one L2 round trip, where a barrier and a
@@ -419,7 +422,7 @@ __global__ void __launch_bounds__(THREADS, 1) persistent_decode_smem_kernel(cons
   float* bias1 = reinterpret_cast<float*>(lnb + H);                              // [T1 * 8]
   float* bias2 = bias1 + p.T1 * 8;                                               // [T1 * 8]
   float* red = bias2 + p.T1 * 8;                                                 // [WARPS][NT_CHUNK * 8 * B]
-  float* sums = red + WARPS * NT_CHUNK * 8 * B;  // [B][T1 * 8 or T3 * 8]: block_matmul's results, then logits
+  float* sums = red + WARPS * NT_CHUNK * 8 * B;  // [B][max(T1, T3) * 8]: block_matmul's results, then logits
   __shared__ int tok[MAX_B];
   __shared__ float2 tok_red[WARPS * MAX_B];
   __shared__ float ln_red[WARPS];
@@ -443,7 +446,10 @@ __global__ void __launch_bounds__(THREADS, 1) persistent_decode_smem_kernel(cons
     bias1[i] = n < H ? __bfloat162float(p.b1[n]) : 0.f;
     bias2[i] = n < H ? __bfloat162float(p.b2[n]) : 0.f;
   }
-  if (threadIdx.x < B) tok[threadIdx.x] = (int)p.tok_in[threadIdx.x];
+  if (threadIdx.x < B) {  // range-checked as 64-bit: a huge id must not wrap into the vocabulary
+    const long long id = p.tok_in[threadIdx.x];
+    tok[threadIdx.x] = id >= 0 && id < V ? (int)id : -1;
+  }
   __syncthreads();
   bool failed = false;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -531,7 +537,15 @@ extern "C" {
 int dp_smem_bytes(int B, int H, int KP, int T1, int T3) {
   using namespace decodeprof;
   return (2 * T1 + T3) * KP * 512 + 2 * B * (KP * 32 + XS_PAD) + 2 * 2 * H + 4 * 2 * T1 * 8 +
-         4 * (WARPS * NT_CHUNK * 8 * B + B * T3 * 8);
+         4 * (WARPS * NT_CHUNK * 8 * B + B * (T1 > T3 ? T1 : T3) * 8);  // sums serve stages 1-2 and 3
+}
+
+// Static shared memory of the kernel (its __shared__ arrays), on top of the dynamic part.
+int dp_static_smem(int* bytes) {
+  cudaFuncAttributes a;
+  cudaError_t e = cudaFuncGetAttributes(&a, persistent_decode_smem_kernel);
+  *bytes = (int)a.sharedSizeBytes;
+  return (int)e;
 }
 
 int dp_threads() { return decodeprof::THREADS; }
