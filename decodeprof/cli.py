@@ -86,6 +86,8 @@ def main() -> None:
                 sys.stderr.flush()
                 os._exit(0)
         build_app()()  # standalone: typer handles usage errors and --help itself
+    except KeyboardInterrupt:  # as typer ends it: no traceback, exit status 130 (128 + SIGINT)
+        sys.exit(130)
     except DecodeprofError as exc:
         from rich.console import Console
         from rich.markup import escape

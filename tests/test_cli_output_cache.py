@@ -159,3 +159,20 @@ def test_main_without_typer_prints_what_the_typer_command_prints(run):
     assert missing.returncode == 2 and b"error:" in missing.stderr and b"nope.sqlite" in missing.stderr
     unknown = _main("analyze", str(run), "--only", "nope")
     assert unknown.returncode == 2 and b"unknown analysis nope" in unknown.stderr
+
+
+def test_ctrl_c_ends_as_in_the_typer_command(run, monkeypatch, capsys):
+    """Ctrl-C during a plain `analyze` (no typer) ends as typer ends it: exit 130, no traceback."""
+    import decodeprof.commands.analyze as analyze_cmd
+    from decodeprof import cli
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(analyze_cmd, "run_analyze", interrupted)
+    typer_result = runner.invoke(app, ["analyze", str(run), "--json"])
+    monkeypatch.setattr(sys, "argv", ["decodeprof", "analyze", str(run), "--json"])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    assert exc.value.code == typer_result.exit_code == 130
+    assert capsys.readouterr().err == "" and typer_result.output == ""
