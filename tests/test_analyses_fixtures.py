@@ -212,6 +212,17 @@ def test_truncated_graph_range_is_not_cut_in_time(traces):
     steps = run("decode_steps", cut)
     assert "time_slice" not in set(steps["source"])
     assert steps.filter(pl.col("decode_index") == 0)["kernels"].sum() == 0
+    # the range says so, and the median step leaves it out: it equals the intact ranges' median
+    assert set(steps.filter(pl.col("decode_index") == 0)["source"]) == {"few_kernels"}
+    assert set(steps.filter(pl.col("decode_index") > 0)["source"]) == {"decode_slice"}
+    summary, intact = run("decode_step_summary", cut), run("decode_step_summary", full)
+    assert summary["steps"][0] == 2 * 64 and summary["kernels"][0] == intact["kernels"][0]
+    from decodeprof.analyses import run_all
+    from decodeprof.report.variant import facts, missing_sentences
+
+    frames = run_all(cut)
+    assert any(m.startswith("decode range 0 (0-based) holds fewer kernels than steps")
+               for m in missing_sentences(cut, frames, facts(cut, frames)))
     assert steps.filter(pl.col("decode_index") > 0)["kernels"].sum() == first["kernels"].sum() * 2
     picked = pick_step(cut)
     assert picked.source == "decode_slice" and picked.steps.height == 2 * 64

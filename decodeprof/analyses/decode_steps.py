@@ -118,9 +118,15 @@ def _from_decode_slices(trace: Trace, rng: pl.DataFrame, n_steps: int, name: str
     kern = label_steps(in_dec, n_steps, keep_prologue=name == "decode")
     out = _gpu_columns(steps, kern)
     # Fewer kernels than steps: no kernel sequence to cut. A range one kernel spans (a persistent
-    # kernel running every step) is cut in time instead; others (a truncated capture) stay empty.
+    # kernel running every step) is cut in time instead; the others (a truncated capture) stay
+    # empty and say so (source "few_kernels").
     few = in_dec.join(kern.select("decode_index").unique(), on="decode_index", how="anti")
     few = few.group_by("decode_index").agg(spans_steps_expr().alias("_spans")).filter("_spans").select("decode_index")
+    uncut = dec.select("decode_index").join(kern.select("decode_index").unique(), on="decode_index", how="anti")
+    short = uncut.join(few, on="decode_index", how="anti")["decode_index"]
+    if short.len():
+        out = out.with_columns(pl.when(pl.col("decode_index").is_in(short.implode()))
+                               .then(pl.lit("few_kernels")).otherwise(pl.col("source")).alias("source"))
     if few.is_empty():
         return out
     timed = _time_slices(in_dec.join(few, on="decode_index"), n_steps)
@@ -158,7 +164,8 @@ def decode_steps(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
     A decode range with fewer kernels than steps, one of which spans at least half of it (a
     persistent kernel running every step), is cut in time instead (source "time_slice"): its GPU span in equal windows, kernels =
     kernels running in the window (a kernel spanning several windows counts in each), busy
-    = the kernel time inside the window.
+    = the kernel time inside the window. Any other range with fewer kernels than steps (a
+    truncated capture) is not cut: its steps show 0 kernels (source "few_kernels").
     Columns: decode_index (0-based "decode" range, null if the step has none), step
     (0-based within it), source, cpu_start_ns, cpu_dur_ns (range time), cpu_api_ns (CUDA
     API time inside it, same thread), launches (launch/copy/memset/graph API calls;
@@ -198,7 +205,8 @@ SUMMARY_COLUMNS = {
 
 @analysis("decode_step_summary", columns=SUMMARY_COLUMNS, needs=("nvtx", "runtime", "kernels"))
 def decode_step_summary(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
-    """One row: the median decode step (over all steps of decode_steps).
+    """One row: the median decode step (over all steps of decode_steps, leaving out the steps
+    of "few_kernels" ranges, which hold no kernels, unless every range is one).
 
     Columns: source, decode_ranges (distinct decode ranges), steps (rows), then the median
     over steps of cpu_dur_ns, cpu_api_ns, launches, kernels, gpu_window_ns, gpu_busy_ns,
@@ -207,6 +215,8 @@ def decode_step_summary(trace: Trace, *, steps: int | None = None) -> pl.DataFra
     per = decode_steps(trace, steps=steps)
     if per.is_empty():
         return pl.DataFrame(schema=SUMMARY_COLUMNS)
+    cut = per.filter(pl.col("source") != "few_kernels")
+    per = cut if cut.height else per
     med = ("cpu_dur_ns", "cpu_api_ns", "launches", "kernels", "gpu_window_ns", "gpu_busy_ns", "gpu_idle_ns")
     out = per.select(
         pl.col("source").first(),

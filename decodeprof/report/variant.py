@@ -185,6 +185,14 @@ def missing_sentences(trace: Trace, frames: dict[str, pl.DataFrame], f: dict) ->
         names = sorted(set(trace.nvtx["text"].drop_nulls().to_list())) if trace.nvtx.height else []
         out.append("no NVTX \"decode\" range in the trace (ranges: " + (", ".join(names) or "none")
                    + "): per-step kernels, launches, GPU idle and the savings waterfall are unavailable")
+    steps = frames.get("decode_steps", pl.DataFrame())
+    if steps.height and "few_kernels" in steps["source"].to_list():
+        short = sorted(set(steps.filter(pl.col("source") == "few_kernels")["decode_index"].to_list()))
+        one = len(short) == 1
+        out.append(f"decode range{'' if one else 's'} {', '.join(map(str, short))} (0-based) "
+                   f"{'holds' if one else 'hold'} fewer kernels than steps and no kernel spans "
+                   f"{'it' if one else 'them'} (a truncated capture?): {'its' if one else 'their'} steps show "
+                   "0 kernels and the per-step medians leave them out")
     if trace.ncu_metrics.is_empty():
         out.append("no Nsight Compute data (ncu.csv): per-kernel DRAM throughput unavailable "
                    "(capture with `decodeprof profile <target> --ncu`)")
