@@ -59,7 +59,23 @@ def run_checks() -> list[Check]:
     checks.append(_nvtx_tracing(nsys))
     checks.append(_cuda_tracing(nsys, bool(gpus)))
     checks.append(_counter_permission())
+    checks.append(_nvcc())
     return checks
+
+
+def _nvcc() -> Check:
+    """nvcc builds the persistent_smem target's CUDA C++ kernel; nothing else needs it (a warning)."""
+    from targets.errors import TargetError
+    from targets.kernels.cuda_build import find_nvcc
+
+    name = "nvcc (persistent_smem target)"
+    try:
+        path = find_nvcc()
+    except TargetError as exc:
+        return Check(name, "warn", exc.message + "; every other target runs without it", exc.hint or "")
+    out = subprocess.run([path, "--version"], capture_output=True, text=True).stdout.splitlines()
+    release = next((ln.strip() for ln in out if "release" in ln), "unknown version")  # "Cuda compilation tools, release 13.0, ..."
+    return Check(name, "ok", f"{release} ({path})")
 
 
 def _tool(checks: list[Check], name: str, find) -> Path | None:

@@ -10,7 +10,7 @@ STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 def register(app: typer.Typer) -> None:
     @app.command("doctor")
     def doctor() -> None:
-        """Check nsys, ncu, GPU and driver, NVTX and CUDA tracing, GPU counter permission.
+        """Check nsys, ncu, GPU and driver, NVTX and CUDA tracing, GPU counter permission, nvcc.
 
         Captures two tiny programs for real (a few seconds). Exits 1 when any check fails.
         """
