@@ -22,10 +22,12 @@ TOLERANCE = Tolerance(min_token_agreement=1.0, max_abs_logit_err=0.125)
 
 
 class PersistentVariant(GraphDecodeVariant):
-    def __init__(self, cfg: Config, w: Weights) -> None:
-        from targets.kernels.persistent import PersistentDecode
+    """A decode loop of one launch: `kernel` (PersistentDecode here, SmemPersistentDecode for
+    persistent_smem) runs every step, with run(tokens, state, tokens_out, logits_out),
+    check_error(), describe() and weight_bytes."""
 
-        self.kernel = PersistentDecode(w, "bf16", cfg.batch)
+    def __init__(self, cfg: Config, w: Weights, kernel) -> None:
+        self.kernel = kernel
         super().__init__(cfg, w, active=[self.kernel.describe()])
         self.tolerance = TOLERANCE
         self.weight_bytes_per_step = self.kernel.weight_bytes + cfg.batch * cfg.hidden * w.embed.element_size()
@@ -45,7 +47,7 @@ class PersistentVariant(GraphDecodeVariant):
         return out[:, 0], st, logits
 
     def verify_runs(self) -> None:
-        """After all runs: raise if any decode's grid barrier timed out (its tokens were garbage)."""
+        """After all runs: raise if any decode's kernel flagged an error (a timed-out wait: its tokens were garbage)."""
         self.kernel.check_error()
 
     def _decode_loop(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,4 +56,6 @@ class PersistentVariant(GraphDecodeVariant):
 
 
 def build(cfg: Config, w: Weights) -> PersistentVariant:
-    return PersistentVariant(cfg, w)
+    from targets.kernels.persistent import PersistentDecode
+
+    return PersistentVariant(cfg, w, PersistentDecode(w, "bf16", cfg.batch))

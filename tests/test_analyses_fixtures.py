@@ -145,17 +145,23 @@ def test_graph_full_steps_exclude_the_prefill_inside_the_graph(traces):
     assert steps.filter(last)["kernels"].to_list() == [9, 9, 9]
 
 
+def decode_range_kernels(db: Path) -> list[tuple[int, int, int, int]]:
+    """Per "decode" range, in order: (kernels, summed kernel time, first start, last end) of the
+    kernels its API calls launched (graph launches included)."""
+    return sql(db, f"""{RANGES}, {CALLS}
+        SELECT count(*), sum(k.end - k.start), min(k.start), max(k.end)
+        FROM r JOIN c ON c.globalTid = r.globalTid AND c.start >= r.start AND c.start < r.end
+        JOIN CUPTI_ACTIVITY_KIND_KERNEL k ON k.correlationId = c.correlationId
+        WHERE r.name = 'decode' GROUP BY r.start ORDER BY r.start""")
+
+
 def test_persistent_kernel_steps_are_cut_in_time(traces):
     """The persistent target runs all 64 steps in one kernel (after a memset of its barrier
     counter): with fewer kernels than steps, each decode range's GPU span is cut into 64 equal
     windows. The windows' busy time adds up to the kernels' time, which SQL sums here from the
     kernels launched by the decode range's graph launch (they do not overlap)."""
     db = need("persistent")
-    per_decode = sql(db, f"""{RANGES}, {CALLS}
-        SELECT count(*), sum(k.end - k.start), min(k.start), max(k.end)
-        FROM r JOIN c ON c.globalTid = r.globalTid AND c.start >= r.start AND c.start < r.end
-        JOIN CUPTI_ACTIVITY_KIND_KERNEL k ON k.correlationId = c.correlationId
-        WHERE r.name = 'decode' GROUP BY r.start ORDER BY r.start""")
+    per_decode = decode_range_kernels(db)
     steps = run("decode_steps", trace_of(traces, db))
     assert steps.height == 3 * 64 and set(steps["source"]) == {"time_slice"}
     for i, (count, busy, first, last) in enumerate(per_decode):
@@ -178,11 +184,7 @@ def test_shared_memory_persistent_kernel_is_one_kernel_per_decode_range(traces):
 
     db = need("persistent_smem")
     timed = json.loads((db.parent / "metrics.json").read_text())["metrics"]["decode_ms"]
-    per_decode = sql(db, f"""{RANGES}, {CALLS}
-        SELECT count(*), sum(k.end - k.start), min(k.start), max(k.end)
-        FROM r JOIN c ON c.globalTid = r.globalTid AND c.start >= r.start AND c.start < r.end
-        JOIN CUPTI_ACTIVITY_KIND_KERNEL k ON k.correlationId = c.correlationId
-        WHERE r.name = 'decode' GROUP BY r.start ORDER BY r.start""")
+    per_decode = decode_range_kernels(db)
     steps = run("decode_steps", trace_of(traces, db))
     assert steps.height == 3 * 64 and set(steps["source"]) == {"time_slice"}
     for i, (count, busy, first, last) in enumerate(per_decode):

@@ -246,6 +246,13 @@ __device__ __forceinline__ void warp_argmax(float& best, int& idx) {
   }
 }
 
+// B rounded up to a power of two: the lane groups that split work by batch row
+__device__ __forceinline__ int batch_pow2(int B) {
+  int bp = 1;
+  while (bp < B) bp *= 2;
+  return bp;
+}
+
 __device__ __forceinline__ uint4* partial_unit(const Params& p, uint32_t flag, int q, int b) {
   return p.part_ll + ((flag & 1) * p.P + q) * MAX_B + b;
 }
@@ -255,14 +262,13 @@ __device__ __forceinline__ uint4* partial_unit(const Params& p, uint32_t flag, i
 // and some blocks' partials (read together, see read_units); warp shuffles, then one thread per
 // row over the warps' results (tok_red: [WARPS][MAX_B] of (value, index)).
 __device__ void reduce_tokens(const Params& p, uint32_t flag, bool& failed, int* tok, float2* tok_red) {
-  int bp = 1;
-  while (bp < p.B) bp *= 2;
+  const int bp = batch_pow2(p.B);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, b = lane % bp, per_row = THREADS / bp;
   float best = -INFINITY;
   int idx = 0x7fffffff;
   if (b < p.B) {
     const int first = threadIdx.x / bp;  // blocks first, first + per_row, ...
-    const uint4* base = p.part_ll + (flag & 1) * p.P * MAX_B + b;
+    const uint4* base = partial_unit(p, flag, 0, b);
     for (int q = first; q < p.P; q += per_row) {
       uint4 v = ld_unit(base + q * MAX_B);
       if (!carries(v, flag) && !failed) {
@@ -316,8 +322,7 @@ constexpr int LN_LOADS = DP_LN_LOADS;  // embedding chunks a thread loads at onc
 // and are added in warp order (deterministic).
 __device__ void layer_norm_rows(const Params& p, const int* tok, const __nv_bfloat16* lnw, const __nv_bfloat16* lnb,
                                 __nv_bfloat16* xs, int xs_stride, float* ln_red) {
-  int bp = 1;
-  while (bp < p.B) bp *= 2;
+  const int bp = batch_pow2(p.B);
   const int wpr = WARPS / bp, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int b = warp / wpr, first = (warp % wpr) * 32 + lane, step = wpr * 32, chunks = p.H / 8;
   const bool active = b < p.B;
