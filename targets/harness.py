@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from pathlib import Path
+from typing import Callable, Mapping, Protocol
 
 import torch
 
@@ -362,11 +364,22 @@ def main(label: str, build: Builder, argv: list[str] | None = None, needs_cuda: 
     return 0
 
 
+def json_out_path(path: str, env: Mapping[str, str] = os.environ) -> Path:
+    """Where this process writes --json-out. A single-device target started by torchrun runs one
+    independent replica per rank: rank 0 writes the named file, rank r writes NAME.rank<r>.json
+    beside it, so the ranks never write one file at once."""
+    out = Path(path)
+    rank = int(env.get("RANK", "0"))
+    return out if rank == 0 else out.with_name(f"{out.stem}.rank{rank}{out.suffix or '.json'}")
+
+
 def emit(result: dict, args: argparse.Namespace, table: Callable[[dict], str] | None = None) -> None:
-    """Write the metrics JSON to --json-out (if given) and print it (--json) or the table
-    (`table`, default format_table)."""
+    """Write the metrics JSON to --json-out (per rank, see json_out_path) and print it (--json)
+    or the table (`table`, default format_table). The file appears whole or not at all."""
     text = json.dumps(result, indent=2)
     if args.json_out:
-        with open(args.json_out, "w") as fh:
-            fh.write(text + "\n")
+        out = json_out_path(args.json_out)
+        partial = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        partial.write_text(text + "\n")
+        os.replace(partial, out)
     print(text if args.json else (table or format_table)(result))

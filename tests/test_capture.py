@@ -138,6 +138,8 @@ def test_gpus_2_launches_torchrun_under_one_nsys(nsys, tmp_path):
         pids = con.execute("SELECT DISTINCT globalTid >> 24 FROM NVTX_EVENTS e JOIN StringIds s ON e.textId = s.id "
                            "WHERE s.value = 'measured'").fetchall()
     assert len(pids) == 2  # one measured range per rank, both in the one trace
+    ranks = [json.loads((run / name).read_text())["target"] for name in ("metrics.json", "metrics.rank1.json")]
+    assert ranks == ["baseline", "baseline"]  # one whole file per replica
     argv = json.loads((run / "run.json").read_text())["steps"][0]["argv"]
     assert argv[argv.index("torch.distributed.run") + 1:][:3] == ["--standalone", "--nproc-per-node", "2"]
 

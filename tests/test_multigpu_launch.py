@@ -72,6 +72,28 @@ def test_torchrun_data_parallel_graph_request_falls_back_on_cpu() -> None:
     assert result["metrics"]["tokens_per_s"]["median"] <= per_rank * 1.0001
 
 
+def test_single_device_target_under_torchrun_writes_one_metrics_file_per_rank(tmp_path) -> None:
+    """Each rank of a single-device target is an independent replica; ranks never share a file
+    (two ranks writing one metrics.json once left it with two documents in it)."""
+    argv, env = launch.torchrun_command(["baseline", *SMALL_FLAGS, "--json-out", str(tmp_path / "metrics.json")], 2, "cpu")
+    proc = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "metrics.rank1.json"]
+    for name in ("metrics.json", "metrics.rank1.json"):
+        assert json.loads((tmp_path / name).read_text())["target"] == "baseline"
+
+
+def test_json_out_path_per_rank(tmp_path) -> None:
+    from targets.harness import json_out_path
+
+    out = str(tmp_path / "m.json")
+    assert json_out_path(out, {}) == tmp_path / "m.json"
+    assert json_out_path(out, {"RANK": "0"}) == tmp_path / "m.json"
+    assert json_out_path(out, {"RANK": "3"}) == tmp_path / "m.rank3.json"
+    assert json_out_path(str(tmp_path / "m"), {"RANK": "1"}) == tmp_path / "m.rank1.json"
+
+
 def test_torchrun_command_shape() -> None:
     argv, env = launch.torchrun_command(["multigpu", "--steps", "8"], 4, "cuda", python="py")
     assert argv == ["py", "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "4",
