@@ -3,8 +3,8 @@
 #   make test                 run the test suite (CPU; GPU tests skip without CUDA)
 #   make profile TARGET=graph profile one target under nsys (GPU machine)
 #   make ncu TARGET=graph     the same with Nsight Compute per-kernel counters
-#   make profile-all          profile every single-GPU target
-#   make bench                run all single-GPU targets side by side
+#   make profile-all          profile every single-GPU target (decodeprof targets --single-gpu)
+#   make bench                run every single-GPU target side by side (BENCH="graph fp8" for fewer)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -17,7 +17,7 @@ TARGET ?= baseline
 ARGS ?=
 GPUS ?= 1
 OUT ?= runs
-SINGLE_GPU_TARGETS ?= baseline pinned streams compile graph graph_full
+BENCH ?=
 
 .PHONY: demo test venv profile ncu profile-all bench diff doctor clean
 
@@ -45,10 +45,11 @@ ncu: $(SETUP)
 	$(DECODEPROF) profile $(TARGET) --ncu --out $(OUT) --gpus $(GPUS) -- $(ARGS)
 
 profile-all: $(SETUP)
-	for t in $(SINGLE_GPU_TARGETS); do $(DECODEPROF) profile $$t --out $(OUT) -- $(ARGS) || exit 1; done
+	labels=$$($(DECODEPROF) targets --single-gpu --names) || exit 1; \
+	for t in $$labels; do $(DECODEPROF) profile $$t --out $(OUT) -- $(ARGS) || exit 1; done
 
 bench: $(SETUP)
-	$(DECODEPROF) bench $(SINGLE_GPU_TARGETS) -- $(ARGS)
+	$(DECODEPROF) bench $(BENCH) --args "$(ARGS)"
 
 diff: $(SETUP)
 	$(DECODEPROF) diff tests/data/h100/baseline tests/data/h100/graph -o reports/out/diff.html

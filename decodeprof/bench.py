@@ -22,6 +22,13 @@ def target_labels() -> dict[str, str]:
     return {label: info.summary for label, info in registry.TARGETS.items()}
 
 
+def single_gpu_labels() -> list[str]:
+    """Labels of the targets that run as one process on one device (imports no torch)."""
+    from targets import registry
+
+    return registry.single_gpu_labels()
+
+
 def target_command(label: str, target_args: list[str], json_out: Path | None = None,
                    gpus: int = 1) -> tuple[list[str], dict[str, str] | None]:
     """The command line that runs one target, and the environment it needs (None: ours).

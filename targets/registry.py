@@ -40,6 +40,11 @@ TARGETS: dict[str, TargetInfo] = {t.label: t for t in (
 )}
 
 
+def single_gpu_labels() -> list[str]:
+    """The targets that run as one process on one device (every one but the torchrun targets)."""
+    return [label for label, info in TARGETS.items() if info.launcher == "python"]
+
+
 def get(label: str) -> TargetInfo:
     from targets.errors import TargetError
 

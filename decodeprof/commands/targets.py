@@ -22,15 +22,20 @@ def register(app: typer.Typer) -> None:
     app.command("bench")(bench)
 
 
-def list_targets() -> None:
+def list_targets(
+    single_gpu: bool = typer.Option(False, "--single-gpu", help="only the targets that run as one process on one device"),
+    names: bool = typer.Option(False, "--names", help="labels only, one per line (for scripts)"),
+) -> None:
     """List the decode targets, one line each.
 
-    Example: decodeprof targets
+    Example: decodeprof targets --single-gpu --names
     """
-    from decodeprof.bench import target_labels
+    from decodeprof.bench import single_gpu_labels, target_labels
 
+    keep = set(single_gpu_labels()) if single_gpu else None
     for label, summary in target_labels().items():
-        typer.echo(f"{label:<18} {summary}")
+        if keep is None or label in keep:
+            typer.echo(label if names else f"{label:<18} {summary}")
 
 
 def run(
@@ -50,23 +55,24 @@ def run(
 
 
 def bench(
-    targets: Optional[list[str]] = typer.Argument(None, help="target labels (default: the single-GPU ones)"),
+    targets: Optional[list[str]] = typer.Argument(None, help="target labels (default: every single-GPU target, see `decodeprof targets --single-gpu`)"),
     args: str = typer.Option("", "--args", help="flags for every target, e.g. '--host-payload-mb 32'"),
     check: bool = typer.Option(False, "--check", help="fail on a regression against the expectations file"),
     update: bool = typer.Option(False, "--update", help="rewrite the expectations file from this run"),
     expectations: Optional[Path] = typer.Option(None, "--expectations", help="expectations file (default: targets/expectations/<gpu>.json)"),
     json_out: Optional[Path] = typer.Option(None, "--json-out", help="write all results as one JSON file"),
 ) -> None:
-    """Run several targets (one process each) and print them side by side with speedups
-    over baseline measured in the same run.
+    """Run several targets side by side, with speedups over baseline from the same run.
+
+    Each target runs in its own process; one that fails is reported and the rest go on.
 
     Example: decodeprof bench baseline pinned graph --args "--host-payload-mb 32" --check
     """
     from decodeprof import expectations as exp
-    from decodeprof.bench import run_target, target_labels
+    from decodeprof.bench import run_target, single_gpu_labels, target_labels
     from decodeprof.errors import RegressionError, TargetError
 
-    labels = targets or ["baseline", "pinned", "streams", "compile", "graph", "graph_full"]
+    labels = targets or single_gpu_labels()
     known = target_labels()
     unknown = [t for t in labels if t not in known]
     if unknown:
