@@ -145,6 +145,43 @@ def test_graph_full_steps_exclude_the_prefill_inside_the_graph(traces):
     assert steps.filter(last)["kernels"].to_list() == [9, 9, 9]
 
 
+def test_graph_full_decode_bandwidth_counts_the_decode_kernels_only(traces):
+    """decode_bandwidth on graph_full: GPU time from the first decode kernel (after the prefill's,
+    counted from the baseline's prefill range) to the last kernel of the launch, per range, by SQL;
+    no host range holds the decode alone, so the host columns are null."""
+    db = need("graph_full")
+    prefill = sql(need("baseline"), f"""{RANGES}, {CALLS}
+        SELECT count(*) FROM r JOIN c ON c.globalTid = r.globalTid AND c.start >= r.start AND c.start < r.end
+        JOIN CUPTI_ACTIVITY_KIND_KERNEL k ON k.correlationId = c.correlationId
+        WHERE r.name = 'prefill' GROUP BY r.start""")[0][0]
+    kernels = sql(db, f"""{RANGES}, {CALLS}
+        SELECT r.start, k.start, k.end FROM r JOIN c ON c.globalTid = r.globalTid AND c.start >= r.start AND c.start < r.end
+        JOIN CUPTI_ACTIVITY_KIND_KERNEL k ON k.correlationId = c.correlationId
+        WHERE r.name = 'prefill_decode' ORDER BY r.start, k.start""")
+    by_range: dict[int, list[tuple[int, int]]] = {}
+    for r_start, k_start, k_end in kernels:
+        by_range.setdefault(r_start, []).append((k_start, k_end))
+    want = sum(max(e for _, e in ks) - ks[prefill][0] for ks in by_range.values())
+    row = run("decode_bandwidth", trace_of(traces, db)).row(0, named=True)
+    assert (row["decode_ranges"], row["steps_per_decode"], row["decode_gpu_ns"]) == (3, 64, want)
+    assert row["weight_bytes"] == 3 * 64 * row["weight_bytes_per_step"]
+    assert row["decode_cpu_ns"] is None and row["achieved_wall_bytes_per_s"] is None
+
+
+def test_wall_bandwidth_is_what_each_target_measured_and_under_the_peak(traces):
+    """achieved_wall_bytes_per_s (decode range start -> the later of its end and its last kernel)
+    agrees with the target's own CUDA-event weight GB/s, for eager and graph-launched decodes
+    alike: a graph launch returns before its kernels finish, and the CPU range alone once gave
+    figures above the GPU's peak."""
+    for variant in ("baseline", "graph", "warp_specialized", "persistent", "persistent_smem"):
+        trace = trace_of(traces, need(variant))
+        row = run("decode_bandwidth", trace).row(0, named=True)
+        own = trace.target_metrics["metrics"]["weight_gbps"]["median"] * 1e9
+        assert row["decode_wall_ns"] >= max(row["decode_cpu_ns"], row["decode_gpu_ns"]), variant
+        assert 0.8 < row["achieved_wall_bytes_per_s"] / own < 1.2, variant
+        assert row["achieved_wall_bytes_per_s"] < row["peak_bytes_per_s"], variant
+
+
 def decode_range_kernels(db: Path) -> list[tuple[int, int, int, int]]:
     """Per "decode" range, in order: (kernels, summed kernel time, first start, last end) of the
     kernels its API calls launched (graph launches included)."""
@@ -228,3 +265,25 @@ def test_truncated_graph_range_is_not_cut_in_time(traces):
     assert steps.filter(pl.col("decode_index") > 0)["kernels"].sum() == first["kernels"].sum() * 2
     picked = pick_step(cut)
     assert picked.source == "decode_slice" and picked.steps.height == 2 * 64
+
+
+def test_when_every_range_has_fewer_kernels_than_steps_no_gpu_step_figure_is_made_up(traces):
+    """A config that claims far more steps than the graph ran (each decode range then holds fewer
+    kernels than steps) leaves nothing cut: the per-step GPU columns are null, not 0 kernels,
+    and no "fewer kernels" win is claimed from them."""
+    import dataclasses
+
+    from decodeprof.analyses import run_all
+    from decodeprof.findings import findings
+    from decodeprof.report.variant import facts
+
+    full = trace_of(traces, need("graph"))
+    tm = {**full.target_metrics, "config": {**full.target_metrics["config"], "steps": 1000}}
+    wrong = dataclasses.replace(full, target_metrics=tm)
+    summary = run("decode_step_summary", wrong).row(0, named=True)
+    assert summary["source"] == "few_kernels" and summary["cpu_dur_ns"] > 0
+    assert [summary[c] for c in ("kernels", "gpu_window_ns", "gpu_busy_ns", "gpu_idle_ns", "gpu_idle_pct")] == [None] * 5
+    base = trace_of(traces, need("baseline"))
+    f_wrong, f_base = facts(wrong, run_all(wrong)), facts(base, run_all(base))
+    assert f_wrong["kernels_per_step"] is None
+    assert "fewer kernels" not in [f.title for f in findings("graph", f_wrong, f_base)]

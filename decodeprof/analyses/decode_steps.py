@@ -206,7 +206,9 @@ SUMMARY_COLUMNS = {
 @analysis("decode_step_summary", columns=SUMMARY_COLUMNS, needs=("nvtx", "runtime", "kernels"))
 def decode_step_summary(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
     """One row: the median decode step (over all steps of decode_steps, leaving out the steps
-    of "few_kernels" ranges, which hold no kernels, unless every range is one).
+    of "few_kernels" ranges, which hold no kernels). When every range is one, the CPU medians
+    still stand but kernels and the gpu_* columns are null: nothing was cut, so there is no
+    per-step GPU figure (a zero would read as "no kernels").
 
     Columns: source, decode_ranges (distinct decode ranges), steps (rows), then the median
     over steps of cpu_dur_ns, cpu_api_ns, launches, kernels, gpu_window_ns, gpu_busy_ns,
@@ -216,13 +218,14 @@ def decode_step_summary(trace: Trace, *, steps: int | None = None) -> pl.DataFra
     if per.is_empty():
         return pl.DataFrame(schema=SUMMARY_COLUMNS)
     cut = per.filter(pl.col("source") != "few_kernels")
-    per = cut if cut.height else per
-    med = ("cpu_dur_ns", "cpu_api_ns", "launches", "kernels", "gpu_window_ns", "gpu_busy_ns", "gpu_idle_ns")
-    out = per.select(
+    gpu = ("kernels", "gpu_window_ns", "gpu_busy_ns", "gpu_idle_ns")
+    out = (cut if cut.height else per).select(
         pl.col("source").first(),
         pl.col("decode_index").drop_nulls().n_unique().alias("decode_ranges"),
         pl.len().alias("steps"),
-        *(pl.col(c).median() for c in med),
+        *(pl.col(c).median() for c in ("cpu_dur_ns", "cpu_api_ns", "launches", *gpu)),
         (100.0 * pl.col("gpu_idle_ns").sum() / pl.col("gpu_window_ns").sum()).alias("gpu_idle_pct"),
     )
+    if not cut.height:
+        out = out.with_columns(pl.lit(None).alias(c) for c in (*gpu, "gpu_idle_pct"))
     return shaped(out, SUMMARY_COLUMNS)

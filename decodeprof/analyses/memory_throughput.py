@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from decodeprof.analyses.decode_steps import decode_steps
 from decodeprof.analyses.events import PAGEABLE, config_steps, gpu_work, in_ranges, ranges
 from decodeprof.analyses.registry import analysis, shaped
 from decodeprof.trace import Trace
@@ -86,6 +87,7 @@ BW_COLUMNS = {
     "weight_bytes": pl.Int64,
     "decode_gpu_ns": pl.Int64,
     "decode_cpu_ns": pl.Int64,
+    "decode_wall_ns": pl.Int64,
     "achieved_bytes_per_s": pl.Float64,
     "achieved_wall_bytes_per_s": pl.Float64,
     "peak_bytes_per_s": pl.Float64,
@@ -114,18 +116,26 @@ def decode_bandwidth(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
     ("decode" and "step" ranges), kernels, gpus. weight_bytes = weight_bytes_per_step x
     steps_per_decode x decode_ranges; decode_gpu_ns = per decode range, first kernel start
     -> last kernel end of the kernels launched in it, summed; decode_cpu_ns = decode range
-    durations summed. achieved_bytes_per_s = weight_bytes / decode_gpu_ns (GPU view),
-    achieved_wall_bytes_per_s = weight_bytes / decode_cpu_ns (host view, what the target's
-    tokens/s sees). peak_bytes_per_s from the gpus frame (theoretical), else the target's
+    durations summed; decode_wall_ns = per decode range, range start -> the later of range end
+    and its last kernel end, summed (a graph launch returns before its kernels finish, so the CPU
+    range alone can be shorter than the work). achieved_bytes_per_s = weight_bytes /
+    decode_gpu_ns (GPU view), achieved_wall_bytes_per_s = weight_bytes / decode_wall_ns (what
+    the target's tokens/s sees). peak_bytes_per_s from the gpus frame (theoretical), else the target's
     device.peak_gbps (peak_source says which); utilization_pct = 100 x achieved / peak.
     Steps: config.steps, else the `steps` option, else step ranges / decode ranges.
+    Without "decode" ranges but with "prefill_decode" ones (graph_full: one graph launch runs
+    prefill and decode), decode_gpu_ns is taken from decode_steps (first decode kernel ->
+    last, prefill kernels dropped) and the host columns are null: no host range holds the
+    decode alone.
     """
     tm = trace.target_metrics if isinstance(trace.target_metrics, dict) else {}
     wbytes = tm.get("weight_bytes_per_step")
-    rng = ranges(trace, ("decode", "step"))
+    rng = ranges(trace, ("decode", "step", "prefill_decode"))
     dec = rng.filter(pl.col("range_name") == "decode")
-    if not isinstance(wbytes, int) or dec.is_empty():
+    if not isinstance(wbytes, int):
         return pl.DataFrame(schema=BW_COLUMNS)
+    if dec.is_empty():
+        return _prefill_decode_bandwidth(trace, wbytes, steps) if rng.height else pl.DataFrame(schema=BW_COLUMNS)
     n = config_steps(trace, steps)
     n_step_ranges = int((rng["range_name"] == "step").sum())
     if n is None and n_step_ranges and n_step_ranges % dec.height == 0:
@@ -134,16 +144,40 @@ def decode_bandwidth(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
                   dec.select("range_id", "range_start_ns", "range_end_ns", "global_tid"))
     if n is None or k.is_empty():
         return pl.DataFrame(schema=BW_COLUMNS)
-    gpu_ns = int(k.group_by("range_id").agg((pl.col("end_ns").max() - pl.col("start_ns").min()).alias("s"))["s"].sum())
+    per_range = k.group_by("range_id").agg(pl.col("start_ns").min().alias("first_ns"), pl.col("end_ns").max().alias("last_ns"))
+    gpu_ns = int((per_range["last_ns"] - per_range["first_ns"]).sum())
     cpu_ns = int(dec["range_dur_ns"].sum())
-    total = wbytes * n * dec.height
-    peak, source = _peak(trace, int(k["device_id"][0]) if k["device_id"][0] is not None else None)
+    wall = dec.join(per_range, on="range_id", how="left").select(
+        pl.max_horizontal("range_end_ns", "last_ns") - pl.col("range_start_ns"))
+    wall_ns = int(wall.to_series().sum())
+    return _bandwidth_row(trace, dec.height, n, wbytes, gpu_ns, cpu_ns, wall_ns,
+                          int(k["device_id"][0]) if k["device_id"][0] is not None else None)
+
+
+def _prefill_decode_bandwidth(trace: Trace, wbytes: int, steps: int | None) -> pl.DataFrame:
+    """decode_bandwidth's row for prefill_decode ranges, from the steps decode_steps cut out."""
+    per = decode_steps(trace, steps=steps).filter(
+        (pl.col("source") != "few_kernels") & pl.col("decode_index").is_not_null() & pl.col("gpu_start_ns").is_not_null())
+    n = config_steps(trace, steps)
+    if per.is_empty() or n is None:
+        return pl.DataFrame(schema=BW_COLUMNS)
+    spans = per.group_by("decode_index").agg(
+        ((pl.col("gpu_start_ns") + pl.col("gpu_window_ns")).max() - pl.col("gpu_start_ns").min()).alias("span"))
+    device = trace.kernels["device_id"].drop_nulls()
+    return _bandwidth_row(trace, spans.height, n, wbytes, int(spans["span"].sum()), None, None,
+                          int(device[0]) if device.len() else None)
+
+
+def _bandwidth_row(trace: Trace, n_ranges: int, n_steps: int, wbytes: int, gpu_ns: int,
+                   cpu_ns: int | None, wall_ns: int | None, device_id: int | None) -> pl.DataFrame:
+    total = wbytes * n_steps * n_ranges
+    peak, source = _peak(trace, device_id)
     achieved = 1e9 * total / gpu_ns if gpu_ns else None
     out = pl.DataFrame([{
-        "decode_ranges": dec.height, "steps_per_decode": n, "weight_bytes_per_step": wbytes,
-        "weight_bytes": total, "decode_gpu_ns": gpu_ns, "decode_cpu_ns": cpu_ns,
+        "decode_ranges": n_ranges, "steps_per_decode": n_steps, "weight_bytes_per_step": wbytes,
+        "weight_bytes": total, "decode_gpu_ns": gpu_ns, "decode_cpu_ns": cpu_ns, "decode_wall_ns": wall_ns,
         "achieved_bytes_per_s": achieved,
-        "achieved_wall_bytes_per_s": 1e9 * total / cpu_ns if cpu_ns else None,
+        "achieved_wall_bytes_per_s": 1e9 * total / wall_ns if wall_ns else None,
         "peak_bytes_per_s": peak, "peak_source": source,
         "utilization_pct": 100.0 * achieved / peak if achieved and peak else None,
     }], schema=BW_COLUMNS)
