@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from decodeprof.analyses.events import (LAUNCH_KINDS, config_steps, gpu_work, in_ranges, in_ranges_slim, per_trace, ranges,
-                                        runtime_calls)
+                                        runtime_calls, unmeasured)
 from decodeprof.analyses.intervals import points_in_ranges, sums_in_ranges, union_ns
 from decodeprof.analyses.registry import analysis, shaped
 from decodeprof.analyses.step_slices import label_steps, spans_steps_expr, time_slices
@@ -55,6 +55,9 @@ def _gpu_columns(steps: pl.DataFrame, kern: pl.DataFrame) -> pl.DataFrame:
 
 
 _RANGE_KEYS = ("range_id", "range_start_ns", "range_end_ns", "global_tid")
+_GPU = ("kernels", "gpu_start_ns", "gpu_window_ns", "gpu_busy_ns", "gpu_idle_ns", "gpu_idle_pct")
+# kernels reach a step through their launching call: without runtime rows none can be placed
+_FROM_TABLES = {"kernels": _GPU, "runtime": ("cpu_api_ns", "launches", *_GPU)}
 
 
 def _calls(trace: Trace) -> pl.DataFrame:  # only the columns used below: less to gather per (call, range)
@@ -172,7 +175,8 @@ def decode_steps(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
     fractional for slices), kernels, gpu_start_ns (first kernel start),
     gpu_window_ns (first kernel start -> next step's first kernel start, or this step's
     last kernel end for the last step), gpu_busy_ns (union of kernel intervals),
-    gpu_idle_ns (window - busy, >= 0).
+    gpu_idle_ns (window - busy, >= 0). Columns whose table the capture lacks (no CUDA
+    tracing: no kernels or runtime rows) are null, not 0.
     """
     rng = ranges(trace, ("step", "decode", "prefill_decode"))
     if rng.is_empty():
@@ -185,7 +189,7 @@ def decode_steps(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
             return pl.DataFrame(schema=COLUMNS)
         name = "decode" if (rng["range_name"] == "decode").any() else "prefill_decode"
         out = _from_decode_slices(trace, rng, n, name)
-    return shaped(out.sort("cpu_start_ns", "step"), COLUMNS)
+    return shaped(unmeasured(trace, out.sort("cpu_start_ns", "step"), _FROM_TABLES), COLUMNS)
 
 
 SUMMARY_COLUMNS = {
@@ -205,8 +209,9 @@ SUMMARY_COLUMNS = {
 
 @analysis("decode_step_summary", columns=SUMMARY_COLUMNS, needs=("nvtx", "runtime", "kernels"))
 def decode_step_summary(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
-    """One row: the median decode step (over all steps of decode_steps, leaving out the steps
-    of "few_kernels" ranges, which hold no kernels). When every range is one, the CPU medians
+    """One row: the median decode step, over the steps of decode_steps.
+
+    Steps of "few_kernels" ranges (which hold no kernels) are left out. When every range is one, the CPU medians
     still stand but kernels and the gpu_* columns are null: nothing was cut, so there is no
     per-step GPU figure (a zero would read as "no kernels").
 
@@ -228,4 +233,4 @@ def decode_step_summary(trace: Trace, *, steps: int | None = None) -> pl.DataFra
     )
     if not cut.height:
         out = out.with_columns(pl.lit(None).alias(c) for c in (*gpu, "gpu_idle_pct"))
-    return shaped(out, SUMMARY_COLUMNS)
+    return shaped(unmeasured(trace, out, _FROM_TABLES), SUMMARY_COLUMNS)

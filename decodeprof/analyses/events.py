@@ -231,3 +231,12 @@ def config_steps(trace: Trace, steps: int | None) -> int | None:
     if isinstance(cfg, dict) and isinstance(cfg.get("steps"), int) and cfg["steps"] > 0:
         return cfg["steps"]
     return steps if steps and steps > 0 else None
+
+
+def unmeasured(trace: Trace, out: pl.DataFrame, columns_from: dict[str, tuple[str, ...]]) -> pl.DataFrame:
+    """`out` with the columns that come from an absent table set to null: a table the capture
+    never recorded (e.g. no CUDA tracing) measured nothing, and a 0 would read as "none ran".
+    columns_from: input frame name -> the output columns computed from it."""
+    absent = {m.frame for m in trace.missing}
+    cols = {c for frame, cs in columns_from.items() if frame in absent for c in cs if c in out.columns}
+    return out.with_columns(pl.lit(None, out.schema[c]).alias(c) for c in sorted(cols)) if cols else out

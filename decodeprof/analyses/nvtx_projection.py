@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from decodeprof.analyses.events import gpu_work, in_ranges, in_ranges_chunks, ranges, runtime_calls
+from decodeprof.analyses.events import gpu_work, in_ranges, in_ranges_chunks, ranges, runtime_calls, unmeasured
 from decodeprof.analyses.intervals import union_ns
 from decodeprof.analyses.registry import analysis, shaped
 from decodeprof.trace import Trace
@@ -74,7 +74,8 @@ def nvtx_projection(trace: Trace) -> pl.DataFrame:
     never double-counts concurrent streams); kernels (kernel executions attributed);
     graph_kernels (those replayed from a CUDA graph); graph_launches (cudaGraphLaunch calls
     in the range); memcpys, memcpy_bytes (copies attributed, bytes);
-    first_range_start_ns (trace clock).
+    first_range_start_ns (trace clock). Columns whose table the capture lacks are null (work
+    is attributed through its runtime call, so without runtime rows all of them are).
     """
     rng = ranges(trace)
     if rng.is_empty():
@@ -108,4 +109,7 @@ def nvtx_projection(trace: Trace) -> pl.DataFrame:
         )
         .sort(["first_range_start_ns", "range_name"])
     )
-    return shaped(out, COLUMNS)
+    kernel_cols = ("gpu_span_ns", "gpu_busy_ns", "kernels", "graph_kernels")
+    copy_cols = ("memcpys", "memcpy_bytes")
+    return shaped(unmeasured(trace, out, {"kernels": kernel_cols, "memcpys": copy_cols,
+                                          "runtime": (*kernel_cols, *copy_cols, "graph_launches")}), COLUMNS)
