@@ -234,18 +234,27 @@ def correctness(name: str, v: dict, b: dict) -> list[Finding]:
     out = []
     c = v.get("correctness") or {}
     if v.get("tokens_match") is False:
-        forced = c.get("teacher_forced")
+        forced, choice = c.get("teacher_forced"), c.get("choice_agreement")
         tol = c.get("tolerance") or {}
-        if forced:  # the run passed its teacher-forced check; free-running divergence is reported, not hidden
-            margin = c.get("reference_margin_at_divergence")
+        if forced or choice is not None:  # the run passed its checks; free-running divergence is reported, not hidden
+            margin = c.get("reference_margin_at_divergence")  # runs recorded before choice_agreement
             at = f" from position {c['first_divergent_step']}" if c.get("first_divergent_step") is not None else ""
-            near = f", where the reference's top-2 logit margin is {margin:.3g}" if margin is not None else ""
+            near = f", where the reference's top-2 logit margin is {margin:.3g}" if margin is not None and choice is None else ""
             text = (f"Free-running tokens agree {pct(100 * c['token_agreement'])} with the eager reference: they diverge{at}{near} "
-                    f"(a near-tie, flipped by different rounding or quantization). Teacher-forced, each step agrees {pct(100 * forced['token_agreement'])} "
-                    f"with max |logit error| {forced['max_abs_logit_err']:.3g}.")
-            thr = (f"teacher-forced token agreement >= {pct(100 * tol.get('min_token_agreement', 1.0))} and "
-                   f"max |logit error| <= {tol.get('max_abs_logit_err', 0.0)}")
-            out.append(Finding(name, "info", "tokens diverge at a near-tie", text, thr, "summary", {"correctness": c}))
+                    f"(a near-tie, flipped by different rounding or quantization).")
+            thr = []
+            if choice is not None:
+                window = 2 * tol.get("max_abs_logit_err", 0.0)
+                text += (f" Fed the variant's own tokens, the reference finds {pct(100 * choice)} of them within {window:.3g} "
+                         f"of its best logit (largest gap {c.get('largest_choice_gap', 0.0):.3g}).")
+                thr.append(f"chosen tokens within {window:.3g} of the reference's best logit on >= "
+                           f"{pct(100 * tol.get('min_token_agreement', 1.0))} of tokens")
+            if forced:
+                text += (f" Teacher-forced, each step agrees {pct(100 * forced['token_agreement'])} "
+                         f"with max |logit error| {forced['max_abs_logit_err']:.3g}.")
+                thr.append(f"teacher-forced token agreement >= {pct(100 * tol.get('min_token_agreement', 1.0))} and "
+                           f"max |logit error| <= {tol.get('max_abs_logit_err', 0.0)}")
+            out.append(Finding(name, "info", "tokens diverge at a near-tie", text, "; ".join(thr), "summary", {"correctness": c}))
         else:
             out.append(Finding(name, "warning", "tokens differ", "The target's correctness check failed: its tokens differ from the eager reference, so its speed does not count.", "tokens must match the reference", "summary", {}))
     if v.get("fallbacks"):

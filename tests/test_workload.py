@@ -95,6 +95,46 @@ def test_a_variant_that_computes_something_else_fails_the_check():
         harness.run("wrong", lambda cfg, w: Wrong(cfg, w, pinned=False), SMALL)
 
 
+def test_a_timed_path_that_ignores_its_own_tokens_fails_even_with_a_correct_step_fn():
+    """The timed generate() never feeds a new token back (it reuses the prefill token) while
+    step_fn, the one-step check, is right: teacher-forced it passes, so the check must judge
+    the timed path's own tokens against the reference fed the same history."""
+    import dataclasses
+
+    cfg = dataclasses.replace(SMALL, steps=12)
+    loose = harness.Tolerance(min_token_agreement=1.0, max_abs_logit_err=0.125)
+
+    class Stale(EagerVariant):
+        def generate(self, batch, next_batch, phase):
+            prompt = self.copy_in(batch)
+            state, tok = workload.prefill(self.w, prompt)
+            out = [tok]
+            for _ in range(self.cfg.steps):
+                nxt, state, self.last_logits = workload.decode_step(self.w, out[0], state)
+                out.append(nxt)
+            return torch.stack(out, dim=1)
+
+    with pytest.raises(TargetError, match="not the reference's choice for the same history"):
+        harness.run("stale", lambda c, w: Stale(c, w, pinned=False, tolerance=loose), cfg)
+
+
+def test_a_variant_parting_at_near_ties_passes_and_says_how_far_its_choices_are():
+    """Tokens that differ from the reference's yet lie within 2 x the logit tolerance of its
+    best logit for the same history are accepted; the result says how far they lie."""
+    loose = harness.Tolerance(min_token_agreement=1.0, max_abs_logit_err=1e6)
+
+    class SecondBest(EagerVariant):  # picks the runner-up at the last position only
+        def generate(self, batch, next_batch, phase):
+            tokens = super().generate(batch, next_batch, phase)
+            tokens[:, -1] = self.last_logits.float().topk(2, dim=-1).indices[:, 1]
+            return tokens
+
+    result = harness.run("second", lambda c, w: SecondBest(c, w, pinned=False, tolerance=loose), SMALL)
+    c = result["correctness"]
+    assert not c["tokens_match"] and c["first_divergent_step"] == SMALL.steps
+    assert c["choice_agreement"] == 1.0 and 0 < c["largest_choice_gap"] < 1e6
+
+
 def test_pinned_falls_back_on_cpu_and_says_so():
     w = workload.make_weights(SMALL)
     variant = EagerVariant(SMALL, w, pinned=True)
