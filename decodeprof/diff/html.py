@@ -9,10 +9,10 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
+from decodeprof import TEMPLATES
 from decodeprof.diff.compare import JSON_VERSION, TraceDiff
 from decodeprof.diff.timeline import step_timeline_figure
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "reports" / "templates"
 
 # (table name, title, key column, [(value, header, scale)])
 TABLES = (

@@ -16,7 +16,8 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "reports" / "templates"
+from decodeprof import TEMPLATES
+
 DASH = "—"
 
 
