@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 TRACE_SUFFIXES = (".sqlite", ".nsys-rep")
 
 
+def _failed_run(folder: Path) -> str | None:
+    """Why a run folder's capture did not finish (its run.json status), or None."""
+    try:
+        record = json.loads((folder / "run.json").read_text())
+    except (OSError, ValueError):
+        return None  # not written by `decodeprof profile` (e.g. a folder of traces): nothing to judge by
+    status = record.get("status") if isinstance(record, dict) else None
+    if status in (None, "ok"):
+        return None
+    return f"its capture ended {status}" + (f": {record['error']}" if record.get("error") else "")
+
+
 def _runs(paths: list[Path], err) -> list[Path]:
-    """Run folders and trace files among `paths`; anything else (README.md from a glob) is skipped."""
+    """Run folders and trace files among `paths`; anything else (README.md from a glob) and run
+    folders whose capture failed are skipped, each with a line saying so."""
     keep = []
     for p in paths:
-        if p.is_dir() or (p.is_file() and p.suffix in TRACE_SUFFIXES):
+        if p.is_dir() and (why := _failed_run(p)):
+            err.print(f"skipping {p}: {why}")
+        elif p.is_dir() or (p.is_file() and p.suffix in TRACE_SUFFIXES):
             keep.append(p)
         elif p.exists():
             err.print(f"skipping {p}: not a run folder or trace file")
@@ -27,7 +44,7 @@ def register(app: typer.Typer) -> None:
     def report(
         run_dirs: list[Path] = typer.Argument(..., help="Run folders (trace.sqlite or trace.nsys-rep, metrics.json, ncu.csv) or trace files."),
         output: Path = typer.Option(Path("report.html"), "-o", "--output", help="HTML file to write (atomically)."),
-        baseline: str = typer.Option("baseline", "--baseline", help="Name (folder name) of the variant the others are compared with."),
+        baseline: Optional[str] = typer.Option(None, "--baseline", help="Name of the variant the others are compared with (default: baseline, when present): its folder name, less the time stamp `profile` adds (runs/graph-20261125-101500 is graph)."),
     ) -> None:
         """Render one HTML report comparing decode variants and explaining why each wins.
 
@@ -38,13 +55,18 @@ def register(app: typer.Typer) -> None:
 
         from decodeprof.errors import DecodeprofError
         from decodeprof.report import assemble, load_variant, write_report
+        from decodeprof.report.variant import variant_name
 
-        err = Console(stderr=True, highlight=False)
+        err = Console(stderr=True, highlight=False, soft_wrap=True)  # paths stay on one line
         runs = _runs(run_dirs, err)
         if not runs:
             raise DecodeprofError("no run folder or trace among the paths given",
                                   "pass folders written by `decodeprof profile` (e.g. tests/data/h100/*)")
         variants = []
+        names = [variant_name(p) for p in runs]
+        if baseline is not None and baseline not in names:
+            raise DecodeprofError(f"no variant named {baseline!r} among: {', '.join(dict.fromkeys(names))}",
+                                  "pass --baseline with one of these names")
         with Progress(console=err, transient=True) as progress:
             task = progress.add_task("loading runs", total=len(runs) + 1)
             for path in runs:

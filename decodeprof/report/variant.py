@@ -8,6 +8,7 @@ Findings, the summary table and the charts all read these facts, never SQL.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,8 +17,8 @@ import polars as pl
 from decodeprof.trace import Trace
 
 # Report order for the variants this project ships; any other name follows, alphabetically.
-KNOWN_ORDER = ("baseline", "pinned", "streams", "compile", "graph", "graph_full",
-               "fp8", "fp4", "triton_fused", "warp_specialized")
+KNOWN_ORDER = ("baseline", "pinned", "streams", "compile", "graph", "graph_full", "fp8", "fp4",
+               "warp_specialized", "double_buffer_tma", "persistent", "persistent_smem", "multigpu")
 
 
 @dataclass
@@ -199,9 +200,15 @@ def missing_sentences(trace: Trace, frames: dict[str, pl.DataFrame], f: dict) ->
     return out
 
 
+_RUN_FOLDER = re.compile(r"^(?P<label>[A-Za-z0-9][A-Za-z0-9_.-]*?)-\d{8}-\d{6}(-\d+)?$")
+
+
 def variant_name(path: Path) -> str:
-    """A run folder's name; for a trace file, its folder's name."""
-    return path.name if path.is_dir() else path.parent.name or path.stem
+    """A run folder's name, less the time stamp `decodeprof profile` appends (runs/graph-20261125-101500
+    -> graph); for a trace file, its folder's name."""
+    name = (path.parent.name if path.is_file() else path.name) or path.stem
+    stamped = _RUN_FOLDER.match(name)
+    return stamped.group("label") if stamped else name
 
 
 def ordered(names: list[str]) -> list[str]:
