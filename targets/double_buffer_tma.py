@@ -19,4 +19,4 @@ TOLERANCE = Tolerance(min_token_agreement=1.0, max_abs_logit_err=0.125)
 
 def build(cfg: Config, w: Weights) -> KernelLoopVariant:
     kernels, active, fallbacks = choose_plan(cfg, w, "bf16", "tma2")
-    return KernelLoopVariant(cfg, w, kernels.step, active=active, fallbacks=fallbacks, tolerance=TOLERANCE)
+    return KernelLoopVariant(cfg, w, kernels.step, weight_bytes=kernels.weight_bytes, active=active, fallbacks=fallbacks, tolerance=TOLERANCE)

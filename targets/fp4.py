@@ -32,11 +32,12 @@ def build(cfg: Config, w: Weights) -> KernelLoopVariant:
     from targets.kernels.te_linear import TeLinears, te_status
 
     fallbacks: list[str] = []
-    step, path = None, "triton_weight_only_e2m1_block16"
+    step, path, linears = None, "triton_weight_only_e2m1_block16", None
     te, why = te_status("nvfp4", torch.device(cfg.device))
     if te is not None:
         try:
-            step = eager_step(w, TeLinears(te, w, cfg.batch, "nvfp4").linear)
+            linears = TeLinears(te, w, cfg.batch, "nvfp4")
+            step = eager_step(w, linears.linear)
             tok, state = probe_inputs(cfg, w)
             run_step(cfg, step, tok, state)
             path = "te_nvfp4_block_scaling"
@@ -46,9 +47,10 @@ def build(cfg: Config, w: Weights) -> KernelLoopVariant:
     if step is None:
         fallbacks.append(f"FP4 tensor-core path (TE NVFP4) not used: {why}; "
                          "using weight-only E2M1 with in-kernel dequantization")
-        kernels, notes, more = choose_plan(cfg, w, "fp4", kernel_mode())
-        step = kernels.step
+        linears, notes, more = choose_plan(cfg, w, "fp4", kernel_mode())
+        step = linears.step
         active += notes
         fallbacks += more
     active = [f"fp4_path={path}", *active, describe_error(logits_error(cfg, w, step))]
-    return KernelLoopVariant(cfg, w, step, active=active, fallbacks=fallbacks, tolerance=TOLERANCE)
+    return KernelLoopVariant(cfg, w, step, weight_bytes=linears.weight_bytes, active=active, fallbacks=fallbacks,
+                             tolerance=TOLERANCE)

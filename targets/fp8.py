@@ -67,6 +67,12 @@ class ScaledMmLinears:
             q, s = quantize_fp8_per_channel(weight)
             self.weights[name] = (q, s[None, :].contiguous())  # rowwise: scale_b [1, N]
 
+    @property
+    def weight_bytes(self) -> int:
+        """FP8 weights, their fp32 scales and the bf16 biases: what one step reads."""
+        tensors = [t for pair in self.weights.values() for t in pair] + [b for b in self.bias.values() if b is not None]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
     def linear(self, name: str, x: torch.Tensor) -> torch.Tensor:
         q, sw = self.weights[name]
         sx = (x.abs().amax(dim=1, keepdim=True).float() / 448.0).clamp(min=1e-12)
@@ -74,13 +80,14 @@ class ScaledMmLinears:
         return torch._scaled_mm(xq, q.t(), scale_a=sx, scale_b=sw, bias=self.bias[name], out_dtype=x.dtype)
 
 
-def _try(label: str, cfg: Config, w: Weights, make_step) -> tuple[object | None, str | None]:
-    """Build a step and run it once eagerly; (step, None) or (None, why it failed)."""
+def _try(label: str, cfg: Config, w: Weights, make_linears) -> tuple[object | None, str | None]:
+    """Build the three Linears and run one step through them eagerly; (linears, None) or (None,
+    why it failed)."""
     try:
-        step = make_step()
+        linears = make_linears()
         tok, state = probe_inputs(cfg, w)
-        run_step(cfg, step, tok, state)
-        return step, None
+        run_step(cfg, eager_step(w, linears.linear), tok, state)
+        return linears, None
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return None, f"{label} path failed on a probe step ({type(exc).__name__}: {first[:200]})"
@@ -92,14 +99,14 @@ def build(cfg: Config, w: Weights) -> KernelLoopVariant:
         raise TargetError(reason, "run the fp8 target on an H100 (or any sm_89+ GPU)")
     want = requested_path()
     fallbacks: list[str] = []
-    step, path = None, "triton"
+    linears, path = None, "triton"
     if want in ("auto", "te"):
         from targets.kernels.te_linear import TeLinears, te_status
 
         te, why = te_status("fp8", torch.device(cfg.device))
         if te is not None:
-            step, why = _try("te", cfg, w, lambda: eager_step(w, TeLinears(te, w, cfg.batch, "fp8").linear))
-        if step is not None:
+            linears, why = _try("te", cfg, w, lambda: TeLinears(te, w, cfg.batch, "fp8"))
+        if linears is not None:
             path = "te_float8_current_scaling"
         else:
             fallbacks.append(f"{'auto: ' if want == 'auto' else ''}Transformer Engine path not used: {why}; "
@@ -108,16 +115,19 @@ def build(cfg: Config, w: Weights) -> KernelLoopVariant:
         if cfg.device != "cuda":
             why = "torch._scaled_mm needs a CUDA device"
         else:
-            step, why = _try("scaled_mm", cfg, w, lambda: eager_step(w, ScaledMmLinears(w).linear))
-        if step is not None:
+            linears, why = _try("scaled_mm", cfg, w, lambda: ScaledMmLinears(w))
+        if linears is not None:
             path = "torch_scaled_mm_rowwise_fp8_activations"
         else:
             fallbacks.append(f"scaled_mm path not used: {why}; using the Triton weight-only FP8 kernels")
     active: list[str] = []
-    if step is None:
-        kernels, notes, more = choose_plan(cfg, w, "fp8", kernel_mode())
-        step, path = kernels.step, "triton_weight_only_fp8_e4m3_per_channel"
+    if linears is None:
+        linears, notes, more = choose_plan(cfg, w, "fp8", kernel_mode())
+        step, path = linears.step, "triton_weight_only_fp8_e4m3_per_channel"
         active += notes
         fallbacks += more
+    else:
+        step = eager_step(w, linears.linear)
     active = [f"fp8_path={path}", *active, describe_error(logits_error(cfg, w, step))]
-    return KernelLoopVariant(cfg, w, step, active=active, fallbacks=fallbacks, tolerance=TOLERANCE)
+    return KernelLoopVariant(cfg, w, step, weight_bytes=linears.weight_bytes, active=active, fallbacks=fallbacks,
+                             tolerance=TOLERANCE)

@@ -44,6 +44,9 @@ def test_target_builds_and_passes_harness_check_on_cpu(label, monkeypatch):
         variant.tolerance = harness.Tolerance(min_token_agreement=0.8, max_abs_logit_err=0.125)
     result = harness.check_correctness(cfg, w, variant)
     assert result["teacher_forced"]["token_agreement"] >= variant.tolerance.min_token_agreement
+    dense = workload.weight_bytes_per_step(w, cfg.batch)
+    share = {"fp8": (0.5, 0.6), "fp4": (0.25, 0.4)}.get(label, (1.0, 1.05))  # stored bytes / bf16 bytes
+    assert share[0] <= variant.weight_bytes_per_step / dense <= share[1]
     assert any("kernels:" in a for a in variant.active)
     assert any("no CUDA graph" in f for f in variant.fallbacks)
     if label in ("fp8", "fp4"):
@@ -61,6 +64,19 @@ def test_fp8_requested_path_falls_back_with_reason(path, expected, monkeypatch):
     variant = importlib.import_module("targets.fp8").build(cfg, workload.make_weights(cfg))
     assert any(expected in f for f in variant.fallbacks)
     assert "fp8_path=triton_weight_only_fp8_e4m3_per_channel" in variant.active
+
+
+def test_scaled_mm_linears_count_the_fp8_bytes_they_read():
+    from targets.fp8 import ScaledMmLinears
+
+    cfg = _small()
+    w = workload.make_weights(cfg)
+    linears = ScaledMmLinears(w)
+    h, v = cfg.hidden, cfg.vocab
+    fp8 = 2 * h * h + v * h  # one byte per weight
+    scales = 4 * (h + h + v)  # one fp32 scale per output channel
+    biases = 2 * 2 * h  # bf16 b1, b2
+    assert linears.weight_bytes == fp8 + scales + biases
 
 
 def test_fp8_path_env_rejects_unknown(monkeypatch):

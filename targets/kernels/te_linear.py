@@ -77,6 +77,12 @@ class TeLinears:
         self.batch = batch
         self.padded = torch.zeros(-(-batch // 16) * 16, h, dtype=dtype, device=dev)
 
+    @property
+    def weight_bytes(self) -> int:
+        """The modules' bf16 weights and biases: te.Linear called without is_first_microbatch
+        quantizes its weight on every call, so each step reads the bf16 copy."""
+        return sum(p.numel() * p.element_size() for layer in self.layers.values() for p in layer.parameters())
+
     def linear(self, name: str, x: torch.Tensor) -> torch.Tensor:
         self.padded[: self.batch].copy_(x)
         with self.te.fp8_autocast(enabled=True, fp8_recipe=self.recipe):

@@ -33,14 +33,13 @@ KERNEL_MODE_ENV = "DECODEPROF_KERNEL_MODE"  # plain | ws | tma2 (fp8/fp4 Triton 
 class KernelLoopVariant(GraphDecodeVariant):
     """Prefill eagerly, then replay one CUDA graph of `steps` calls of `step`."""
 
-    def __init__(self, cfg: Config, w: Weights, step: StepFn, *, active: list[str], fallbacks: list[str],
-                 tolerance: Tolerance) -> None:
+    def __init__(self, cfg: Config, w: Weights, step: StepFn, *, weight_bytes: int, active: list[str],
+                 fallbacks: list[str], tolerance: Tolerance) -> None:
+        """weight_bytes: bytes of weights (and scales, biases) `step` reads, as it stores them; the
+        gathered embedding rows are added here."""
         super().__init__(cfg, w, active=active, fallbacks=fallbacks)
         self.step, self.tolerance = step, tolerance
-        owner = getattr(step, "__self__", None)  # DecodeKernels knows its quantized weight bytes
-        if owner is not None and hasattr(owner, "weight_bytes"):
-            gathered = cfg.batch * cfg.hidden * w.embed.element_size()
-            self.weight_bytes_per_step = owner.weight_bytes + gathered
+        self.weight_bytes_per_step = weight_bytes + cfg.batch * cfg.hidden * w.embed.element_size()
         dev = cfg.device
         self.steps_out = torch.zeros(cfg.batch, cfg.steps, dtype=torch.int64, device=dev)
         self.logits = torch.zeros(cfg.batch, cfg.vocab, dtype=cfg.torch_dtype, device=dev)
