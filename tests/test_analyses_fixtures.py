@@ -287,3 +287,17 @@ def test_when_every_range_has_fewer_kernels_than_steps_no_gpu_step_figure_is_mad
     f_wrong, f_base = facts(wrong, run_all(wrong)), facts(base, run_all(base))
     assert f_wrong["kernels_per_step"] is None
     assert "fewer kernels" not in [f.title for f in findings("graph", f_wrong, f_base)]
+
+
+def test_queue_delay_is_never_negative_when_the_gpu_starts_inside_a_graph_launch(traces):
+    """graph_full's one graph launch per iteration runs long enough that its first kernel starts
+    before the call returns (SQL: start - call end < 0); the work did not queue at all: 0."""
+    db = need("graph_full")
+    early = sql(db, """SELECT count(*) FROM CUPTI_ACTIVITY_KIND_RUNTIME c JOIN StringIds s ON c.nameId = s.id
+        JOIN CUPTI_ACTIVITY_KIND_KERNEL k ON k.correlationId = c.correlationId
+        WHERE s.value LIKE 'cudaGraphLaunch%' AND k.start < c.end""")[0][0]
+    assert early > 0
+    launches = run("launches", trace_of(traces, db))
+    graph = launches.filter(pl.col("api_kind") == "graph_launch")
+    assert graph.height and graph["queue_delay_ns"].min() == 0
+    assert launches["queue_delay_ns"].drop_nulls().min() >= 0

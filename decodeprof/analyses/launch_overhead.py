@@ -42,7 +42,8 @@ def launches(trace: Trace) -> pl.DataFrame:
     api_start_ns, api_dur_ns (host time in the call), global_tid, correlation_id, kernels
     (kernel executions with this correlation id: 1 for a launch, the graph's kernel count
     for a graph launch), first_kernel (name), kernel_start_ns (its start),
-    queue_delay_ns (first kernel start - call end; null when no kernel was traced).
+    queue_delay_ns (first kernel start - call end, 0 when the GPU began before the call
+    returned, as it does during a long graph launch; null when no kernel was traced).
     """
     every = runtime_calls(trace)
     # Only the row number and the two times go through filter, join and sort; the other
@@ -71,7 +72,7 @@ def launches(trace: Trace) -> pl.DataFrame:
         )
     out = calls.join(k, on="_c", how="left").with_columns(
         pl.col("kernels").fill_null(0),
-        (pl.col("kernel_start_ns") - pl.col("api_end_ns")).alias("queue_delay_ns"),
+        (pl.col("kernel_start_ns") - pl.col("api_end_ns")).clip(lower_bound=0).alias("queue_delay_ns"),
     ).drop("api_end_ns").sort("api_start_ns")
     rows = out.get_column("_c")
     out = out.with_columns(every.get_column(c).gather(rows) for c in ("api_name", "api_kind", "api_dur_ns", "global_tid",
