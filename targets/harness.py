@@ -79,8 +79,8 @@ class Variant(Protocol):
 Builder = Callable[[Config, Weights], Variant]
 
 PEAK_GBPS = (  # datasheet HBM/GDDR bandwidth, first substring match of the GPU name wins
-    ("H100 PCIe", 2039.0), ("H100 NVL", 3938.0), ("H100", 3352.0), ("H200", 4800.0),
-    ("GH200", 4000.0), ("B200", 8000.0), ("A100-SXM4-80GB", 2039.0), ("A100 80GB PCIe", 1935.0),
+    ("H100 PCIe", 2039.0), ("H100 NVL", 3938.0), ("H100", 3352.0), ("GH200", 4000.0),
+    ("H200", 4800.0), ("B200", 8000.0), ("A100-SXM4-80GB", 2039.0), ("A100 80GB PCIe", 1935.0),
     ("A100", 1555.0), ("L40S", 864.0), ("L4", 300.0), ("A10", 600.0),
 )
 
@@ -357,8 +357,15 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+class FlagParser(argparse.ArgumentParser):
+    """argparse whose errors are one `error:` line and a hint (not the usage block), exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}\nhint: `{self.prog} --help` lists the flags and their defaults\n")
+
+
 def parse_args(label: str, argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
-    parser = argparse.ArgumentParser(prog=f"python -m targets {label}")
+    parser = FlagParser(prog=f"python -m targets {label}")
     workload.add_config_flags(parser)
     parser.add_argument("--json", action="store_true", help="print the metrics JSON alone on stdout")
     parser.add_argument("--json-out", default=None, help="also write the metrics JSON to this file")

@@ -479,7 +479,7 @@ def _shared(exc: TargetError) -> TargetError:
 
 def parse_args(argv: list[str] | None) -> tuple[Config, Options, argparse.Namespace]:
     env = options_from_env()
-    parser = argparse.ArgumentParser(prog="torchrun --nproc-per-node N -m targets multigpu",
+    parser = harness.FlagParser(prog="torchrun --nproc-per-node N -m targets multigpu",
                                      description="The decode workload over the processes torchrun starts.")
     workload.add_config_flags(parser)
     parser.add_argument("--mode", choices=MODES, default=env.mode,

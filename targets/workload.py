@@ -11,6 +11,7 @@ The eager functions here are the reference every variant is checked against.
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -48,8 +49,14 @@ class Config:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise TargetError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        if self.warmup < 0 or self.host_payload_mb < 0 or self.peak_gbps < 0:
-            raise TargetError("--warmup, --host-payload-mb and --peak-gbps must not be negative")
+        if self.vocab < 2:
+            raise TargetError(f"--vocab must be at least 2 (the check compares the top two logits), got {self.vocab}")
+        if self.warmup < 0:
+            raise TargetError(f"--warmup must not be negative, got {self.warmup}")
+        for name in ("host_payload_mb", "peak_gbps"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise TargetError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
         if self.dtype not in DTYPES:
             raise TargetError(f"--dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         if self.device not in ("cuda", "cpu"):
@@ -61,18 +68,18 @@ class Config:
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """The workload flags every target accepts (defaults from Config)."""
     d = Config()
-    parser.add_argument("--batch", type=int, default=d.batch, help="sequences per batch")
-    parser.add_argument("--prompt-len", type=int, default=d.prompt_len, help="prompt tokens per sequence")
-    parser.add_argument("--steps", type=int, default=d.steps, help="decode steps (new tokens after the first)")
-    parser.add_argument("--hidden", type=int, default=d.hidden, help="hidden size")
-    parser.add_argument("--vocab", type=int, default=d.vocab, help="vocabulary size")
+    parser.add_argument("--batch", type=int, default=d.batch, help=f"sequences per batch (default {d.batch})")
+    parser.add_argument("--prompt-len", type=int, default=d.prompt_len, help=f"prompt tokens per sequence (default {d.prompt_len})")
+    parser.add_argument("--steps", type=int, default=d.steps, help=f"decode steps, new tokens after the first (default {d.steps})")
+    parser.add_argument("--hidden", type=int, default=d.hidden, help=f"hidden size (default {d.hidden})")
+    parser.add_argument("--vocab", type=int, default=d.vocab, help=f"vocabulary size (default {d.vocab})")
     parser.add_argument("--dtype", default=None, choices=sorted(DTYPES), help="weights/activations (default bf16 on cuda, fp32 on cpu)")
-    parser.add_argument("--device", default=d.device, help="cuda or cpu")
-    parser.add_argument("--warmup", type=int, default=d.warmup, help="warm-up iterations (timed apart)")
-    parser.add_argument("--iters", type=int, default=d.iters, help="measured iterations")
-    parser.add_argument("--host-payload-mb", type=float, default=d.host_payload_mb, help="extra host data copied to the GPU each iteration (MB)")
-    parser.add_argument("--seed", type=int, default=d.seed, help="seed of weights and prompts")
-    parser.add_argument("--peak-gbps", type=float, default=d.peak_gbps, help="memory bandwidth peak for the utilization metric (0: the GPU's datasheet value)")
+    parser.add_argument("--device", default=d.device, help=f"cuda or cpu (default {d.device})")
+    parser.add_argument("--warmup", type=int, default=d.warmup, help=f"warm-up iterations, timed apart (default {d.warmup})")
+    parser.add_argument("--iters", type=int, default=d.iters, help=f"measured iterations (default {d.iters})")
+    parser.add_argument("--host-payload-mb", type=float, default=d.host_payload_mb, help="extra host data copied to the GPU each iteration, MB (default 0)")
+    parser.add_argument("--seed", type=int, default=d.seed, help=f"seed of weights and prompts (default {d.seed})")
+    parser.add_argument("--peak-gbps", type=float, default=d.peak_gbps, help="memory bandwidth peak for the utilization metric (default 0: the GPU's datasheet value)")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

@@ -53,12 +53,15 @@ def test_run_json_prints_the_metrics_json_alone(tmp_path: Path):
     (["run", "graph", "--device", "cpu"], "needs a CUDA GPU"),
     (["run", "baseline", "--device", "cpu", "--steps", "-3"], "--steps must be positive"),
     (["bench", "nope"], "unknown target(s) nope"),
+    (["run", "baseline", "--device", "cpu", "--bogus"], "error: unrecognized arguments: --bogus"),
+    (["run", "baseline", "--device", "cpu", "--dtype", "fp8"], "error: argument --dtype: invalid choice: 'fp8'"),
+    (["run", "baseline", "--device", "cpu", "--vocab", "1"], "--vocab must be at least 2"),
 ])
 def test_bad_input_ends_with_one_clear_error(args, message):
     proc = decodeprof(*args)
     assert proc.returncode != 0
     assert message in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in proc.stderr and "usage:" not in proc.stderr
 
 
 def test_bench_prints_speedups_and_updates_then_checks_expectations(tmp_path: Path):

@@ -56,7 +56,9 @@ def test_weight_bytes_per_step_counts_decode_weights_and_gathered_rows():
     assert workload.weight_bytes_per_step(w, b) == expected
 
 
-@pytest.mark.parametrize("flag, value", [("--batch", "0"), ("--steps", "-1"), ("--host-payload-mb", "-2"), ("--dtype", "int8")])
+@pytest.mark.parametrize("flag, value", [("--batch", "0"), ("--steps", "-1"), ("--host-payload-mb", "-2"), ("--dtype", "int8"),
+                                         ("--vocab", "1"), ("--host-payload-mb", "inf"), ("--host-payload-mb", "nan"),
+                                         ("--peak-gbps", "nan"), ("--warmup", "-1")])
 def test_bad_flags_are_rejected_with_a_named_error(flag, value):
     parser = argparse.ArgumentParser()
     workload.add_config_flags(parser)
@@ -144,4 +146,6 @@ def test_pinned_falls_back_on_cpu_and_says_so():
 def test_datasheet_peak_lookup():
     assert harness.datasheet_peak_gbps("NVIDIA H100 80GB HBM3") == 3352.0
     assert harness.datasheet_peak_gbps("NVIDIA H100 PCIe") == 2039.0
+    assert harness.datasheet_peak_gbps("NVIDIA GH200 480GB") == 4000.0  # not H200's 4800
+    assert harness.datasheet_peak_gbps("NVIDIA H200") == 4800.0
     assert harness.datasheet_peak_gbps("mystery") == 0.0

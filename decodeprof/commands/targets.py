@@ -45,6 +45,8 @@ def run(
 ) -> None:
     """Run one target and print its metrics; other flags go to the target.
 
+    The target's flags and their defaults: python -m targets TARGET --help.
+
     Example: decodeprof run graph --batch 8 --json
     """
     from decodeprof.bench import target_command
