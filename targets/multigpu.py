@@ -302,19 +302,13 @@ def _digest(tokens: torch.Tensor) -> str:
     return hashlib.sha256(tokens.cpu().to(torch.int64).contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
-def compare(tokens: torch.Tensor, logits: torch.Tensor, ref_tokens: torch.Tensor, ref_logits: torch.Tensor,
+def compare(full: Weights, prompt: torch.Tensor, tokens: torch.Tensor, logits: torch.Tensor,
             tol: Tolerance) -> tuple[dict, str | None]:
-    """The harness's correctness fields for given outputs, and the failure message if outside `tol`."""
-    tokens, ref_tokens = tokens.cpu(), ref_tokens.cpu()
-    agreement = (tokens == ref_tokens).float().mean().item()
-    err = (logits.float().cpu() - ref_logits.float().cpu()).abs().max().item()
-    differs = (tokens != ref_tokens).any(dim=0).nonzero()
-    result = {"tokens_match": bool(agreement == 1.0), "token_agreement": agreement, "max_abs_logit_err": err,
-              "tolerance": tol.as_dict(), "first_divergent_step": int(differs[0].item()) if len(differs) else None,
-              "tokens_digest": _digest(tokens), "reference_digest": _digest(ref_tokens)}
-    failed = agreement < tol.min_token_agreement or (agreement == 1.0 and err > tol.max_abs_logit_err)
-    message = (f"correctness check failed: token agreement {agreement:.3f} (needs >= {tol.min_token_agreement}), "
-               f"max |logit error| {err:.4g} (allowed {tol.max_abs_logit_err})") if failed else None
+    """The harness's correctness fields for generated outputs (harness.free_running_check: each
+    token judged against the single-device reference fed the same tokens), with digests."""
+    result, message = harness.free_running_check(full, prompt, tokens, logits, tol)
+    ref_tokens, _ = workload.reference_generate(full, prompt, tokens.shape[1] - 1)
+    result.update(tokens_digest=_digest(tokens), reference_digest=_digest(ref_tokens))
     return result, message
 
 
@@ -329,8 +323,7 @@ def check_tensor_parallel(cfg: Config, full: Weights | None, variant: TensorPara
             every_rank = variant.comm.all_gather(tokens.contiguous())
     verdict: list = [None, None]
     if rank.rank == 0:
-        ref_tokens, ref_logits = workload.reference_generate(full, prompt, cfg.steps)
-        result, message = compare(tokens, logits, ref_tokens, ref_logits, variant.tolerance)
+        result, message = compare(full, prompt, tokens, logits, variant.tolerance)
         result["ranks_agree"] = bool((every_rank == every_rank[0]).all().item())
         if message is None and not result["ranks_agree"]:
             message = "ranks disagree on the generated tokens: the distributed argmax is broken"

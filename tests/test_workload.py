@@ -137,6 +137,43 @@ def test_a_variant_parting_at_near_ties_passes_and_says_how_far_its_choices_are(
     assert c["choice_agreement"] == 1.0 and 0 < c["largest_choice_gap"] < 1e6
 
 
+def test_a_step_with_drifting_logits_fails_the_teacher_forced_gate():
+    """Same tokens as the reference (the argmax is unchanged by a constant shift), logits off
+    by 0.5: the teacher-forced check's logit error must fail it."""
+    tol = harness.Tolerance(min_token_agreement=1.0, max_abs_logit_err=0.1)
+
+    def shifted(w):
+        def step(tok, state):
+            nxt, state, logits = workload.decode_step(w, tok, state)
+            return nxt, state, logits + 0.5
+        return step
+
+    with pytest.raises(TargetError, match=r"teacher-forced token agreement 1.000 .* max \|logit error\| 0.5"):
+        harness.run("shifted", lambda c, w: EagerVariant(c, w, pinned=False, step_fn=shifted(w), tolerance=tol), SMALL)
+
+
+def test_a_variant_without_step_fn_is_judged_on_its_own_tokens_and_logits():
+    """No one-step function (graph-style variants): the last logits are compared with the
+    reference's along the variant's own tokens."""
+    tol = harness.Tolerance(min_token_agreement=1.0, max_abs_logit_err=0.1)
+
+    class NoStep:
+        def __init__(self, cfg, w):
+            self.inner = EagerVariant(cfg, w, pinned=False)
+            self.active, self.fallbacks, self.tolerance = [], [], tol
+
+        def host_batch(self, prompt, payload):
+            return self.inner.host_batch(prompt, payload)
+
+        def generate(self, batch, next_batch, phase):
+            tokens = self.inner.generate(batch, next_batch, phase)
+            self.last_logits = self.inner.last_logits + 0.5
+            return tokens
+
+    with pytest.raises(TargetError, match=r"max \|logit error\| 0.5 on the variant's own tokens"):
+        harness.run("nostep", NoStep, SMALL)
+
+
 def test_pinned_falls_back_on_cpu_and_says_so():
     w = workload.make_weights(SMALL)
     variant = EagerVariant(SMALL, w, pinned=True)
