@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +23,11 @@ DEFAULT_TOLERANCE = 0.15
 
 
 def gpu_kind(device_name: str) -> str:
-    """'NVIDIA H100 80GB HBM3' -> 'h100'; 'cpu' -> 'cpu'."""
+    """'NVIDIA H100 80GB HBM3' -> 'h100'; 'NVIDIA GH200 480GB' -> 'gh200'; 'cpu' -> 'cpu'.
+    A kind matches a whole word of the name (GH200 is not an H200, an L40 not an L4)."""
     name = device_name.lower()
     for kind in ("h200", "h100", "gh200", "b200", "a100", "l40s", "l4"):
-        if kind in name:
+        if re.search(rf"(?<![a-z0-9]){kind}(?![a-z0-9])", name):
             return kind
     return name.replace("nvidia", "").strip().split()[0] if name.strip() else "unknown"
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -78,7 +79,7 @@ class Variant(Protocol):
 
 Builder = Callable[[Config, Weights], Variant]
 
-PEAK_GBPS = (  # datasheet HBM/GDDR bandwidth, first substring match of the GPU name wins
+PEAK_GBPS = (  # datasheet HBM/GDDR bandwidth; the first key found as whole words in the GPU name wins
     ("H100 PCIe", 2039.0), ("H100 NVL", 3938.0), ("H100", 3352.0), ("GH200", 4000.0),
     ("H200", 4800.0), ("B200", 8000.0), ("A100-SXM4-80GB", 2039.0), ("A100 80GB PCIe", 1935.0),
     ("A100", 1555.0), ("L40S", 864.0), ("L4", 300.0), ("A10", 600.0),
@@ -87,7 +88,7 @@ PEAK_GBPS = (  # datasheet HBM/GDDR bandwidth, first substring match of the GPU 
 
 def datasheet_peak_gbps(gpu_name: str) -> float:
     for key, gbps in PEAK_GBPS:
-        if key in gpu_name:
+        if re.search(rf"(?<![A-Za-z0-9]){re.escape(key)}(?![A-Za-z0-9])", gpu_name):
             return gbps
     return 0.0
 

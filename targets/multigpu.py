@@ -471,20 +471,21 @@ def _shared(exc: TargetError) -> TargetError:
 
 
 def parse_args(argv: list[str] | None) -> tuple[Config, Options, argparse.Namespace]:
-    env = options_from_env()
     parser = harness.FlagParser(prog="torchrun --nproc-per-node N -m targets multigpu",
                                      description="The decode workload over the processes torchrun starts.")
     workload.add_config_flags(parser)
-    parser.add_argument("--mode", choices=MODES, default=env.mode,
+    parser.add_argument("--mode", choices=MODES, default=None,
                         help=f"tp: tensor parallel (default); dp: data parallel (env {ENV_MODE})")
-    parser.add_argument("--graph", action="store_true", default=env.graph,
+    parser.add_argument("--graph", action="store_true",
                         help=f"capture the decode loop and its collectives in a CUDA graph (env {ENV_GRAPH}=1)")
     parser.add_argument("--no-comm-timing", action="store_true",
                         help="no CUDA events around the collectives (their cost off the timed loop)")
     parser.add_argument("--json", action="store_true", help="print the metrics JSON alone on stdout (rank 0)")
     parser.add_argument("--json-out", default=None, help="also write the metrics JSON to this file (rank 0)")
     args = parser.parse_args(argv)
-    opts = Options(mode=args.mode, graph=args.graph, comm_timing=not args.no_comm_timing)
+    # the environment fills in what the flags leave out (a bad ENV_MODE matters only then)
+    mode = args.mode or options_from_env().mode
+    opts = Options(mode=mode, graph=args.graph or _env_flag(ENV_GRAPH), comm_timing=not args.no_comm_timing)
     return workload.config_from_args(args), opts, args
 
 

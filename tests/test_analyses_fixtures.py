@@ -44,7 +44,7 @@ def sql(db: Path, query: str) -> list[tuple]:
 def need(variant: str) -> Path:
     db = H100 / variant / "trace.sqlite"
     if not db.is_file():
-        pytest.skip(f"fixture {db} not present")
+        pytest.fail(f"fixture {db} not present")
     return db
 
 

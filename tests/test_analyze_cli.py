@@ -19,7 +19,7 @@ runner = CliRunner()
 
 def need(path: Path) -> Path:
     if not path.exists():
-        pytest.skip(f"fixture {path} not present")
+        pytest.fail(f"fixture {path} not present")
     return path
 
 

@@ -103,7 +103,7 @@ def test_persistent_kernel_is_cut_into_steps_in_time():
     kernels the decode ranges launched (summed here in SQL)."""
     path = DATA / "persistent" / "trace.sqlite"
     if not path.is_file():
-        pytest.skip("persistent sample run not present")
+        pytest.fail("persistent sample run not present")
     p = pick_step(load_trace(path.parent))
     assert p.source == "time_slice" and p.steps.height == 192
     assert p.ops["name"].to_list() == ["persistent_decode_kernel"]

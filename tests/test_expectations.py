@@ -18,6 +18,9 @@ def result(tok_s: float, ttft: float, tpot: float) -> dict:
 def test_gpu_kind_from_device_names():
     assert exp.gpu_kind("NVIDIA H100 80GB HBM3") == "h100"
     assert exp.gpu_kind("NVIDIA H200") == "h200"
+    assert exp.gpu_kind("NVIDIA GH200 480GB") == "gh200"  # not checked against an H200's numbers
+    assert exp.gpu_kind("NVIDIA L40") == "l40" and exp.gpu_kind("NVIDIA L40S") == "l40s"
+    assert exp.gpu_kind("NVIDIA A100-SXM4-80GB") == "a100"
     assert exp.gpu_kind("cpu") == "cpu"
 
 

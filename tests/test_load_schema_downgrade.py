@@ -115,7 +115,7 @@ def test_synthetic_downgrade_of_2025_3_export_to_pre_3_17_layout_loads_the_same(
     docstring for each step and the changelog's path."""
     src = H100 / variant
     if not (src / "trace.sqlite").is_file():
-        pytest.skip(f"fixture {src / 'trace.sqlite'} not present")
+        pytest.fail(f"fixture {src / 'trace.sqlite'} not present")
     new = run_folder(src, tmp_path / "as_exported")
     old = run_folder(src, tmp_path / "downgraded")
     before = layout(old / "trace.sqlite")

@@ -135,6 +135,19 @@ def test_bad_mode_env(monkeypatch) -> None:
     assert multigpu.options_from_env() == multigpu.Options(mode="dp", graph=True)
 
 
+def test_mode_flag_wins_over_a_bad_mode_env(monkeypatch) -> None:
+    from targets import multigpu
+
+    monkeypatch.setenv(multigpu.ENV_MODE, "bogus")
+    _, opts, _ = multigpu.parse_args(["--device", "cpu", "--mode", "dp"])
+    assert opts.mode == "dp"
+    with pytest.raises(TargetError, match="'bogus' is not a mode"):
+        multigpu.parse_args(["--device", "cpu"])
+    monkeypatch.setenv(multigpu.ENV_MODE, "tp")
+    monkeypatch.setenv(multigpu.ENV_GRAPH, "1")
+    assert multigpu.parse_args(["--device", "cpu"])[1] == multigpu.Options(mode="tp", graph=True)
+
+
 def _rank(rank: int, decode_ms: list[float], total_ms: list[float], comm_ms: list[float] | None, bytes_: int) -> dict:
     rows = []
     for d, t, c in zip(decode_ms, total_ms, comm_ms or [None] * len(decode_ms)):

@@ -35,7 +35,7 @@ RANGES = """WITH r AS (SELECT e.start, e.end, e.globalTid AS tid, (e.globalTid >
 def sql(folder: Path, query: str) -> list[tuple]:
     db = folder / "trace.sqlite"
     if not db.is_file():
-        pytest.skip(f"fixture {db} not present")
+        pytest.fail(f"fixture {db} not present")
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
         return con.execute(query).fetchall()
 
@@ -207,6 +207,6 @@ def test_comm_fraction_finding_backs_its_number():
 def test_no_multigpu_section_for_single_gpu_runs():
     base = DATA / "h100" / "baseline"
     if not (base / "trace.sqlite").is_file():
-        pytest.skip("fixture h100/baseline not present")
+        pytest.fail("fixture h100/baseline not present")
     report, page = _report([base])
     assert report.multigpu is None and 'id="multigpu"' not in page

@@ -33,7 +33,7 @@ def _count(path: Path, sql: str) -> int:
 @pytest.fixture(scope="module")
 def tiled(tmp_path_factory) -> Path:
     if not FIXTURE.is_file():
-        pytest.skip(f"{FIXTURE} not present")
+        pytest.fail(f"{FIXTURE} not present")
     sys.path.insert(0, str(REPO / "benchmarks"))
     from load_readers import tile
 

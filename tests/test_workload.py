@@ -185,4 +185,8 @@ def test_datasheet_peak_lookup():
     assert harness.datasheet_peak_gbps("NVIDIA H100 PCIe") == 2039.0
     assert harness.datasheet_peak_gbps("NVIDIA GH200 480GB") == 4000.0  # not H200's 4800
     assert harness.datasheet_peak_gbps("NVIDIA H200") == 4800.0
+    assert harness.datasheet_peak_gbps("NVIDIA L40") == 0.0  # not an L4
+    assert harness.datasheet_peak_gbps("NVIDIA A100-SXM4-40GB") == 1555.0
+    for key, gbps in harness.PEAK_GBPS:
+        assert harness.datasheet_peak_gbps(f"NVIDIA {key}") == gbps, key
     assert harness.datasheet_peak_gbps("mystery") == 0.0
