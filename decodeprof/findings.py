@@ -171,7 +171,7 @@ def gpu_idle(name: str, v: dict, b: dict) -> list[Finding]:
         return []
     ev = {"baseline_gpu_idle_per_step_ns": bi, "variant_gpu_idle_per_step_ns": vi,
           "baseline_gpu_idle_pct": b.get("gpu_idle_pct"), "variant_gpu_idle_pct": v.get("gpu_idle_pct")}
-    return [Finding(name, "win", "GPU idles less", f"The GPU idles {us(vi)} per decode step ({pct(v['gpu_idle_pct'])} of the step) vs {us(bi)} ({pct(b['gpu_idle_pct'])}) in the baseline.", f"GPU idle per step (median) down >= {pct(100 * REDUCTION_MIN)}", "chart-step-time", ev)]
+    return [Finding(name, "win", "GPU idles less", f"The GPU idles {us(vi)} in the median decode step ({pct(v['gpu_idle_pct'])} of all decode-step time) vs {us(bi)} ({pct(b['gpu_idle_pct'])}) in the baseline.", f"GPU idle per step (median) down >= {pct(100 * REDUCTION_MIN)}", "chart-step-time", ev)]
 
 
 def kernels(name: str, v: dict, b: dict) -> list[Finding]:
@@ -227,7 +227,7 @@ def launch_bound(name: str, v: dict, b: dict) -> list[Finding]:
     if not _have(idle, v.get("gpu_busy_per_step_ns"), v.get("gpu_window_per_step_ns"), v.get("launches_per_step")) or idle < IDLE_BOUND_PCT:
         return []
     ev = {"gpu_idle_pct": idle, "gpu_busy_per_step_ns": v["gpu_busy_per_step_ns"], "gpu_window_per_step_ns": v["gpu_window_per_step_ns"]}
-    return [Finding(name, "info", "launch-bound decode", f"The GPU idles {pct(idle)} of each decode step: kernels take {us(v['gpu_busy_per_step_ns'])} of a {us(v['gpu_window_per_step_ns'])} step, so the host's {num(v['launches_per_step'])} launches per step set the pace.", f"GPU idle > {pct(IDLE_BOUND_PCT)} of the decode step", "chart-step-time", ev)]
+    return [Finding(name, "info", "launch-bound decode", f"The GPU idles {pct(idle)} of all decode-step time: in the median step kernels take {us(v['gpu_busy_per_step_ns'])} of {us(v['gpu_window_per_step_ns'])}, so the host's {num(v['launches_per_step'])} launches per step set the pace.", f"GPU idle > {pct(IDLE_BOUND_PCT)} of the decode step", "chart-step-time", ev)]
 
 
 def correctness(name: str, v: dict, b: dict) -> list[Finding]:

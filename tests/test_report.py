@@ -64,6 +64,10 @@ def test_waterfall_parts_sum_to_the_difference(full):
         shown_delta = re.search(r'class="span-delta">([^<]+)<', table).group(1)
         assert shown_sum == shown_delta
     assert "graph_full" in report.waterfall_missing  # no "decode" NVTX range: said, not hidden
+    gf = next(v for v in report.variants if v.name == "graph_full")
+    assert gf.facts["kernels_per_step"] == 8  # the per-step figures stand; the note says only what is lost
+    note = next(m for m in gf.missing if m.startswith('no NVTX "decode" range'))
+    assert "the savings waterfall is unavailable" in note and "per-step kernels" not in note
 
 
 def test_graph_waterfall_is_mostly_idle_removed(full):
