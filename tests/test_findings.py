@@ -151,3 +151,18 @@ def test_persistent_kernels_are_found_to_serve_weights_on_chip(v):
     for name in ("graph", "fp8", "warp_specialized"):
         titles = [f.title for f in findings(name, v[name].facts, v["baseline"].facts)]
         assert "kernels below the DRAM roofline" in titles and "weights served on chip" not in titles
+
+
+def test_a_persistent_kernel_is_credited_per_decode_range_not_per_step(v):
+    """persistent_smem's one kernel spans all 64 steps (time-sliced steps): the finding counts
+    the kernels of a decode range by SQL (kernels launched from its decode ranges / ranges)."""
+    with q.connect("persistent_smem") as db:
+        per_range = db.execute("""
+            WITH r AS (SELECT e.start, e.end, e.globalTid FROM NVTX_EVENTS e LEFT JOIN StringIds s ON e.textId = s.id
+                       WHERE e.eventType = 59 AND coalesce(e.text, s.value) = 'decode')
+            SELECT count(*) * 1.0 / (SELECT count(*) FROM r) FROM r
+            JOIN CUPTI_ACTIVITY_KIND_RUNTIME c ON c.globalTid = r.globalTid AND c.start >= r.start AND c.start < r.end
+            JOIN CUPTI_ACTIVITY_KIND_KERNEL k ON k.correlationId = c.correlationId""").fetchone()[0]
+    f = by_title(findings("persistent_smem", v["persistent_smem"].facts, v["baseline"].facts), "fewer kernels")
+    assert f.evidence["variant_kernels_per_decode_range"] == per_range == 1
+    assert f.sentence.startswith("1 kernel runs all 64 decode steps of a decode range")
