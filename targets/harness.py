@@ -380,7 +380,19 @@ def parse_args(label: str, argv: list[str] | None) -> tuple[Config, argparse.Nam
     parser.add_argument("--json", action="store_true", help="print the metrics JSON alone on stdout")
     parser.add_argument("--json-out", default=None, help="also write the metrics JSON to this file")
     args = parser.parse_args(argv)
+    if args.json_out:
+        check_json_out(args.json_out)
     return workload.config_from_args(args), args
+
+
+def check_json_out(path: str) -> None:
+    """Fail before the run, not after it, when --json-out cannot be written."""
+    out = Path(path)
+    if out.is_dir():
+        raise TargetError(f"--json-out {path} is a folder", f"pass a file name, e.g. {out / 'metrics.json'}")
+    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK | os.X_OK):
+        raise TargetError(f"--json-out {path}: folder {out.parent} does not exist or is not writable",
+                          "create the folder first, or pass a path in a writable one")
 
 
 def main(label: str, build: Builder, argv: list[str] | None = None, needs_cuda: bool = False) -> int:

@@ -483,6 +483,8 @@ def parse_args(argv: list[str] | None) -> tuple[Config, Options, argparse.Namesp
     parser.add_argument("--json", action="store_true", help="print the metrics JSON alone on stdout (rank 0)")
     parser.add_argument("--json-out", default=None, help="also write the metrics JSON to this file (rank 0)")
     args = parser.parse_args(argv)
+    if args.json_out:
+        harness.check_json_out(args.json_out)
     # the environment fills in what the flags leave out (a bad ENV_MODE matters only then)
     mode = args.mode or options_from_env().mode
     opts = Options(mode=mode, graph=args.graph or _env_flag(ENV_GRAPH), comm_timing=not args.no_comm_timing)

@@ -292,6 +292,10 @@ def run_analyze(trace: Path, *, ncu: Path | None = None, metrics: Path | None = 
     unknown = [n for n in (only or []) if n not in ANALYSES]
     if unknown:
         raise DecodeprofError(f"unknown analysis {', '.join(unknown)}", f"choose from: {', '.join(ANALYSES)}")
+    if csv_dir is not None:
+        from decodeprof.outputs import writable_folder
+
+        writable_folder(csv_dir, "CSV files")
     loaded, frames = analyze_trace(trace, ncu, metrics, names=list(only) if only else list(ANALYSES),
                                    steps=steps, cache=cache)
     keeper = _keeper(trace, ncu, metrics, steps=steps, only=list(only) if only else None, as_json=as_json,

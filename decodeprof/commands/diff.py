@@ -48,6 +48,10 @@ def register(app: typer.Typer) -> None:
         from decodeprof.commands.analyze import _load
         from decodeprof.diff import diff_traces, regressions
 
+        if output is not None:
+            from decodeprof.outputs import writable_file
+
+            writable_file(output, "HTML diff")
         ta, tb = _load(a, None, None, False), _load(b, None, None, False)
         la, lb = _label(a, ta), _label(b, tb)
         if la == lb:

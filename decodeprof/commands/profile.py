@@ -26,5 +26,7 @@ def register(app: typer.Typer) -> None:
         Every artefact lands in a new run folder under --out; nothing is overwritten.
         """
         from decodeprof.capture import profile_target
+        from decodeprof.outputs import writable_folder
 
+        writable_folder(out, "run folder")
         profile_target(target, list(ctx.args), out_dir=out, nsys=nsys, ncu=ncu, gpus=gpus)

@@ -57,6 +57,9 @@ def register(app: typer.Typer) -> None:
         from decodeprof.report import assemble, load_variant, write_report
         from decodeprof.report.variant import variant_name
 
+        from decodeprof.outputs import writable_file
+
+        writable_file(output, "report")
         err = Console(stderr=True, highlight=False, soft_wrap=True)  # paths stay on one line
         runs = _runs(run_dirs, err)
         if not runs:

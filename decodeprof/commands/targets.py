@@ -73,7 +73,12 @@ def bench(
     from decodeprof import expectations as exp
     from decodeprof.bench import run_target, single_gpu_labels, target_labels
     from decodeprof.errors import RegressionError, TargetError
+    from decodeprof.outputs import writable_file
 
+    if json_out is not None:
+        writable_file(json_out, "results JSON")
+    if expectations is not None and update:
+        writable_file(expectations, "expectations file")
     labels = targets or single_gpu_labels()
     known = target_labels()
     unknown = [t for t in labels if t not in known]
