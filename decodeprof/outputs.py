@@ -10,28 +10,30 @@ from decodeprof.errors import DecodeprofError
 
 
 def writable_file(path: Path, what: str) -> Path:
-    """`path` as a file to (over)write: its folder is created if missing; raises
-    DecodeprofError naming `what` when it is a folder or the folder cannot take it."""
+    """`path` as a file to (over)write, its missing folders made later by the writer; raises
+    DecodeprofError naming `what` when it is a folder or its folder cannot be made or written."""
     if path.is_dir():
         raise DecodeprofError(f"cannot write the {what} to {path}: it is a folder", f"pass a file name, e.g. {path / 'out'}")
-    _writable_folder(path.parent, what, path)
+    _check_folder(path.parent, what, path)
     return path
 
 
 def writable_folder(path: Path, what: str) -> Path:
-    """`path` as a folder to write files into (created if missing)."""
+    """`path` as a folder to write files into (made later by the writer if missing)."""
     if path.exists() and not path.is_dir():
         raise DecodeprofError(f"cannot write the {what} into {path}: it is a file", "pass a folder")
-    _writable_folder(path, what, path)
+    _check_folder(path, what, path)
     return path
 
 
-def _writable_folder(folder: Path, what: str, target: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DecodeprofError(f"cannot write the {what} to {target}: {exc.strerror or exc}",
-                              "choose a path in a folder you can write") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise DecodeprofError(f"cannot write the {what} to {target}: {folder} is not writable",
+def _check_folder(folder: Path, what: str, target: Path) -> None:
+    """The folder, or the nearest part of it that exists, must be a folder this user can write."""
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DecodeprofError(f"cannot write the {what} to {target}: {existing} is a file, not a folder",
+                              "choose a path in a folder you can write")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise DecodeprofError(f"cannot write the {what} to {target}: {existing} is not writable",
                               "choose a path in a folder you can write")

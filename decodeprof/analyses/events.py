@@ -176,12 +176,26 @@ def gpu_work(trace: Trace, ops: tuple[str, ...] = ALL_OPS, columns: tuple[str, .
     return out.select(columns)
 
 
+MEASURED = "measured"  # the targets' range around their timed iterations
+
+
 def ranges(trace: Trace, names: tuple[str, ...] | None = None) -> pl.DataFrame:
     """NVTX ranges (marks dropped): range_id, range_name, range_start_ns, range_end_ns,
-    range_dur_ns, global_tid. `range_id` is stable (row order of the nvtx frame)."""
+    range_dur_ns, global_tid. `range_id` is stable (row order of the nvtx frame).
+
+    Where a thread has "measured" ranges, only they and the ranges inside them are kept: a
+    capture without a capture range (the CPU device) also records the correctness check and
+    the warm-up iterations, which the target's own metrics leave out too."""
     r = trace.nvtx.with_row_index("range_id").filter(pl.col("end_ns").is_not_null())
+    measured = r.filter(pl.col("text") == MEASURED).select(
+        "global_tid", pl.col("start_ns").alias("_m0"), pl.col("end_ns").alias("_m1"))
     if names is not None:
         r = r.filter(pl.col("text").is_in(list(names)))
+    if measured.height:
+        inside = r.join(measured, on="global_tid", how="inner").filter(
+            (pl.col("start_ns") >= pl.col("_m0")) & (pl.col("end_ns") <= pl.col("_m1")))
+        elsewhere = r.join(measured.select("global_tid").unique(), on="global_tid", how="anti")
+        r = pl.concat([inside.select(r.columns).unique("range_id"), elsewhere]).sort("range_id")
     return r.select(
         pl.col("range_id").cast(pl.Int64),
         pl.col("text").alias("range_name"),
