@@ -55,5 +55,5 @@ def run_target(label: str, target_args: list[str], gpus: int = 1) -> dict:
         proc = subprocess.run(command, capture_output=True, text=True, env=env)
         if proc.returncode != 0 or not out.exists():
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
-            raise TargetError(f"target {label!r} failed (exit {proc.returncode}):\n{tail}")
+            raise TargetError(f"exit {proc.returncode}:\n{tail}")
         return json.loads(out.read_text())

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from decodeprof.analyses.events import config_steps, gpu_work, in_ranges, per_trace, ranges
+from decodeprof.analyses.events import config_steps, gpu_work, in_ranges, per_trace, ranges, unmeasured
 from decodeprof.analyses.intervals import merge, overlapping, points_in_ranges
 from decodeprof.analyses.registry import analysis, shaped
 from decodeprof.trace import Trace
@@ -220,7 +220,8 @@ def rank_summary(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
         (pl.col("decode_ns") / fastest if fastest else pl.lit(None, pl.Float64)).alias("decode_vs_fastest"),
         ((pl.col("rank") == slow) & (pl.col("decode_ns") > 0)).alias("slowest"),
     )
-    return shaped(out, RANK_COLUMNS)
+    gpu_cols = ("kernels", "kernel_ns", "collective_gpu_ops", "collective_gpu_ns")
+    return shaped(unmeasured(trace, out, {"kernels": gpu_cols, "runtime": gpu_cols}), RANK_COLUMNS)
 
 
 STEP_COLUMNS = {
@@ -294,7 +295,8 @@ def collectives_per_step(trace: Trace, *, steps: int | None = None) -> pl.DataFr
         (pl.col("comm_ns") / pl.col("steps")).alias("comm_per_step_ns"),
         (pl.col("comm_ns") / pl.col("decode_ns")).alias("comm_fraction"),
     )
-    return shaped(out.sort("rank", "decode_index"), STEP_COLUMNS)
+    gpu_cols = ("collective_gpu_ops", "collective_gpu_ns")
+    return shaped(unmeasured(trace, out.sort("rank", "decode_index"), {"kernels": gpu_cols, "runtime": gpu_cols}), STEP_COLUMNS)
 
 
 OVERLAP_COLUMNS = {

@@ -93,7 +93,7 @@ def bench(
                 results[label] = run_target(label, shlex.split(args))
             except TargetError as exc:  # keep going: one broken variant must not hide the others
                 failed[label] = exc.message
-                console.print(f"[red]failed[/] {exc.message}")
+                console.print(f"[red]failed[/] {label}: {exc.message}")
                 continue
         console.print(f"[green]done[/] {label}")
     if not results:
@@ -150,6 +150,9 @@ def results_table(results: dict[str, dict]) -> Table:
 
 
 def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
+    """4 significant digits, without exponents (tok/s in the tens of thousands read as such)."""
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
 
 
