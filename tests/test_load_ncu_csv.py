@@ -80,6 +80,24 @@ def test_details_page(tmp_path):
         "gemv_kernel", 7, "(64, 1, 1)", "(256, 1, 1)", "GPU Speed Of Light Throughput")
 
 
+def test_kernel_dram_reads_the_details_page_and_explains_a_csv_without_its_metrics(tmp_path):
+    import dataclasses
+
+    from decodeprof.analyses import run
+    from decodeprof.analyses.registry import why_empty
+    from decodeprof.trace import Trace
+
+    details = dataclasses.replace(Trace.empty(), ncu_metrics=load_ncu_csv(_write(tmp_path, DETAILS)))
+    out = run("kernel_dram", details).sort("kernel_id")
+    assert out["duration_ns"].to_list() == pytest.approx([12_350, 1.5e6])
+    assert out["dram_throughput_pct"].to_list()[0] == pytest.approx(41.2)
+    assert out["dram_bytes_per_s"].to_list() == [None, None]  # the details page has no DRAM byte counters
+    other = load_ncu_csv(_write(tmp_path, "\n".join([HEAD, K0 + ',"Launch Statistics","Registers Per Thread","register/thread","32"']), "other.csv"))
+    bare = dataclasses.replace(Trace.empty(), ncu_metrics=other)
+    assert run("kernel_dram", bare).is_empty()
+    assert "holds none of gpu__time_duration.sum" in why_empty(bare, "kernel_dram")[0]
+
+
 def test_raw_page(tmp_path):
     df = load_ncu_csv(_write(tmp_path, RAW))
     assert df.schema == pl.Schema(schema.FRAMES["ncu_metrics"])
@@ -97,6 +115,17 @@ def test_decimal_comma_locale(tmp_path):
     df = load_ncu_csv(_write(tmp_path, text))
     assert _value(df, 0, "Duration")[1] == pytest.approx(1_234_500)
     assert _value(df, 1, "Duration")[1] == pytest.approx(12_500)
+
+
+@pytest.mark.parametrize("text, value", [
+    ("1,234", 1234.0), ("1,234,567", 1234567.0), ("1.234,5", 1234.5), ("1,234.5", 1234.5),
+    ("0,123", 0.123), ("12,5", 12.5), ("1,5e3", 1500.0), ("1.234.567", 1234567.0),
+    ("-3,25", -3.25), ("7", 7.0), ("n/a", None), ("", None),
+])
+def test_parse_number_thousands_and_decimal_commas(text, value):
+    from decodeprof.load.ncu_csv import parse_number
+
+    assert parse_number(text) == value
 
 
 def test_not_an_ncu_csv(tmp_path):

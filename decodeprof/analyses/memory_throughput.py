@@ -43,12 +43,14 @@ def memory_throughput(trace: Trace) -> pl.DataFrame:
     return shaped(out, COPY_COLUMNS)
 
 
+# column -> the metric's names: the raw page's, then the details page's where it has one
 NCU_METRICS = {
-    "duration_ns": "gpu__time_duration.sum",
-    "dram_read_bytes": "dram__bytes_read.sum",
-    "dram_write_bytes": "dram__bytes_write.sum",
-    "dram_throughput_pct": "dram__throughput.avg.pct_of_peak_sustained_elapsed",
+    "duration_ns": ("gpu__time_duration.sum", "Duration"),
+    "dram_read_bytes": ("dram__bytes_read.sum",),
+    "dram_write_bytes": ("dram__bytes_write.sum",),
+    "dram_throughput_pct": ("dram__throughput.avg.pct_of_peak_sustained_elapsed", "DRAM Throughput"),
 }
+_ALL_NCU_NAMES = [m for names in NCU_METRICS.values() for m in names]
 DRAM_COLUMNS = {
     "kernel_id": pl.Int64,
     "kernel_name": pl.Utf8,
@@ -60,20 +62,27 @@ DRAM_COLUMNS = {
 }
 
 
-@analysis("kernel_dram", columns=DRAM_COLUMNS, needs=("ncu_metrics",))
+def _no_dram_metrics(trace: Trace) -> list[str]:
+    return [f"the Nsight Compute CSV holds none of {', '.join(_ALL_NCU_NAMES)}: profile with "
+            "`decodeprof profile <target> --ncu` (raw page, these metrics) or the SOL section's details page"]
+
+
+@analysis("kernel_dram", columns=DRAM_COLUMNS, needs=("ncu_metrics",), explain=_no_dram_metrics)
 def kernel_dram(trace: Trace) -> pl.DataFrame:
     """Per profiled kernel (Nsight Compute): duration and DRAM traffic.
 
-    Reads: ncu_metrics (metrics gpu__time_duration.sum, dram__bytes_read.sum,
-    dram__bytes_write.sum, dram__throughput.avg.pct_of_peak_sustained_elapsed; a metric
-    ncu did not collect is null). Columns: kernel_id (ncu's ID order), kernel_name,
-    duration_ns, dram_read_bytes, dram_write_bytes, dram_bytes_per_s = (read + write) /
-    duration, dram_throughput_pct (ncu's % of peak sustained DRAM throughput, 0-100).
+    Reads: ncu_metrics, raw page (gpu__time_duration.sum, dram__bytes_read.sum,
+    dram__bytes_write.sum, dram__throughput.avg.pct_of_peak_sustained_elapsed) or details page
+    ("Duration", "DRAM Throughput" of the SOL section); a metric ncu did not collect is null.
+    Columns: kernel_id (ncu's ID order), kernel_name, duration_ns, dram_read_bytes,
+    dram_write_bytes, dram_bytes_per_s = (read + write) / duration, dram_throughput_pct (ncu's
+    % of peak sustained DRAM throughput, 0-100).
     """
-    n = trace.ncu_metrics.filter(pl.col("metric").is_in(list(NCU_METRICS.values())))
+    n = trace.ncu_metrics.filter(pl.col("metric").is_in(_ALL_NCU_NAMES))
     out = n.group_by("kernel_id").agg(
         pl.col("kernel_name").first(),
-        *(pl.col("value").filter(pl.col("metric") == m).first().alias(c) for c, m in NCU_METRICS.items()),
+        *(pl.coalesce(pl.col("value").filter(pl.col("metric") == m).first() for m in names).alias(c)
+          for c, names in NCU_METRICS.items()),
     ).with_columns(
         (1e9 * (pl.col("dram_read_bytes") + pl.col("dram_write_bytes")) / pl.col("duration_ns")).alias("dram_bytes_per_s")
     ).sort("kernel_id")

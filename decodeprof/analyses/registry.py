@@ -23,6 +23,7 @@ class Analysis:
     columns: dict[str, pl.DataType]
     needs: tuple[str, ...]  # Trace frames read; any empty one explains an empty result
     title: str  # one line, from the docstring
+    explain: Callable[[Trace], list[str]] | None = None  # why it is empty although `needs` are present
 
     def options(self) -> tuple[str, ...]:
         params = inspect.signature(self.func).parameters.values()
@@ -32,14 +33,16 @@ class Analysis:
 ANALYSES: dict[str, Analysis] = {}
 
 
-def analysis(name: str, *, columns: dict[str, pl.DataType], needs: tuple[str, ...]):
-    """Decorator: register `func` under `name` with its output `columns` and input `needs`."""
+def analysis(name: str, *, columns: dict[str, pl.DataType], needs: tuple[str, ...],
+             explain: Callable[[Trace], list[str]] | None = None):
+    """Decorator: register `func` under `name` with its output `columns` and input `needs`
+    (and `explain`: sentences for an empty result whose inputs are all present)."""
 
     def wrap(func: Callable[..., pl.DataFrame]) -> Callable[..., pl.DataFrame]:
         if name in ANALYSES:
             raise ValueError(f"analysis {name!r} registered twice")
         title = (func.__doc__ or name).strip().splitlines()[0]
-        ANALYSES[name] = Analysis(name, func, dict(columns), needs, title)
+        ANALYSES[name] = Analysis(name, func, dict(columns), needs, title, explain)
         return func
 
     return wrap
@@ -85,4 +88,5 @@ def why_empty(trace: Trace, name: str) -> list[str]:
             continue
         known = [m.sentence() for m in trace.missing if m.frame == frame]
         out.extend(known or [_HINTS.get(frame, f"the trace has no {frame} rows")])
-    return out
+    explain = ANALYSES[name].explain
+    return out or (explain(trace) if explain else [])

@@ -68,8 +68,10 @@ def parse_number(text: str) -> float | None:
         # The later separator is the decimal one: "1,234.5" (en) or "1.234,5" (de).
         s = s.replace(",", "") if s.rfind(".") > s.rfind(",") else s.replace(".", "").replace(",", ".")
     elif "," in s:
-        groups = s.lstrip("+-").split(",")
-        thousands = len(groups[0]) <= 3 and all(len(g) == 3 for g in groups[1:])
+        # "1,234" groups thousands; "0,123" (a leading zero group) and "1,5e3" (an exponent) do not
+        groups = re.split(r"[eE]", s.lstrip("+-"))[0].split(",")
+        thousands = ("e" not in s.lower() and not groups[0].startswith("0") and len(groups[0]) <= 3
+                     and all(len(g) == 3 for g in groups[1:]))
         s = s.replace(",", "") if thousands else s.replace(",", ".")
     elif s.count(".") > 1:  # "1.234.567": dots as thousands separators
         s = s.replace(".", "")
