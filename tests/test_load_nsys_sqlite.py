@@ -54,7 +54,9 @@ def test_synthetic_export_frames(tmp_path, version):
     assert set(trace.memcpys["copy_kind"]) == {"CUDA_MEMCPY_KIND_HTOD"}
     assert set(trace.memcpys["src_kind"]) == {"CUDA_MEMOPR_MEMORY_KIND_PAGEABLE"}
     assert set(trace.memcpys["dst_kind"]) == {"CUDA_MEMOPR_MEMORY_KIND_DEVICE"}
-    assert set(trace.syncs["sync_type"]) == {"CUPTI_ACTIVITY_SYNCHRONIZATION_TYPE_STREAM_SYNCHRONIZE"}
+    # 2022.4: the CUPTI code, named; 2025.3: a code set ENUM_CUPTI_SYNC_TYPE does not name, kept raw
+    assert set(trace.syncs["sync_type"]) == ({"syncType=2"} if version == "2025.3" else
+                                             {"CUPTI_ACTIVITY_SYNCHRONIZATION_TYPE_STREAM_SYNCHRONIZE"})
     assert set(trace.runtime["tid"]) == {TID} and set(trace.runtime["global_pid"]) == {GLOBAL_PID}
     assert trace.runtime.filter(pl.col("name") == "cudaLaunchKernel_v7000").height == 12
     nvtx = trace.nvtx.sort("start_ns")
@@ -92,7 +94,7 @@ def test_absent_enum_tables_give_numeric_kinds_not_guesses(tmp_path):
     trace = load_trace(path)
     assert set(trace.memcpys["copy_kind"]) == {"copyKind=1"}
     assert set(trace.memcpys["src_kind"]) == {"srcKind=0"} and set(trace.memcpys["dst_kind"]) == {"dstKind=2"}
-    assert set(trace.syncs["sync_type"]) == {"syncType=3"}
+    assert set(trace.syncs["sync_type"]) == {"syncType=2"}
     # Without ENUM_NSYS_EVENT_TYPE no row can be told apart: all 5 are kept, typed by number.
     assert trace.nvtx["event_kind"].value_counts().sort("event_kind").rows() == [
         ("eventType=34", 1), ("eventType=59", 2), ("eventType=60", 1), ("eventType=75", 1)]
@@ -188,8 +190,10 @@ def test_h100_fixture_matches_sql(path):
                      "FROM TARGET_INFO_GPU")[0]
     assert trace.gpus.select("name", "sm_count", "clock_rate_khz", "memory_bandwidth_bytes_per_s",
                              "compute_capability").row(0) == gpu
-    syncs = _sql(path, "SELECT e.name, COUNT(*) FROM CUPTI_ACTIVITY_KIND_SYNCHRONIZATION s "
-                       "JOIN ENUM_CUPTI_SYNC_TYPE e ON e.id = s.syncType GROUP BY 1 ORDER BY 1")
+    # cudaStreamSynchronize rows carry syncType 2, which ENUM_CUPTI_SYNC_TYPE calls STREAM_WAIT_EVENT:
+    # the 2025.3 column is another code set, so rows without deprecatedSyncType stay "syncType=<n>"
+    syncs = _sql(path, "SELECT COALESCE(e.name, 'syncType=' || s.syncType), COUNT(*) FROM CUPTI_ACTIVITY_KIND_SYNCHRONIZATION s "
+                       "LEFT JOIN ENUM_CUPTI_SYNC_TYPE e ON e.id = s.deprecatedSyncType GROUP BY 1 ORDER BY 1")
     assert trace.syncs.group_by("sync_type").len().sort("sync_type").rows() == syncs
     nvtx = _sql(path, "SELECT COALESCE(n.text, s.value), COUNT(*) FROM NVTX_EVENTS n LEFT JOIN StringIds s "
                       "ON s.id = n.textId WHERE n.eventType IN (SELECT id FROM ENUM_NSYS_EVENT_TYPE "

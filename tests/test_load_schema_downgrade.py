@@ -11,9 +11,9 @@ the 3.17.0 sync-type rename:
 
 - 3.17.0: SYNCHRONIZATION.syncType was renamed deprecatedSyncType and a new syncType added,
   plus eventSyncId. Rolled back to one `syncType` holding the old column's values. The 2025.3
-  fixtures leave deprecatedSyncType NULL in every row, so where it is NULL the value comes
-  from the new syncType: both are CUpti_ActivitySynchronizationType codes, looked up in the
-  same ENUM_CUPTI_SYNC_TYPE table.
+  fixtures leave deprecatedSyncType NULL in every row, so where it is NULL the new syncType's
+  value is kept: the file stays loadable, but that code set is not CUPTI's (2 for a
+  cudaStreamSynchronize), so the downgraded file's sync names are not to be trusted.
 - 3.17.2 MEMCPY.copyCount and 3.13.2 NVTX_EVENTS.binaryData dropped.
 - Tables the changelog lists as added after 3.7.3 dropped where present: META_DATA_CAPTURE
   (3.11.0), TARGET_INFO_CUDA_DEVICE (3.16.4), NVTX_SCOPES (3.16.2), CUPTI_ACTIVITY_KIND_CUDA_EVENT
@@ -141,7 +141,10 @@ def test_synthetic_downgrade_of_2025_3_export_to_pre_3_17_layout_loads_the_same(
     assert b.missing == a.missing
     for name in FRAMES:
         assert a.frame(name).height > 0 or name == "memsets", name
-        same(b.frame(name), a.frame(name), f"{variant}: frame {name}")
+        # sync names differ by design: the 2025.3 codes stay raw, the downgraded file names them
+        drop = ["sync_type"] if name == "syncs" else []
+        same(b.frame(name).drop(drop), a.frame(name).drop(drop), f"{variant}: frame {name}")
+    assert a.syncs["sync_type"].str.starts_with("syncType=").all()
 
     outputs_new, outputs_old = run_all(a, steps=8), run_all(b, steps=8)
     assert list(outputs_old) == list(outputs_new)

@@ -172,7 +172,7 @@ def build_export(path: Path, *, version: str = "2025.3", steps: int = 4, kernels
         corr += 1
         rt.append((t, t + 30_000, 7, corr))
         sync_cols = "deprecatedSyncType, syncType" if version >= "2025" else "syncType"
-        sync_vals = "NULL, 3" if version >= "2025" else "3"
+        sync_vals = "NULL, 2" if version >= "2025" else "3"  # 2025.3 writes 2 for a stream sync (see the loader)
         con.execute(f"INSERT INTO CUPTI_ACTIVITY_KIND_SYNCHRONIZATION (start, end, deviceId, contextId,"
                     f" streamId, correlationId, globalPid, {sync_cols}, eventId) VALUES (?,?,0,1,7,?,?,{sync_vals},0)",
                     (t + 100, t + 29_900, corr, GLOBAL_PID))

@@ -196,16 +196,20 @@ def read_syncs(ex: _Export) -> pl.DataFrame:
     wanted = {k: v for k, v in GPU_ACTIVITY.items() if k != "graphNodeId"}
     wanted |= {"syncType": "syncType", "deprecatedSyncType": "deprecatedSyncType"}
     have = set(ex.cols(t))
-    # Newer exports fill syncType and keep the old value in deprecatedSyncType for older reports.
+    # Exports that have both columns (nsys 2025) label with deprecatedSyncType, the CUPTI code
+    # ENUM_CUPTI_SYNC_TYPE names: their syncType holds another code set (2 for both
+    # cudaStreamSynchronize and cudaStreamWaitEvent, 1 for cudaEventQuery), so a row without a
+    # deprecated value stays unlabelled rather than mislabelled.
     if {"syncType", "deprecatedSyncType"} <= have:
-        on = "(CASE WHEN s.syncType IS NULL OR s.syncType = 0 THEN COALESCE(s.deprecatedSyncType, s.syncType) ELSE s.syncType END)"
+        on = "s.deprecatedSyncType"
     else:
         on = "s.syncType" if "syncType" in have else "s.deprecatedSyncType"
     e_sel, e_join = ex.enum_join("ENUM_CUPTI_SYNC_TYPE", "st", on)
     df = ex.read(f"SELECT {', '.join(ex.pick(t, 's', wanted))}{e_sel} FROM {t} AS s{e_join}")
     df = _with_nulls(df, list(wanted.values()))
-    new, old = pl.col("syncType").cast(pl.Int64), pl.col("deprecatedSyncType").cast(pl.Int64)
-    df = df.with_columns(pl.when(new.is_null() | (new == 0)).then(pl.coalesce(old, new)).otherwise(new).alias("syncType"))
+    if {"syncType", "deprecatedSyncType"} <= have:  # the name where the CUPTI code is known, else "syncType=<n>"
+        old = pl.col("deprecatedSyncType").cast(pl.Int64)
+        df = df.with_columns(pl.when(old.is_not_null()).then(old).otherwise(pl.col("syncType")).alias("syncType"))
     return _timed(df).with_columns(_kind(df, "syncType", "st_name", "sync_type"))
 
 
