@@ -92,6 +92,30 @@ def test_a_build_error_names_the_source_and_keeps_no_library(tmp_path, monkeypat
     assert list(tmp_path.iterdir()) == []
 
 
+def test_tuning_defines_the_kernel_cannot_run_with_fail_to_build(tmp_path, monkeypatch):
+    """8 warps cannot give each of 16 batch rows a warp in LayerNorm (a division by zero at run
+    time): the build refuses it and names the define."""
+    try:
+        nvcc = cuda_build.find_nvcc()
+    except TargetError:
+        pytest.skip("no CUDA toolkit on this machine")
+    monkeypatch.setenv("DECODEPROF_CUDA_CACHE", str(tmp_path))
+    with pytest.raises(TargetError, match="DP_WARPS must be a power of two >= 16"):
+        cuda_build.compile_library("persistent_smem.cu", "90a", nvcc, defines=("DP_WARPS=8",))
+    with pytest.raises(TargetError, match="DP_NT_CHUNK must be >= 1"):
+        cuda_build.compile_library("persistent_smem.cu", "90a", nvcc, defines=("DP_NT_CHUNK=0",))
+
+
+def test_output_buffers_that_share_memory_are_refused():
+    from targets.kernels.smem_decode import _no_overlap
+
+    buf = torch.zeros(4, 64)
+    _no_overlap({"state": buf[:, :32], "logits_out": torch.zeros(4, 10)})  # separate: fine
+    with pytest.raises(TargetError, match="share memory"):
+        _no_overlap({"state": buf[:2], "logits_out": buf[1:]})
+    _no_overlap({"a": buf[:2], "b": buf[2:]})  # adjacent, not overlapping
+
+
 def test_missing_nvcc_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("NVCC", "")
     monkeypatch.setenv("PATH", str(tmp_path))

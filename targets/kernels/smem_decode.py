@@ -100,6 +100,10 @@ class SmemPersistentDecode:
             if t.dtype != torch.bfloat16 or not t.is_contiguous() or t.data_ptr() % 16 or t.device != dev:
                 raise TargetError(f"{name} must be a contiguous, 16-byte aligned bf16 tensor on {dev}",
                                   f"pass {name}.contiguous() (a fresh tensor) in bf16")
+        for name in ("decode_w1", "decode_w2", "lm_head"):  # copied into fragment order: any layout, but bf16 here
+            t = getattr(w, name)
+            if t.dtype != torch.bfloat16 or t.device != dev:
+                raise TargetError(f"{name} must be bf16 on {dev}, got {t.dtype} on {t.device}", "run with --dtype bf16")
         if w.decode_ln_w.shape != (hidden,) or w.decode_ln_b.shape != (hidden,) or w.decode_b1.shape != (hidden,) \
                 or w.decode_b2.shape != (hidden,):
             raise TargetError(f"LayerNorm weights and biases must be [{hidden}]")
@@ -126,7 +130,9 @@ class SmemPersistentDecode:
                 f"each (W1, W2: {self.t1} tiles, lm_head: {self.t3} tiles of 8 rows x {hidden}), the GPU allows "
                 f"{limit / 1024:.0f} KB", "use a smaller --hidden / --vocab / --batch, or the `persistent` target (weights in L2)")
         per_sm = ctypes.c_int(0)
-        self._check(self.lib.dp_prepare(self.smem_bytes, ctypes.byref(per_sm)))
+        # the attribute is the kernel's, shared by every instance: never lower it under another one
+        self.lib.smem_allowed = max(getattr(self.lib, "smem_allowed", 0), self.smem_bytes)
+        self._check(self.lib.dp_prepare(self.lib.smem_allowed, ctypes.byref(per_sm)))
         if per_sm.value * sms < self.programs:
             raise TargetError(f"only {per_sm.value * sms} blocks of the persistent kernel can be resident, it needs "
                               f"{self.programs}", "use a smaller --hidden / --vocab")
@@ -170,9 +176,15 @@ class SmemPersistentDecode:
             raise TargetError(f"logits_out must be [{b}, {self.vocab}] bf16 with contiguous rows")
         if tokens_out.dtype != torch.int64 or tokens_out.stride(1) != 1 or steps < 1:
             raise TargetError("tokens_out must be int64 [batch, steps >= 1] with contiguous rows")
-        for name, t in (("tokens", tokens), ("state", state), ("tokens_out", tokens_out), ("logits_out", logits_out)):
+        outputs = {"tokens": tokens, "state": state, "tokens_out": tokens_out, "logits_out": logits_out}
+        for name, t in outputs.items():
             if t is not None and t.device != dev:
                 raise TargetError(f"{name} is on {t.device}, the weights on {dev}")
+        for name, t, row in (("state", state, self.hidden_size), ("tokens_out", tokens_out, steps),
+                             ("logits_out", logits_out, self.vocab)):
+            if t is not None and b > 1 and t.stride(0) < row:
+                raise TargetError(f"{name} rows overlap (row stride {t.stride(0)} < {row})", f"pass {name}.contiguous()")
+        _no_overlap({k: v for k, v in outputs.items() if v is not None and k != "tokens"})
         p = Params(
             tokens.data_ptr(), self.embed.data_ptr(), state.data_ptr(), self.ln_w.data_ptr(), self.ln_b.data_ptr(),
             self.w1.data_ptr(), self.b1.data_ptr(), self.w2.data_ptr(), self.b2.data_ptr(), self.wl.data_ptr(),
@@ -197,3 +209,15 @@ class SmemPersistentDecode:
         if code & 1:
             raise TargetError(f"a block of the persistent kernel waited in vain for the others ({self.programs} blocks)",
                               "another process may hold SMs; every block must be resident at once")
+
+
+def _no_overlap(tensors: dict[str, torch.Tensor]) -> None:
+    """Raise if two of the kernel's output buffers share memory (one would overwrite the other)."""
+    spans = []
+    for name, t in tensors.items():
+        last = sum((n - 1) * st for n, st in zip(t.shape, t.stride())) if t.numel() else -1
+        spans.append((t.data_ptr(), t.data_ptr() + (last + 1) * t.element_size(), name))
+    spans.sort()
+    for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
+        if start < end:
+            raise TargetError(f"{a} and {b} share memory: the kernel writes both", "pass separate buffers")

@@ -52,6 +52,8 @@ constexpr int MAX_B = 16;    // batch rows: the mma's M
 #define DP_NT_CHUNK 8
 #endif
 constexpr int NT_CHUNK = DP_NT_CHUNK;  // 8-row weight tiles a warp accumulates at once
+static_assert(WARPS >= MAX_B && (WARPS & (WARPS - 1)) == 0, "DP_WARPS must be a power of two >= 16 (MAX_B)");
+static_assert(NT_CHUNK >= 1, "DP_NT_CHUNK must be >= 1");
 constexpr int XS_PAD = 8;    // bf16 elements after each activation row: rows start 4 banks apart
 constexpr int PHASES = 8;    // timestamps per step (Params.phase_ns)
 constexpr unsigned long long TIMEOUT_NS = 2000000000ull;
@@ -134,6 +136,7 @@ __device__ __forceinline__ bool carries(const uint4& v, uint32_t flag) { return 
 #define DP_UNITS 4
 #endif
 constexpr int UNITS = DP_UNITS;
+static_assert(UNITS >= 1, "DP_UNITS must be >= 1");
 template <typename Sink>
 __device__ __forceinline__ void read_units(const uint4* src, int n, uint32_t flag, const Params& prm, bool& failed,
                                            Sink sink) {
@@ -315,6 +318,7 @@ __device__ __forceinline__ void mark(const Params& p, int step, int phase) {
 #define DP_LN_LOADS 4
 #endif
 constexpr int LN_LOADS = DP_LN_LOADS;  // embedding chunks a thread loads at once
+static_assert(LN_LOADS >= 1, "DP_LN_LOADS must be >= 1");
 
 // xs[b] = LayerNorm(embed[tok[b]] + xs[b]) (xs holds the state) rounded like eager PyTorch. All
 // warps work: WARPS / BP warps per batch row (BP = B rounded up to a power of two), 16-byte
