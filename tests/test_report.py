@@ -222,3 +222,17 @@ def test_several_variants_get_a_step_timeline_against_the_baseline(full):
     ids = {c.id for c in report.charts if c.id.startswith("chart-stepdiff-")}
     assert ids == {f"chart-stepdiff-{name}" for name in with_steps} and ids
     assert all(f'id="{cid}"' in html for cid in ids)
+
+
+def test_variants_run_with_different_configs_are_flagged():
+    """A variant that ran a different batch or step count than the baseline: its speedups compare
+    different work, and the report says so (the diff says it too)."""
+    import dataclasses
+
+    base, graph = load_variant(H100 / "baseline"), load_variant(H100 / "graph")
+    tm = {**graph.trace.target_metrics, "config": {**graph.trace.target_metrics["config"], "batch": 8, "steps": 32}}
+    graph.trace = dataclasses.replace(graph.trace, target_metrics=tm)
+    notes = assemble([base, graph]).notes
+    assert notes == ["configs differ (baseline vs graph): batch 4 vs 8, steps 64 vs 32: the comparisons of graph "
+                     "with baseline set different work side by side"]
+    assert assemble([load_variant(H100 / "baseline"), load_variant(H100 / "graph")]).notes == []

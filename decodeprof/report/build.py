@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from decodeprof.analyses import run_all
+from decodeprof.diff.totals import config_warnings
 from decodeprof.findings import Finding, findings
 from decodeprof.load import load_trace
 from decodeprof.report import charts
@@ -154,6 +155,11 @@ def assemble(variants: list[Variant], baseline: str | None = None) -> Report:
                             "each variant is described on its own.")
     if len(variants) == 1:
         report.notes.append("One variant only: nothing to compare against.")
+    for v in variants if base else []:
+        if v is not base:  # a missing metrics.json is named among the variant's missing data
+            report.notes += [f"{w}: the comparisons of {v.name} with {base.name} set different work side by side"
+                             for w in config_warnings(base.trace, v.trace, base.name, v.name)
+                             if not w.startswith("no target config")]
     report.rows = _summary_rows(variants, base)
     report.environment = _environment(variants)
     wfs = _waterfalls(variants, base, report)
