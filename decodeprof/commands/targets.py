@@ -52,8 +52,17 @@ def run(
     from decodeprof.bench import target_command
 
     command, env = target_command(target, list(ctx.args), gpus=gpus)
-    code = subprocess.call(command, env=env)
-    raise typer.Exit(code)
+    if env is None:  # one process: its output as it comes
+        raise typer.Exit(subprocess.call(command))
+    # torchrun: when the ranks ended with their own error line, show that, not torchrun's
+    # ChildFailedError traceback about it
+    proc = subprocess.run(command, env=env, stderr=subprocess.PIPE, text=True)
+    said = [line for line in proc.stderr.splitlines() if line.startswith(("error:", "hint:"))]
+    if proc.returncode != 0 and said:
+        sys.stderr.write("\n".join(dict.fromkeys(said)) + "\n")
+        raise typer.Exit(2)
+    sys.stderr.write(proc.stderr)
+    raise typer.Exit(proc.returncode)
 
 
 def bench(
