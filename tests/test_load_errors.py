@@ -32,6 +32,13 @@ def test_missing_report(tmp_path):
     _fails(tmp_path / "nope.nsys-rep", "no such report")
 
 
+def test_a_text_file_named_nsys_rep_is_not_sent_to_nsys(tmp_path, monkeypatch):
+    monkeypatch.setenv("NSYS", "/nonexistent")  # nsys must not even be looked for
+    path = tmp_path / "trace.nsys-rep"
+    path.write_text("hello\n")
+    _fails(path, "not an Nsight Systems report")
+
+
 def test_truncated_export(tmp_path):
     path = build_export(tmp_path / "t.sqlite", steps=20)
     data = path.read_bytes()

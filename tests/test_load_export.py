@@ -34,7 +34,7 @@ def _fake_nsys(tmp_path: Path, body: str) -> Path:
 def rep(tmp_path):
     path = tmp_path / "run" / "trace.nsys-rep"
     path.parent.mkdir()
-    path.write_bytes(b"not really a report")
+    path.write_bytes(b"NVIDIA Tegra Profiler Report 1.\n(a fake body: the fake nsys below never reads it)")
     return path
 
 

@@ -10,6 +10,7 @@ from decodeprof.errors import CaptureError, DecodeprofError, TraceFileError
 from decodeprof.load._sqlite import connect
 
 EXPORT_TIMEOUT_S = 3600
+REPORT_MAGIC = b"NVIDIA Tegra Profiler Report"  # how every .nsys-rep begins (2022.4 and 2025.3 alike)
 PASS_SQLITE_HINT = (
     "export it where a matching nsys runs (`nsys export --type sqlite --output trace.sqlite trace.nsys-rep`; "
     "Debian's nsys 2022.4 cannot open reports written by nsys 2025) and pass the .sqlite instead"
@@ -36,6 +37,10 @@ def ensure_sqlite(rep_path: Path, *, log_path: Path | None = None) -> Path:
     rep_path = Path(rep_path)
     if not rep_path.is_file():
         raise TraceFileError(f"{rep_path}: no such report file", "check the path; pass an nsys .nsys-rep or .sqlite")
+    with rep_path.open("rb") as fh:
+        if fh.read(len(REPORT_MAGIC)) != REPORT_MAGIC:
+            raise TraceFileError(f"{rep_path}: not an Nsight Systems report (it lacks the header every .nsys-rep starts with)",
+                                 "pass the .nsys-rep that `nsys profile` wrote, or its .sqlite export")
     out = rep_path.with_suffix(".sqlite")
     if out.exists() and out.stat().st_mtime >= rep_path.stat().st_mtime and _valid_export(out):
         return out
