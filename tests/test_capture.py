@@ -96,7 +96,8 @@ def test_cpu_capture_chain_records_our_ranges(nsys, program, tmp_path):
     run = profile_target("small", ["--device", "cpu", "--steps", "3", "--iters", "2"], out_dir=tmp_path / "runs",
                          command=program, timeout_s=STEP_TIMEOUT_S)
     assert run.parent == tmp_path / "runs" and run.name.startswith("small-")
-    for name in ("trace.nsys-rep", "trace.sqlite", "metrics.json", "run.json", "logs/nsys.log", "logs/export.log"):
+    for name in ("trace.nsys-rep", "trace.sqlite", "metrics.json", "run.json", "logs/nsys.log", "logs/export.log",
+                 "report.html"):
         assert (run / name).is_file(), name
     # 1 warm-up + 2 measured iterations of 3 steps; counted from the export itself.
     assert _ranges(run / "trace.sqlite") == {

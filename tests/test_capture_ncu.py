@@ -78,3 +78,71 @@ def test_installed_nsys_supports_every_flag_we_ask_for():
     argv, dropped = nsys.profile_argv(path, Path("/tmp/x/trace"), cuda=True)
     assert dropped == []  # nsys 2022.4 and 2025.3 both list them in `nsys profile --help`
     assert argv[:2] == [str(path), "profile"] and argv[-2:] == ["-o", "/tmp/x/trace"]
+
+
+# A stand-in for ncu (synthetic, and said so): prints a version, writes a raw-page CSV to its
+# --log-file (or, with FAKE_NCU_PERM=1, ncu's counter-permission message) and runs the program
+# after its own flags, as ncu does.
+FAKE_NCU = r'''#!/bin/sh
+if [ "$1" = "--version" ]; then echo "NVIDIA (R) Nsight Compute Command Line Profiler Version 2099.1 (fake)"; exit 0; fi
+while [ "$1" != "--log-file" ]; do shift; done
+csv="$2"; shift 2
+if [ -n "$FAKE_NCU_PERM" ]; then
+  echo "==ERROR== ERR_NVGPUCTRPERM - The user does not have permission to access NVIDIA GPU Performance Counters" > "$csv"
+  exit 1
+fi
+printf '%s' '"ID","Process ID","Process Name","Kernel Name","gpu__time_duration.sum"
+"","","","","nsecond"
+"0","1","python3","gemv_kernel","1,234"
+' > "$csv"
+exec "$@"
+'''
+TARGET = r'''import json, sys
+args = sys.argv[1:]
+json.dump({"argv": args}, open(args[args.index("--json-out") + 1], "w"))
+'''
+
+
+def _fake_ncu(tmp_path: Path, monkeypatch) -> list[str]:
+    ncu_path = tmp_path / "ncu"
+    ncu_path.write_text(FAKE_NCU)
+    ncu_path.chmod(0o755)
+    monkeypatch.setenv("NCU", str(ncu_path))
+    program = tmp_path / "target.py"
+    program.write_text(TARGET)
+    import sys
+
+    return [sys.executable, str(program)]
+
+
+def test_profile_ncu_writes_its_csv_and_its_own_metrics_file(tmp_path, monkeypatch):
+    """The ncu step forces one measured iteration and writes ncu-target-metrics.json, never the
+    run's metrics.json (a run under kernel replay says nothing about speed)."""
+    import json
+
+    from decodeprof.capture import profile_target
+
+    command = _fake_ncu(tmp_path, monkeypatch)
+    run = profile_target("small", ["--device", "cuda", "--steps", "8", "--iters", "5"], out_dir=tmp_path / "runs",
+                         nsys=False, ncu=True, command=command, timeout_s=60)
+    assert '"gemv_kernel","1,234"' in (run / "ncu.csv").read_text()
+    argv = json.loads((run / "ncu-target-metrics.json").read_text())["argv"]
+    assert argv[:6] == ["--device", "cuda", "--steps", "8", "--warmup", "1"] and argv[6:8] == ["--iters", "1"]
+    assert not (run / "metrics.json").exists()
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "ok" and record["ncu"]["target_args"][-4:] == ["--warmup", "1", "--iters", "1"]
+
+
+def test_profile_ncu_without_counter_permission_names_the_fix(tmp_path, monkeypatch):
+    import json
+
+    from decodeprof.capture import profile_target
+
+    command = _fake_ncu(tmp_path, monkeypatch)
+    monkeypatch.setenv("FAKE_NCU_PERM", "1")
+    with pytest.raises(CaptureError, match="ERR_NVGPUCTRPERM") as err:
+        profile_target("small", ["--device", "cuda"], out_dir=tmp_path / "runs", nsys=False, ncu=True,
+                       command=command, timeout_s=60)
+    assert "NVreg_RestrictProfilingToAdminUsers=0" in err.value.hint
+    (run,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run / "run.json").read_text())["status"] == "failed"
