@@ -83,6 +83,22 @@ def test_collective_ranges_and_decode_time_per_rank_match_sql(folder):
     assert out.filter(pl.col("slowest"))["pid"].to_list() == [slowest]
 
 
+@pytest.mark.parametrize("folder", CPU_RUNS, ids=lambda p: p.name)
+def test_comm_fraction_and_per_step_match_sql(folder):
+    """rank_summary's comm_fraction and comm_per_step_ns from SQL alone: the collective ranges
+    that start inside a measured decode range (same thread), over decode time and step ranges."""
+    rows = sql(folder, f"""{RANGES}, d AS (SELECT * FROM inm WHERE name = 'decode')
+        SELECT d.pid, sum(d.end - d.start),
+          sum((SELECT count(*) FROM inm s WHERE s.name = 'step' AND s.tid = d.tid AND s.start >= d.start AND s.start < d.end)),
+          sum((SELECT coalesce(sum(c.end - c.start), 0) FROM inm c WHERE c.name IN ('allreduce', 'allgather')
+               AND c.tid = d.tid AND c.start >= d.start AND c.start < d.end))
+        FROM d GROUP BY d.pid""")
+    out = {r["pid"]: r for r in run("rank_summary", trace(folder)).iter_rows(named=True)}
+    for pid, decode_ns, steps, comm_ns in rows:
+        assert out[pid]["comm_fraction"] == pytest.approx(comm_ns / decode_ns, rel=1e-12)
+        assert out[pid]["comm_per_step_ns"] == pytest.approx(comm_ns / steps, rel=1e-12)
+
+
 def test_tp2_counts():
     """2 measured iterations x (prefill: 1 allreduce + 1 allgather; 4 steps x 2) = 10 + 10 per rank."""
     counts = sql(CPU / "tp2", f"""{RANGES}
