@@ -67,7 +67,25 @@ def decode_graph_launches(variant: str) -> int:
 
 
 def decode_span_per_step(variant: str) -> float:
-    """Per decode range, last kernel end - first kernel start, summed, / (ranges x config steps)."""
+    """Per decode range, last kernel end - first kernel start, summed, / (ranges x config steps).
+    graph_full ("prefill_decode" ranges): the window starts at the first kernel after the
+    prefill's, counted in the baseline's "prefill" range (it launches the same prefill kernels)."""
+    if variant == "graph_full":
+        with connect("baseline") as db:
+            p0, p1, tid = _ranges(db, "prefill")[0]
+            prefill = db.execute(
+                """SELECT count(*) FROM CUPTI_ACTIVITY_KIND_KERNEL k JOIN CUPTI_ACTIVITY_KIND_RUNTIME r
+                   ON r.correlationId = k.correlationId WHERE r.globalTid = ? AND r.start >= ? AND r.start < ?""",
+                (tid, p0, p1)).fetchone()[0]
+        with connect(variant) as db:
+            spans = []
+            for d0, d1, tid in _ranges(db, "prefill_decode"):
+                ks = db.execute(
+                    """SELECT k.start, k."end" FROM CUPTI_ACTIVITY_KIND_KERNEL k JOIN CUPTI_ACTIVITY_KIND_RUNTIME r
+                       ON r.correlationId = k.correlationId WHERE r.globalTid = ? AND r.start >= ? AND r.start < ?
+                       ORDER BY k.start""", (tid, d0, d1)).fetchall()
+                spans.append(max(e for _, e in ks) - ks[prefill][0])
+        return sum(spans) / (metrics(variant)["config"]["steps"] * len(spans))
     k = decode_kernels(variant)
     spans = {}
     for i, s, e, _ in k:

@@ -51,8 +51,8 @@ def test_plotly_inlined_once_and_no_network(full):
 
 def test_waterfall_parts_sum_to_the_difference(full):
     report, html = full
-    # every variant but the baseline itself and graph_full (no "decode" NVTX range) gets one
-    assert set(report.waterfalls) == set(report.findings) - {"baseline", "graph_full"}
+    # every variant but the baseline itself gets one (graph_full's from its "prefill_decode" ranges)
+    assert set(report.waterfalls) == set(report.findings) - {"baseline"}
     for name, w in report.waterfalls.items():
         assert sum(r["delta_ns"] for r in w.rows) == pytest.approx(w.variant_span_ns - w.base_span_ns, abs=1e-6)
         assert w.parts_sum_ns == pytest.approx(w.delta_ns, abs=1e-6)
@@ -63,11 +63,10 @@ def test_waterfall_parts_sum_to_the_difference(full):
         shown_sum = re.search(r'class="parts-sum">([^<]+)<', table).group(1)
         shown_delta = re.search(r'class="span-delta">([^<]+)<', table).group(1)
         assert shown_sum == shown_delta
-    assert "graph_full" in report.waterfall_missing  # no "decode" NVTX range: said, not hidden
+    assert report.waterfall_missing == {}
     gf = next(v for v in report.variants if v.name == "graph_full")
-    assert gf.facts["kernels_per_step"] == 8  # the per-step figures stand; the note says only what is lost
-    note = next(m for m in gf.missing if m.startswith('no NVTX "decode" range'))
-    assert "the savings waterfall is unavailable" in note and "per-step kernels" not in note
+    assert gf.facts["kernels_per_step"] == 8  # per-step figures from "prefill_decode", prefill left out
+    assert not any(m.startswith('no NVTX "decode" range') for m in gf.missing)
 
 
 def test_graph_waterfall_is_mostly_idle_removed(full):
@@ -88,7 +87,22 @@ def test_findings_link_to_charts_that_exist(full):
 def test_missing_data_is_said(full):
     _, html = full
     assert "no Nsight Compute data (ncu.csv)" in html  # baseline, pinned, ... have no ncu.csv
-    assert "no NVTX &#34;decode&#34; range" in html or "no NVTX &quot;decode&quot; range" in html
+
+
+def test_a_trace_without_decode_ranges_says_what_it_cannot_show():
+    import dataclasses
+
+    import polars as pl
+
+    from decodeprof.analyses import run_all
+    from decodeprof.report.variant import facts, missing_sentences
+
+    trace = load_variant(H100 / "graph").trace
+    bare = dataclasses.replace(trace, nvtx=trace.nvtx.filter(~pl.col("text").is_in(["decode", "step", "prefill_decode"])))
+    frames = run_all(bare)
+    said = missing_sentences(bare, frames, facts(bare, frames))
+    assert any(m.startswith('no NVTX "decode" range in the trace (ranges: ') and "savings waterfall are unavailable" in m
+               for m in said)
 
 
 def test_trace_without_cuda_data_still_renders(tmp_path, variants):

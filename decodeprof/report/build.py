@@ -121,7 +121,7 @@ def _waterfalls(variants: list[Variant], base: Variant | None, report: Report) -
         if base_span is None or span is None:
             who = base.name if base_span is None else v.name
             report.waterfall_missing[v.name] = (f"no savings waterfall: {who} has no decode GPU span (needs an NVTX "
-                                                f"\"decode\" range with kernels and a step count)")
+                                                f"\"decode\" or \"prefill_decode\" range with kernels and a step count)")
             continue
         wf = waterfall(base_parts, parts)
         frames[v.name] = wf

@@ -182,12 +182,10 @@ def missing_sentences(trace: Trace, frames: dict[str, pl.DataFrame], f: dict) ->
     out = [m.sentence() for m in trace.missing if m.frame != "memsets"]
     if not trace.target_metrics:
         out.append("no metrics.json beside the trace: TTFT, TPOT, tokens/s and weight bytes per step unknown")
-    if trace.kernels.height and f.get("decode_ranges") is None:
+    if trace.kernels.height and f.get("decode_ranges") is None and f.get("steps") is None:
         names = sorted(set(trace.nvtx["text"].drop_nulls().to_list())) if trace.nvtx.height else []
-        lost = ("the savings waterfall is unavailable (the per-step figures come from the \"prefill_decode\" "
-                "range, its prefill kernels left out)" if f.get("steps") is not None else
-                "per-step kernels, launches, GPU idle and the savings waterfall are unavailable")
-        out.append("no NVTX \"decode\" range in the trace (ranges: " + (", ".join(names) or "none") + "): " + lost)
+        out.append("no NVTX \"decode\" range in the trace (ranges: " + (", ".join(names) or "none")
+                   + "): per-step kernels, launches, GPU idle and the savings waterfall are unavailable")
     steps = frames.get("decode_steps", pl.DataFrame())
     if steps.height and "few_kernels" in steps["source"].to_list():
         short = sorted(set(steps.filter(pl.col("source") == "few_kernels")["decode_index"].to_list()))

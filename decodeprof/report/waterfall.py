@@ -4,7 +4,10 @@ Definition (decode range totals, per decode step):
 
 * A decode window is, per NVTX "decode" range, first kernel start -> last kernel end of the
   kernels launched inside it (launching call on the same thread; graph-replayed kernels
-  share their cudaGraphLaunch's correlation id). `span` = the windows' lengths summed.
+  share their cudaGraphLaunch's correlation id). Without "decode" ranges, per
+  "prefill_decode" range (graph_full: one graph runs both) the work from the first decode
+  kernel on, as decode_steps cuts it (the prefill's kernels left out). `span` = the windows'
+  lengths summed.
 * Inside the windows: `K_f` = kernel durations of family f summed (kernel_family);
   `busy_k` = union of kernel intervals; `busy_all` = union of kernels and of the copies and
   memsets launched in the decode range, clipped to the window.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import polars as pl
 
 from decodeprof.analyses import kernel_family
+from decodeprof.analyses.decode_steps import decode_steps
 from decodeprof.analyses.events import config_steps, gpu_work, in_ranges, ranges
 from decodeprof.analyses.intervals import union_ns
 from decodeprof.trace import Trace
@@ -53,10 +57,9 @@ def decode_breakdown(trace: Trace) -> tuple[pl.DataFrame, float | None]:
     None when the trace has no "decode" range with kernels or no step count.
     """
     empty = pl.DataFrame(schema=BREAKDOWN_COLUMNS), None
-    rng = ranges(trace, ("decode",))
-    if rng.is_empty() or trace.kernels.is_empty():
+    work = _decode_work(trace) if trace.kernels.height else None
+    if work is None:
         return empty
-    work = in_ranges(gpu_work(trace), rng)
     kern = work.filter(pl.col("op") == "kernel")
     if kern.is_empty():
         return empty
@@ -81,6 +84,23 @@ def decode_breakdown(trace: Trace) -> tuple[pl.DataFrame, float | None]:
     parts = pl.DataFrame({"part": [p for p, _ in rows], "ns_per_step": [ns / steps for _, ns in rows]},
                          schema=BREAKDOWN_COLUMNS)
     return parts, span / steps
+
+
+def _decode_work(trace: Trace) -> pl.DataFrame | None:
+    """GPU work launched in the decode ranges, or None without any (see the module docstring)."""
+    rng = ranges(trace, ("decode",))
+    if rng.height:
+        return in_ranges(gpu_work(trace), rng)
+    rng = ranges(trace, ("prefill_decode",))
+    steps = decode_steps(trace).filter(pl.col("decode_index").is_not_null() & pl.col("gpu_start_ns").is_not_null()
+                                       & (pl.col("source") != "few_kernels"))
+    if rng.is_empty() or steps.is_empty():
+        return None
+    first = steps.group_by("decode_index").agg(pl.col("gpu_start_ns").min().alias("_decode_start"))
+    index = rng.sort("range_start_ns").with_row_index("decode_index").select(
+        "range_id", pl.col("decode_index").cast(pl.Int64))
+    return (in_ranges(gpu_work(trace), rng).join(index, on="range_id").join(first, on="decode_index")
+            .filter(pl.col("start_ns") >= pl.col("_decode_start")).drop("decode_index", "_decode_start"))
 
 
 def waterfall(base: pl.DataFrame, variant: pl.DataFrame) -> pl.DataFrame:
