@@ -9,6 +9,7 @@ Nothing here formats numbers for display (render.py's filters do) or writes file
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,7 +85,8 @@ def _summary_rows(variants: list[Variant], base: Variant | None) -> list[dict]:
     best = {}
     for key, _, _, better in SUMMARY_COLUMNS:
         vals = [v.facts.get(key) for v in variants if v.facts.get(key) is not None]
-        best[key] = (min if better == "min" else max)(vals) if len(vals) > 1 else None
+        # a best needs a worse: a column where every variant ties marks none
+        best[key] = (min if better == "min" else max)(vals) if len(set(vals)) > 1 else None
     return [{"name": v.name, "cells": [{"value": v.facts.get(k), "fmt": fmt,
                                          "best": best[k] is not None and v.facts.get(k) == best[k]}
                                         for k, _, fmt, _ in SUMMARY_COLUMNS]} for v in variants]
@@ -143,8 +145,9 @@ def _dedupe(variants: list[Variant]) -> list[Variant]:
 
 
 def assemble(variants: list[Variant], baseline: str | None = None) -> Report:
-    """The report of `variants` against `baseline` (default: the one named "baseline")."""
-    variants = _dedupe(list(variants))
+    """The report of `variants` against `baseline` (default: the one named "baseline"). The
+    variants passed in are left as they are: the report renames and annotates copies."""
+    variants = _dedupe([dataclasses.replace(v, facts=dict(v.facts)) for v in variants])
     order = ordered([v.name for v in variants])
     variants = sorted(variants, key=lambda v: order.index(v.name))
     want = baseline or "baseline"
