@@ -166,6 +166,18 @@ def test_cli_exit_on_regression_both_ways():
     assert same.returncode == 0
 
 
+def test_cli_exit_on_regression_with_nothing_to_compare_is_an_error_not_a_pass(tmp_path):
+    """Bare traces (no metrics.json) and a graph run without --steps: no measure at all."""
+    for v in ("graph", "compile"):
+        shutil.copy(DATA / v / "trace.sqlite", tmp_path / f"{v}.sqlite")
+    proc = _cli(str(tmp_path / "graph.sqlite"), str(tmp_path / "compile.sqlite"), "--exit-on-regression", "5")
+    assert proc.returncode == 2
+    assert "--exit-on-regression has nothing to compare" in proc.stderr and "--steps N" in proc.stderr
+    with_steps = _cli(str(tmp_path / "graph.sqlite"), str(tmp_path / "compile.sqlite"), "--steps", "64",
+                      "--exit-on-regression", "5")
+    assert with_steps.returncode == 1  # compile's eager step is slower than graph's
+
+
 def test_cli_terminal_first_screen_shows_the_mechanism():
     out = _cli(str(DATA / "baseline"), str(DATA / "graph")).stdout
     first = "\n".join(out.splitlines()[:24])
@@ -196,7 +208,7 @@ def test_step_option_out_of_range_fails_loudly(traces):
 
 
 def test_align_fused_replaced_removed_added_synthetic():
-    """Synthetic on purpose: no shipped sample run fuses kernels yet (compile is not captured)."""
+    """Synthetic on purpose: every status on a few named ops (the shipped fusions are below)."""
     from decodeprof.diff import align_ops
 
     def ops(*names):
@@ -212,3 +224,61 @@ def test_align_fused_replaced_removed_added_synthetic():
     s = alignment_summary(al)
     assert (s["matched"], s["replaced"], s["fused_from"], s["fused_into"]) == (2, 1, 2, 1)
     assert not s["identical"]
+
+
+def test_fused_kernels_are_paired_with_what_they_absorb():
+    """graph -> warp_specialized: embedding, add, LayerNorm, W1 GEMM and GELU fuse into
+    fused_ln_linear_gelu_kernel; W2 GEMM is replaced by gemv_kernel; the lm_head GEMM and its
+    argmax reduction fuse into lm_head_argmax_kernel. (Kernel names by SQL per step: 8 -> 3.)"""
+    a, b = load_trace(DATA / "graph"), load_trace(DATA / "warp_specialized")
+    al = diff_traces(a, b).step_alignment
+    groups = al.group_by("group", maintain_order=True).agg(
+        pl.col("status").first(), pl.col("a_name").drop_nulls(), pl.col("b_name").drop_nulls())
+    assert [(st, len(an), bn) for _, st, an, bn in groups.iter_rows()] == [
+        ("fused", 5, ["fused_ln_linear_gelu_kernel"]), ("replaced", 1, ["gemv_kernel"]),
+        ("fused", 2, ["lm_head_argmax_kernel"])]
+    assert al["a_name"].to_list()[:3] == ["indexSelectSmallIndex", "vectorized_elementwise_kernel",
+                                          "vectorized_layer_norm_kernel"]
+    whole = diff_traces(b, load_trace(DATA / "persistent_smem")).step_alignment  # 3 kernels -> 1
+    assert set(whole["status"]) == {"fused"} and whole["b_name"].drop_nulls().to_list() == ["persistent_decode_smem_kernel"]
+
+
+def test_alignment_keeps_every_op_once_in_order():
+    """On random op sequences: each A and each B op appears in exactly one row, in order."""
+    import random
+
+    from decodeprof.diff import align_ops
+
+    rng = random.Random(7)
+    fams = ["gemm", "norm", "elementwise", "reduction", "embedding"]
+    for _ in range(300):
+        def ops(n):
+            return pl.DataFrame([{"name": f"k{rng.randrange(6)}", "family": rng.choice(fams), "grid": "1", "block": "1",
+                                  "graph": False, "dur_ns": 1} for _ in range(n)],
+                                schema={"name": pl.Utf8, "family": pl.Utf8, "grid": pl.Utf8, "block": pl.Utf8,
+                                        "graph": pl.Boolean, "dur_ns": pl.Int64})
+        na, nb = rng.randrange(0, 12), rng.randrange(0, 12)
+        al = align_ops(ops(na), ops(nb))
+        assert al["a_index"].drop_nulls().to_list() == list(range(na))
+        assert al["b_index"].drop_nulls().to_list() == list(range(nb))
+
+
+def test_verdict_ratios_keep_two_decimals_near_one_and_add_the_targets_own_timing():
+    """warp_specialized -> double_buffer_tma is 22.5 -> 21.6 us per step: 1.04x, not "1.0x";
+    the decode medians come from the two metrics.json files."""
+    a, b = load_trace(DATA / "warp_specialized"), load_trace(DATA / "double_buffer_tma")
+    d = diff_traces(a, b, label_a="warp_specialized", label_b="double_buffer_tma")
+    ratio = d.step["a_window_ns"] / d.step["b_window_ns"]
+    assert d.verdict.startswith(f"double_buffer_tma is {ratio:.2f}x faster per decode step")
+    ma, mb = (json.loads((DATA / v / "metrics.json").read_text())["metrics"]["decode_ms"]["median"]
+              for v in ("warp_specialized", "double_buffer_tma"))
+    assert f"the targets' own decode time (CUDA events, median): {ma:.3f} ms -> {mb:.3f} ms" in d.verdict
+
+
+def test_highlight_counts_only_matched_ops_as_moved_into_the_graph(traces):
+    d = diff_traces(traces["baseline"], traces["graph"], step=0)
+    line = next(h for h in d.highlights if h.startswith("decode step:"))
+    al = d.step_alignment
+    moved = al.filter((pl.col("status") == "matched") & (pl.col("launch_change") == "eager->graph")).height
+    matched = al.filter(pl.col("status") == "matched").height
+    assert f"{matched} matched, {moved} of them" in line and moved <= matched

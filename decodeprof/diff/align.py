@@ -2,10 +2,11 @@
 
 Two passes of difflib.SequenceMatcher (autojunk off, so every op counts):
 1. on the exact key (name, grid, block): equal runs are "matched";
-2. inside each replaced run, on the kernel family: a one-to-one family pair is "replaced"
-   (same kind of work, another kernel or launch shape); a run of two or more A ops facing one
-   B op is "fused" (many -> one); one A op facing several B ops is "split"; what is left is
-   "removed" (only in A) or "added" (only in B).
+2. inside each replaced run: a run of two or more A ops facing one B op is "fused" (many ->
+   one), one A op facing several B ops is "split"; otherwise a longest common subsequence of
+   kernel families anchors the pairing (see _unmatched), and each anchor with the ops that go
+   with it is "replaced" (1:1: same kind of work, another kernel or launch shape), "fused" or
+   "split"; what pairs with nothing is "removed" (only in A) or "added" (only in B).
 
 Each matched / replaced row also says how the op was launched on each side; an op launched
 one by one in A and replayed as a CUDA graph node in B is "eager->graph": its launch call
@@ -63,23 +64,70 @@ def _row(status: str, group: int, a: tuple[int, dict] | None, b: tuple[int, dict
     return out
 
 
-def _unmatched(a: list[tuple[int, dict]], b: list[tuple[int, dict]], next_group) -> list[dict]:
-    """A replaced run: pair by family, then fused / split / removed / added."""
-    rows: list[dict] = []
-    sm = SequenceMatcher(None, [o["family"] for _, o in a], [o["family"] for _, o in b], autojunk=False)
-    for tag, i1, i2, j1, j2 in sm.get_opcodes():
-        ra, rb = a[i1:i2], b[j1:j2]
-        if tag == "equal":
-            rows += [_row("replaced", next_group(), x, y) for x, y in zip(ra, rb)]
-        elif tag == "replace" and len(rb) == 1 and len(ra) >= 2:
-            g = next_group()
-            rows += [_row("fused", g, x, rb[0] if k == 0 else None) for k, x in enumerate(ra)]
-        elif tag == "replace" and len(ra) == 1 and len(rb) >= 2:
-            g = next_group()
-            rows += [_row("split", g, ra[0] if k == 0 else None, y) for k, y in enumerate(rb)]
+def _family_lcs(a: list[tuple[int, dict]], b: list[tuple[int, dict]]) -> list[tuple[int, int]]:
+    """Positions (i in a, j in b) of a longest common subsequence of kernel families (dynamic
+    programming: difflib's longest-block-first pairing can skip a better anchor)."""
+    fa, fb = [o["family"] for _, o in a], [o["family"] for _, o in b]
+    n, m = len(fa), len(fb)
+    best = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n - 1, -1, -1):
+        for j in range(m - 1, -1, -1):
+            best[i][j] = best[i + 1][j + 1] + 1 if fa[i] == fb[j] else max(best[i + 1][j], best[i][j + 1])
+    pairs, i, j = [], 0, 0
+    while i < n and j < m:
+        if fa[i] == fb[j]:
+            pairs.append((i, j))
+            i, j = i + 1, j + 1
+        elif best[i + 1][j] >= best[i][j + 1]:
+            i += 1
         else:
-            rows += [_row("removed", next_group(), x, None) for x in ra]
-            rows += [_row("added", next_group(), None, y) for y in rb]
+            j += 1
+    return pairs
+
+
+def _group(ra: list[tuple[int, dict]], rb: list[tuple[int, dict]], next_group) -> list[dict]:
+    """One A run facing one B run that belong together: replaced (1:1), fused (many -> one),
+    split (one -> many), else what is left of a replaced run (recursively)."""
+    if len(ra) == 1 and len(rb) == 1:
+        return [_row("replaced", next_group(), ra[0], rb[0])]
+    if len(rb) == 1 and ra:
+        g = next_group()
+        return [_row("fused", g, x, rb[0] if k == 0 else None) for k, x in enumerate(ra)]
+    if len(ra) == 1 and rb:
+        g = next_group()
+        return [_row("split", g, ra[0] if k == 0 else None, y) for k, y in enumerate(rb)]
+    return _unmatched(ra, rb, next_group)
+
+
+def _unmatched(a: list[tuple[int, dict]], b: list[tuple[int, dict]], next_group) -> list[dict]:
+    """A replaced run. One op on a side: fused / split / replaced outright. Otherwise the ops
+    of one kernel family on both sides (a longest common subsequence) anchor the pairing; the
+    ops between two anchors go with the anchor before them, those before the first anchor with
+    the first (an LN and embedding before a GEMM that absorbs them, a GELU after it); where
+    both sides have ops between two anchors, those two runs are aligned on their own."""
+    if not a or not b:
+        return [_row("removed", next_group(), x, None) for x in a] + [_row("added", next_group(), None, y) for y in b]
+    if len(a) == 1 or len(b) == 1:
+        return _group(a, b, next_group)
+    anchors = _family_lcs(a, b)
+    if not anchors:
+        return _unmatched(a, [], next_group) + _unmatched([], b, next_group)
+    rows: list[dict] = []
+    lead_a, lead_b = anchors[0]
+    if lead_a and lead_b:  # both sides lead with ops of their own: aligned apart
+        rows += _unmatched(a[:lead_a], b[:lead_b], next_group)
+    else:  # the lead of one side joins the first anchor
+        lead_a = lead_b = 0
+    for k, (i, j) in enumerate(anchors):
+        i_next, j_next = anchors[k + 1] if k + 1 < len(anchors) else (len(a), len(b))
+        ga, gb = (a[lead_a:i_next], b[lead_b:j_next]) if k == 0 else (a[i:i_next], b[j:j_next])
+        if len(ga) > 1 and len(gb) > 1:  # both sides have ops between anchors: anchor 1:1, the rest apart
+            ia = next(n for n, x in enumerate(ga) if x[0] == a[i][0])
+            jb = next(n for n, y in enumerate(gb) if y[0] == b[j][0])
+            rows += _group(ga[:ia + 1], gb[:jb + 1], next_group)
+            rows += _unmatched(ga[ia + 1:], gb[jb + 1:], next_group)
+        else:
+            rows += _group(ga, gb, next_group)
     return rows
 
 
@@ -110,8 +158,8 @@ def alignment_summary(aligned: pl.DataFrame) -> dict:
     """Counts per status (ops of A / of B), eager->graph matches, and time per side.
 
     Keys: <status> (rows), fused_from (A ops fused) / fused_into (B ops), eager_to_graph,
-    a_ops, b_ops, a_busy_sum_ns / b_busy_sum_ns (sum of op durations), identical (nothing but
-    matched rows).
+    a_ops, b_ops, a_dur_sum_ns / b_dur_sum_ns (sum of op durations), identical (nothing but
+    matched rows, and at least one).
     """
     count = lambda expr: int(aligned.filter(expr).height)  # noqa: E731
     out = {s: count(pl.col("status") == s) for s in STATUSES}
@@ -123,5 +171,5 @@ def alignment_summary(aligned: pl.DataFrame) -> dict:
     out["b_ops"] = count(pl.col("b_index").is_not_null())
     out["a_dur_sum_ns"] = int(aligned["a_dur_ns"].sum() or 0)
     out["b_dur_sum_ns"] = int(aligned["b_dur_ns"].sum() or 0)
-    out["identical"] = out["matched"] == aligned.height
+    out["identical"] = aligned.height > 0 and out["matched"] == aligned.height
     return out

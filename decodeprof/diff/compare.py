@@ -16,6 +16,7 @@ import polars as pl
 from decodeprof.diff import totals
 from decodeprof.diff.align import align_ops, alignment_summary
 from decodeprof.diff.steps import StepPick, pick_step
+from decodeprof.errors import DecodeprofError
 from decodeprof.trace import Trace
 
 JSON_VERSION = 1
@@ -86,27 +87,42 @@ def _us(ns: float) -> str:
     return f"{ns / 1e3:,.1f} µs"
 
 
-def verdict(step: dict, label_a: str, label_b: str) -> str:
-    """One sentence: how much faster (or slower) B's decode step is, and where the change went."""
+def _ratio(x: float) -> str:
+    """1.04x stays 1.04x (not "1.0x"); larger ratios to one decimal."""
+    return f"{x:.2f}x" if x < 1.095 else f"{x:.1f}x"
+
+
+def verdict(step: dict, label_a: str, label_b: str, metrics: pl.DataFrame | None = None) -> str:
+    """One sentence: how much faster (or slower) B's decode step is, and where the change went;
+    with both runs' metrics.json, also the targets' own decode time (median), which counts what
+    the GPU windows leave out (the CPU side of a graph launch before its first kernel)."""
     if step.get("speedup") is None:
         return f"no decode steps to compare (a decode range or step config is missing in {label_a} or {label_b})"
     x, a, b = step["speedup"], step["a_window_ns"], step["b_window_ns"]
-    times = f"{_us(a)} -> {_us(b)} GPU time per step"
+    times = f"{_us(a)} -> {_us(b)} mean GPU time per step"
     if abs(x - 1.0) < 0.01:
-        return f"{label_b} and {label_a} take the same time per decode step ({times})"
+        return f"{label_b} and {label_a} take the same time per decode step ({times})" + _own_timing(metrics)
     idle, busy = step["gain_idle_pct"], step["gain_busy_pct"]
     if x > 1:
-        head = f"{label_b} is {x:.1f}x faster per decode step than {label_a} ({times})"
+        head = f"{label_b} is {_ratio(x)} faster per decode step than {label_a} ({times})"
         why = (f"{idle:.0f}% of the gain is GPU idle removed" if idle >= busy
                else f"{busy:.0f}% of the gain is kernel time saved")
     else:
-        head = f"{label_b} is {1 / x:.1f}x slower per decode step than {label_a} ({times})"
+        head = f"{label_b} is {_ratio(1 / x)} slower per decode step than {label_a} ({times})"
         why = (f"{idle:.0f}% of the loss is added GPU idle" if idle >= busy
                else f"{busy:.0f}% of the loss is added kernel time")
     launches = ""
     if step["a_launches"] is not None and step["b_launches"] is not None and step["a_launches"] != step["b_launches"]:
         launches = f"; launch calls per step {step['a_launches']:.3g} -> {step['b_launches']:.3g}"
-    return f"{head}; {why}{launches}"
+    return f"{head}; {why}{launches}{_own_timing(metrics)}"
+
+
+def _own_timing(metrics: pl.DataFrame | None) -> str:
+    row = metrics.filter((pl.col("metric") == "decode_ms") & (pl.col("presence") == "both")) if metrics is not None else None
+    if row is None or not row.height or not row["a_median"][0] or not row["b_median"][0]:
+        return ""
+    a, b = row["a_median"][0], row["b_median"][0]
+    return f"; the targets' own decode time (CUDA events, median): {a:.3f} ms -> {b:.3f} ms ({_ratio(a / b) if a >= b else _ratio(b / a) + ' slower'})"
 
 
 def diff_traces(a: Trace, b: Trace, *, label_a: str = "A", label_b: str = "B", step: int | None = None,
@@ -133,15 +149,14 @@ def diff_traces(a: Trace, b: Trace, *, label_a: str = "A", label_b: str = "B", s
     return TraceDiff(
         label_a=label_a, label_b=label_b, trace_a=a, trace_b=b, pick_a=pa, pick_b=pb,
         step_alignment=step_al, prefill_alignment=align_ops(pa.prefill, pb.prefill),
-        step=means, verdict=verdict(means, label_a, label_b), warnings=warnings, tables=tables,
-        highlights=highlights(step_al, means, tables),
+        step=means, verdict=verdict(means, label_a, label_b, tables["metrics"]), warnings=warnings, tables=tables,
+        highlights=highlights(step_al if pa.index is not None and pb.index is not None else step_al.clear(), means, tables),
     )
 
 
 def _names(frame: pl.DataFrame, col: str) -> str:
-    names = frame[col].drop_nulls().to_list()
-    shown = ", ".join(dict.fromkeys(names[:4]))
-    return shown + (f" (+{len(names) - 4} more)" if len(names) > 4 else "")
+    names = list(dict.fromkeys(frame[col].drop_nulls().to_list()))  # distinct, in order
+    return ", ".join(names[:4]) + (f" (+{len(names) - 4} more names)" if len(names) > 4 else "")
 
 
 def _mb(n: float) -> str:
@@ -154,8 +169,9 @@ def highlights(step_al: pl.DataFrame, step: dict, tables: dict[str, pl.DataFrame
     s = alignment_summary(step_al)
     if step_al.height:
         line = f"decode step: {s['a_ops']} ops -> {s['b_ops']}; {s['matched']} matched"
-        if s["eager_to_graph"]:
-            line += f", {s['eager_to_graph']} of them launched one by one before and now replayed as CUDA graph nodes"
+        regraphed = step_al.filter((pl.col("status") == "matched") & (pl.col("launch_change") == "eager->graph")).height
+        if regraphed:
+            line += f", {regraphed} of them launched one by one before and now replayed as CUDA graph nodes"
         out.append(line)
         if s["fused"]:
             fused = step_al.filter(pl.col("status") == "fused")
@@ -196,7 +212,8 @@ def regressions(d: TraceDiff, pct: float) -> list[str]:
     """Sentences, one per measure on which B is slower than A by more than `pct` percent.
 
     Measures: the targets' decode_ms and tokens_per_s medians when both traces carry
-    metrics, else the mean decode-step GPU window from the traces.
+    metrics, else the mean decode-step GPU window from the traces. With neither, raises
+    DecodeprofError: a regression gate that cannot measure must not pass.
     """
     m = {r["metric"]: r for r in d.tables["metrics"].iter_rows(named=True) if r["presence"] == "both"}
     out = []
@@ -209,6 +226,11 @@ def regressions(d: TraceDiff, pct: float) -> list[str]:
                        f"({c:.1f}%, worse than -{pct:g}%)")
         return out
     a, b = d.step["a_window_ns"], d.step["b_window_ns"]
-    if a and b and 100.0 * (b - a) / a > pct:
+    if not (a and b):
+        raise DecodeprofError("--exit-on-regression has nothing to compare: the runs lack metrics.json on both "
+                              "sides and decode steps in " + ("both traces" if not (a or b) else
+                                                               f"{d.label_a if not a else d.label_b}"),
+                              "pass run folders with their metrics.json, or --steps N for CUDA-graph traces")
+    if 100.0 * (b - a) / a > pct:
         out.append(f"decode step GPU time {_us(a)} -> {_us(b)} (+{100.0 * (b - a) / a:.1f}% > {pct:g}%)")
     return out
