@@ -192,10 +192,16 @@ def ranges(trace: Trace, names: tuple[str, ...] | None = None) -> pl.DataFrame:
     if names is not None:
         r = r.filter(pl.col("text").is_in(list(names)))
     if measured.height:
-        inside = r.join(measured, on="global_tid", how="inner").filter(
-            (pl.col("start_ns") >= pl.col("_m0")) & (pl.col("end_ns") <= pl.col("_m1")))
-        elsewhere = r.join(measured.select("global_tid").unique(), on="global_tid", how="anti")
-        r = pl.concat([inside.select(r.columns).unique("range_id"), elsewhere]).sort("range_id")
+        # a thread's measured ranges do not overlap: the one that opened last before a range
+        # starts is the only one that can hold it (as-of join, not a pairwise one: a tiled
+        # trace has hundreds of measured ranges)
+        cols = r.columns
+        held = r.sort("start_ns").join_asof(measured.sort("_m0"), left_on="start_ns", right_on="_m0",
+                                            by="global_tid", strategy="backward", check_sortedness=False)
+        tids = measured.select("global_tid").unique()
+        keep = held.filter(~pl.col("global_tid").is_in(tids["global_tid"].implode())
+                           | (pl.col("end_ns") <= pl.col("_m1")))
+        r = keep.select(cols).sort("range_id")
     return r.select(
         pl.col("range_id").cast(pl.Int64),
         pl.col("text").alias("range_name"),
