@@ -170,13 +170,20 @@ def test_target_usage_error_is_quoted_in_the_message(nsys, program, tmp_path):
 
 @pytest.mark.nsys
 def test_export_of_a_corrupt_report_fails_the_export_step(nsys, tmp_path):
+    """A report with nsys's header but a damaged body goes to nsys, which fails (logged); a file
+    without the header is refused before nsys runs."""
     rep = tmp_path / "trace.nsys-rep"
-    rep.write_bytes(b"this is not an Nsight Systems report\n" * 100)
+    rep.write_bytes(b"NVIDIA Tegra Profiler Report 1.\n" + b"this is not an Nsight Systems report\n" * 100)
     with pytest.raises(CaptureError) as info:
         export_sqlite(rep, tmp_path / "export.log")
     assert info.value.message.startswith("step 'export' failed:")
     assert (tmp_path / "export.log").read_text().startswith(f"$ {nsys} export")
     assert not (tmp_path / "trace.sqlite").exists()
+    rep.write_bytes(b"this is not an Nsight Systems report\n" * 100)
+    (tmp_path / "export.log").unlink()
+    with pytest.raises(CaptureError, match="step 'export' failed: .* not an Nsight Systems report"):
+        export_sqlite(rep, tmp_path / "export.log")
+    assert not (tmp_path / "export.log").exists() and not (tmp_path / "trace.sqlite").exists()
 
 
 @pytest.mark.nsys
