@@ -62,6 +62,7 @@ class ScaledMmLinears:
         from targets.kernels.quant import quantize_fp8_per_channel
 
         self.bias = {"w1": w.decode_b1, "w2": w.decode_b2, "lm": None}
+        self.ln_bytes = w.decode_ln_w.nbytes + w.decode_ln_b.nbytes  # the step's LayerNorm reads them too
         self.weights = {}
         for name, weight in (("w1", w.decode_w1), ("w2", w.decode_w2), ("lm", w.lm_head)):
             q, s = quantize_fp8_per_channel(weight)
@@ -69,9 +70,9 @@ class ScaledMmLinears:
 
     @property
     def weight_bytes(self) -> int:
-        """FP8 weights, their fp32 scales and the bf16 biases: what one step reads."""
+        """FP8 weights, their fp32 scales, the bf16 biases and LayerNorm weights: what one step reads."""
         tensors = [t for pair in self.weights.values() for t in pair] + [b for b in self.bias.values() if b is not None]
-        return sum(t.numel() * t.element_size() for t in tensors)
+        return sum(t.numel() * t.element_size() for t in tensors) + self.ln_bytes
 
     def linear(self, name: str, x: torch.Tensor) -> torch.Tensor:
         q, sw = self.weights[name]

@@ -163,7 +163,8 @@ def check_correctness(cfg: Config, weights: Weights, variant: Variant) -> dict:
 
 
 def free_running_check(weights: Weights, prompt: torch.Tensor, tokens: torch.Tensor, last_logits: torch.Tensor,
-                       tol: Tolerance, *, judge_agreement: bool = True) -> tuple[dict, str | None]:
+                       tol: Tolerance, *, judge_agreement: bool = True,
+                       ref_tokens: torch.Tensor | None = None) -> tuple[dict, str | None]:
     """Generated tokens [B, steps + 1] and last logits against the eager reference: (the
     correctness fields, the failure message or None).
 
@@ -173,9 +174,10 @@ def free_running_check(weights: Weights, prompt: torch.Tensor, tokens: torch.Ten
     logit for that same history (choice_agreement, over batch rows and positions, >=
     tol.min_token_agreement), so a flipped near-tie passes and a wrong path does not; the last
     logits are compared with the reference's on that trajectory. judge_agreement=False leaves
-    agreement and logit error to the caller (the teacher-forced check)."""
-    steps = tokens.shape[1] - 1
-    ref_tokens, _ = workload.reference_generate(weights, prompt, steps)
+    agreement and logit error to the caller (the teacher-forced check). ref_tokens: the
+    reference's own tokens when the caller has them already."""
+    if ref_tokens is None:
+        ref_tokens, _ = workload.reference_generate(weights, prompt, tokens.shape[1] - 1)
     gaps, along_logits = _reference_along(weights, prompt, tokens)
     window = 2 * tol.max_abs_logit_err
     agreement = (tokens.cpu() == ref_tokens.cpu()).float().mean().item()

@@ -306,8 +306,8 @@ def compare(full: Weights, prompt: torch.Tensor, tokens: torch.Tensor, logits: t
             tol: Tolerance) -> tuple[dict, str | None]:
     """The harness's correctness fields for generated outputs (harness.free_running_check: each
     token judged against the single-device reference fed the same tokens), with digests."""
-    result, message = harness.free_running_check(full, prompt, tokens, logits, tol)
     ref_tokens, _ = workload.reference_generate(full, prompt, tokens.shape[1] - 1)
+    result, message = harness.free_running_check(full, prompt, tokens, logits, tol, ref_tokens=ref_tokens)
     result.update(tokens_digest=_digest(tokens), reference_digest=_digest(ref_tokens))
     return result, message
 

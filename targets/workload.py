@@ -50,7 +50,7 @@ class Config:
             if getattr(self, name) <= 0:
                 raise TargetError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.vocab < 2:
-            raise TargetError(f"--vocab must be at least 2 (the check compares the top two logits), got {self.vocab}")
+            raise TargetError(f"--vocab must be at least 2 (with one token there is nothing to choose), got {self.vocab}")
         if self.warmup < 0:
             raise TargetError(f"--warmup must not be negative, got {self.warmup}")
         for name in ("host_payload_mb", "peak_gbps"):

@@ -282,3 +282,23 @@ def test_highlight_counts_only_matched_ops_as_moved_into_the_graph(traces):
     moved = al.filter((pl.col("status") == "matched") & (pl.col("launch_change") == "eager->graph")).height
     matched = al.filter(pl.col("status") == "matched").height
     assert f"{matched} matched, {moved} of them" in line and moved <= matched
+
+
+def test_align_split_added_and_unlike_pairs_synthetic():
+    """Synthetic on purpose (no shipped pair splits a kernel): one A op facing several B ops is
+    split; a lone leftover pair of different kernel families is removed + added, not replaced."""
+    from decodeprof.diff import align_ops
+
+    fam = {"mm": "gemm", "gelu": "elementwise", "argmax": "reduction", "mm_a": "gemm", "mm_b": "gemm",
+           "norm": "norm", "tri_mm": "gemm"}
+
+    def ops(*names):
+        return pl.DataFrame([{"name": n, "family": fam[n], "grid": "1", "block": "1", "graph": False, "dur_ns": 1}
+                             for n in names])
+
+    split = align_ops(ops("norm", "mm"), ops("norm", "mm_a", "mm_b"))
+    assert split.select("status", "a_name", "b_name").rows() == [
+        ("matched", "norm", "norm"), ("split", "mm", "mm_a"), ("split", None, "mm_b")]
+    unlike = align_ops(ops("mm", "gelu"), ops("tri_mm", "argmax"))
+    assert unlike.select("status", "a_name", "b_name").rows() == [
+        ("replaced", "mm", "tri_mm"), ("removed", "gelu", None), ("added", None, "argmax")]

@@ -76,7 +76,8 @@ def test_scaled_mm_linears_count_the_fp8_bytes_they_read():
     fp8 = 2 * h * h + v * h  # one byte per weight
     scales = 4 * (h + h + v)  # one fp32 scale per output channel
     biases = 2 * 2 * h  # bf16 b1, b2
-    assert linears.weight_bytes == fp8 + scales + biases
+    layer_norm = 2 * 2 * h  # bf16 weight and bias
+    assert linears.weight_bytes == fp8 + scales + biases + layer_norm
 
 
 def test_fp8_path_env_rejects_unknown(monkeypatch):

@@ -177,11 +177,12 @@ def test_cli_report_as_make_demo_runs_it(tmp_path):
     assert out.stat().st_size > 1_000_000
 
 
-def _run_folder(src: Path, dst: Path, status: str = "ok") -> Path:
+def _run_folder(src: Path, dst: Path, status: str = "ok", files: tuple[str, ...] | None = None) -> Path:
     """A run folder as `decodeprof profile` leaves it: the sample run's files and a run.json."""
     dst.mkdir()
     for f in src.iterdir():
-        (dst / f.name).symlink_to(f)
+        if files is None or f.name in files:
+            (dst / f.name).symlink_to(f)
     (dst / "run.json").write_text(json.dumps({"status": status, **({"error": "step 'nsys' failed: exit status 2"}
                                                                    if status != "ok" else {})}))
     return dst
@@ -189,15 +190,18 @@ def _run_folder(src: Path, dst: Path, status: str = "ok") -> Path:
 
 def test_cli_report_on_profile_folders_finds_the_baseline_and_skips_failed_runs(tmp_path):
     """Folders named <target>-<stamp> by `profile` are named by their target (so the default
-    baseline is found); a folder whose capture failed is skipped with its error, not shown empty."""
+    baseline is found); a folder whose capture failed before its export is skipped with its
+    error, one that failed after it (e.g. the ncu step) is shown with a note."""
     runs = [_run_folder(H100 / "baseline", tmp_path / "baseline-20261125-101500"),
-            _run_folder(H100 / "graph", tmp_path / "graph-20261125-101502-2"),
-            _run_folder(H100 / "pinned", tmp_path / "pinned-20261125-101600", status="failed")]
+            _run_folder(H100 / "graph", tmp_path / "graph-20261125-101502-2", status="failed"),
+            _run_folder(H100 / "pinned", tmp_path / "pinned-20261125-101600", status="failed",
+                        files=("metrics.json",))]
     out = tmp_path / "r.html"
     proc = subprocess.run([sys.executable, "-m", "decodeprof", "report", *map(str, runs), "-o", str(out)],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert f"skipping {runs[2]}: its capture ended failed: step 'nsys' failed" in proc.stderr
+    assert f"note: {runs[1]}: its capture ended failed: step 'nsys' failed: exit status 2; its exported trace is shown" in proc.stderr
     html = out.read_text()
     assert "No variant named" not in html and html.count('class="variant-row"') == 2
     assert 'href="#variant-baseline"' in html and 'href="#variant-graph"' in html and "graph-20261125" not in html

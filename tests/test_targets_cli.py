@@ -84,3 +84,10 @@ def test_bench_prints_speedups_and_updates_then_checks_expectations(tmp_path: Pa
     proc = decodeprof("bench", "baseline", "--args", args, "--check", "--expectations", str(exp))
     assert proc.returncode == 1
     assert "baseline: tokens_per_s" in proc.stderr
+
+
+def test_bench_json_out_into_a_new_folder(tmp_path: Path):
+    out = tmp_path / "new" / "sub" / "all.json"
+    proc = decodeprof("bench", "baseline", "--args", " ".join(FAST), "--json-out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert set(json.loads(out.read_text())) == {"baseline"}

@@ -174,6 +174,30 @@ def test_a_variant_without_step_fn_is_judged_on_its_own_tokens_and_logits():
         harness.run("nostep", NoStep, SMALL)
 
 
+def test_the_near_tie_window_is_twice_the_logit_tolerance():
+    """The runner-up token at the last position lies `gap` below the best logit (per row): a
+    tolerance just above gap / 2 accepts it, one just below rejects it."""
+    prompt = workload.make_prompts(SMALL, seed=SMALL.seed + 10_000)
+    w = workload.make_weights(SMALL)
+    _, logits = workload.reference_generate(w, prompt, SMALL.steps)
+    top2 = logits.float().topk(2, dim=-1).values
+    gap = (top2[:, 0] - top2[:, 1]).max().item()
+
+    class SecondBest(EagerVariant):
+        def generate(self, batch, next_batch, phase):
+            tokens = super().generate(batch, next_batch, phase)
+            tokens[:, -1] = self.last_logits.float().topk(2, dim=-1).indices[:, 1]
+            return tokens
+
+    def run(tol):
+        t = harness.Tolerance(min_token_agreement=1.0, max_abs_logit_err=tol)
+        return harness.run("second", lambda c, w: SecondBest(c, w, pinned=False, tolerance=t), SMALL)
+
+    assert run(gap / 2 * 1.01)["correctness"]["largest_choice_gap"] == pytest.approx(gap)
+    with pytest.raises(TargetError, match="not the reference's choice for the same history"):
+        run(gap / 2 * 0.99)
+
+
 def test_pinned_falls_back_on_cpu_and_says_so():
     w = workload.make_weights(SMALL)
     variant = EagerVariant(SMALL, w, pinned=True)

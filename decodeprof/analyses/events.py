@@ -199,7 +199,7 @@ def ranges(trace: Trace, names: tuple[str, ...] | None = None) -> pl.DataFrame:
         held = r.sort("start_ns").join_asof(measured.sort("_m0"), left_on="start_ns", right_on="_m0",
                                             by="global_tid", strategy="backward", check_sortedness=False)
         tids = measured.select("global_tid").unique()
-        keep = held.filter(~pl.col("global_tid").is_in(tids["global_tid"].implode())
+        keep = held.filter(pl.col("global_tid").is_null() | ~pl.col("global_tid").is_in(tids["global_tid"].implode())
                            | (pl.col("end_ns") <= pl.col("_m1")))
         r = keep.select(cols).sort("range_id")
     return r.select(

@@ -117,7 +117,7 @@ def _peak(trace: Trace, device_id: int | None) -> tuple[float | None, str | None
     return None, None
 
 
-@analysis("decode_bandwidth", columns=BW_COLUMNS, needs=("nvtx", "kernels", "target_metrics"))
+@analysis("decode_bandwidth", columns=BW_COLUMNS, needs=("nvtx", "runtime", "kernels", "target_metrics"))
 def decode_bandwidth(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
     """One row: weight bytes streamed per second of decode, against the GPU's peak.
 

@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import polars as pl
 
-from decodeprof.analyses.events import config_steps, gpu_work, in_ranges, per_trace, ranges, unmeasured
+from decodeprof.analyses.events import MEASURED, config_steps, gpu_work, in_ranges, per_trace, ranges, unmeasured
 from decodeprof.analyses.intervals import merge, overlapping, points_in_ranges
 from decodeprof.analyses.registry import analysis, shaped
 from decodeprof.trace import Trace
 
-MEASURED = "measured"
 COLLECTIVE_RANGES = ("allreduce", "allgather")
 SCOPED_RANGES = ("iteration", "decode", "step", *COLLECTIVE_RANGES)
 NCCL = r"(?i)nccl"
@@ -59,17 +58,14 @@ def _is_multigpu_run(trace: Trace, processes: int, scoped: pl.DataFrame) -> bool
 
 @per_trace
 def _scoped_ranges(trace: Trace) -> pl.DataFrame:
-    """NVTX ranges named in SCOPED_RANGES that start inside a "measured" range of their thread:
+    """NVTX ranges named in SCOPED_RANGES inside a "measured" range of their thread (`ranges`
+    keeps only those on a thread that has one; threads without one are dropped here):
     range_id, range_name, range_start_ns, range_end_ns, range_dur_ns, global_tid, global_pid."""
     rng = ranges(trace, (MEASURED, *SCOPED_RANGES))
     pids = trace.nvtx.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("range_id"), "global_pid")
     rng = rng.join(pids, on="range_id", how="left")
-    measured = rng.filter(pl.col("range_name") == MEASURED).select(
-        pl.col("range_start_ns").alias("_ms"), pl.col("range_end_ns").alias("_me"), "global_tid")
-    inner = rng.filter(pl.col("range_name") != MEASURED)
-    hits = points_in_ranges(inner.select("range_id", pl.col("range_start_ns").alias("_at"), "global_tid"),
-                            measured, at="_at", start="_ms", end="_me", by="global_tid")
-    return inner.filter(pl.col("range_id").is_in(hits["range_id"].unique().implode()))
+    measured = rng.filter(pl.col("range_name") == MEASURED).select("global_tid").unique()
+    return rng.filter(pl.col("range_name") != MEASURED).join(measured, on="global_tid", how="semi")
 
 
 @per_trace

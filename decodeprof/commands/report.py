@@ -24,12 +24,17 @@ def _failed_run(folder: Path) -> str | None:
 
 
 def _runs(paths: list[Path], err) -> list[Path]:
-    """Run folders and trace files among `paths`; anything else (README.md from a glob) and run
-    folders whose capture failed are skipped, each with a line saying so."""
+    """Run folders and trace files among `paths`; anything else (README.md from a glob) is
+    skipped with a line saying so. A run folder whose capture failed is kept when its export
+    (trace.sqlite) was written, e.g. only the ncu step failed, and skipped otherwise."""
     keep = []
     for p in paths:
-        if p.is_dir() and (why := _failed_run(p)):
+        why = _failed_run(p) if p.is_dir() else None
+        if why and not (p / "trace.sqlite").is_file():
             err.print(f"skipping {p}: {why}")
+        elif why:
+            err.print(f"note: {p}: {why}; its exported trace is shown")
+            keep.append(p)
         elif p.is_dir() or (p.is_file() and p.suffix in TRACE_SUFFIXES):
             keep.append(p)
         elif p.exists():

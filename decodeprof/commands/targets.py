@@ -109,6 +109,7 @@ def bench(
         raise TargetError("every target failed", "see the errors above")
     Console(width=None if sys.stdout.isatty() else 200).print(results_table(results))
     if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(results, indent=2) + "\n")
     card = next(iter(results.values()))["device"]["name"]
     path = expectations or exp.path_for(exp.gpu_kind(card))

@@ -86,10 +86,13 @@ def _family_lcs(a: list[tuple[int, dict]], b: list[tuple[int, dict]]) -> list[tu
 
 
 def _group(ra: list[tuple[int, dict]], rb: list[tuple[int, dict]], next_group) -> list[dict]:
-    """One A run facing one B run that belong together: replaced (1:1), fused (many -> one),
-    split (one -> many), else what is left of a replaced run (recursively)."""
+    """One A run facing one B run that belong together: replaced (1:1, same kernel family;
+    else removed + added), fused (many -> one), split (one -> many), else what is left of a
+    replaced run (recursively)."""
     if len(ra) == 1 and len(rb) == 1:
-        return [_row("replaced", next_group(), ra[0], rb[0])]
+        if ra[0][1]["family"] == rb[0][1]["family"]:
+            return [_row("replaced", next_group(), ra[0], rb[0])]
+        return [_row("removed", next_group(), ra[0], None), _row("added", next_group(), None, rb[0])]
     if len(rb) == 1 and ra:
         g = next_group()
         return [_row("fused", g, x, rb[0] if k == 0 else None) for k, x in enumerate(ra)]

@@ -54,7 +54,7 @@ def _compare_table(title: str, frame: pl.DataFrame, key: str, values: list[tuple
 def render(d: TraceDiff, console: Console, *, rows: int = 12) -> None:
     """Print the diff: mechanism first (verdict, highlights, aligned step), then totals."""
     for side, label, trace in (("A", d.label_a, d.trace_a), ("B", d.label_b, d.trace_b)):
-        named = label if label.startswith(f"{side} (") else f"[bold]{side}[/] {escape(label)}"  # same target: "A (graph)"
+        named = escape(label) if label.startswith(f"{side} (") else f"[bold]{side}[/] {escape(label)}"  # same target: "A (graph)"
         console.print(f"{named}: {escape(str(trace.source))}")
     for w in d.warnings:
         console.print(f"[bold yellow]warning:[/] {escape(w)}")

@@ -37,13 +37,13 @@ def ensure_sqlite(rep_path: Path, *, log_path: Path | None = None) -> Path:
     rep_path = Path(rep_path)
     if not rep_path.is_file():
         raise TraceFileError(f"{rep_path}: no such report file", "check the path; pass an nsys .nsys-rep or .sqlite")
+    out = rep_path.with_suffix(".sqlite")
+    if out.exists() and out.stat().st_mtime >= rep_path.stat().st_mtime and _valid_export(out):
+        return out
     with rep_path.open("rb") as fh:
         if fh.read(len(REPORT_MAGIC)) != REPORT_MAGIC:
             raise TraceFileError(f"{rep_path}: not an Nsight Systems report (it lacks the header every .nsys-rep starts with)",
                                  "pass the .nsys-rep that `nsys profile` wrote, or its .sqlite export")
-    out = rep_path.with_suffix(".sqlite")
-    if out.exists() and out.stat().st_mtime >= rep_path.stat().st_mtime and _valid_export(out):
-        return out
 
     from decodeprof.tools import find_nsys  # raises ToolNotFoundError with the install hint
 

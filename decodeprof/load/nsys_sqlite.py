@@ -207,7 +207,7 @@ def read_syncs(ex: _Export) -> pl.DataFrame:
     e_sel, e_join = ex.enum_join("ENUM_CUPTI_SYNC_TYPE", "st", on)
     df = ex.read(f"SELECT {', '.join(ex.pick(t, 's', wanted))}{e_sel} FROM {t} AS s{e_join}")
     df = _with_nulls(df, list(wanted.values()))
-    if {"syncType", "deprecatedSyncType"} <= have:  # the name where the CUPTI code is known, else "syncType=<n>"
+    if "deprecatedSyncType" in have:  # the name where the CUPTI code is known, else "syncType=<n>"
         old = pl.col("deprecatedSyncType").cast(pl.Int64)
         df = df.with_columns(pl.when(old.is_not_null()).then(old).otherwise(pl.col("syncType")).alias("syncType"))
     return _timed(df).with_columns(_kind(df, "syncType", "st_name", "sync_type"))

@@ -75,13 +75,14 @@ class TeLinears:
                 if bias is not None:
                     self.layers[name].bias.copy_(bias)
         self.batch = batch
+        self.ln_bytes = w.decode_ln_w.nbytes + w.decode_ln_b.nbytes  # the step's LayerNorm reads them too
         self.padded = torch.zeros(-(-batch // 16) * 16, h, dtype=dtype, device=dev)
 
     @property
     def weight_bytes(self) -> int:
-        """The modules' bf16 weights and biases: te.Linear called without is_first_microbatch
-        quantizes its weight on every call, so each step reads the bf16 copy."""
-        return sum(p.numel() * p.element_size() for layer in self.layers.values() for p in layer.parameters())
+        """The modules' bf16 weights and biases (and the LayerNorm's): te.Linear called without
+        is_first_microbatch quantizes its weight on every call, so each step reads the bf16 copy."""
+        return sum(p.numel() * p.element_size() for layer in self.layers.values() for p in layer.parameters()) + self.ln_bytes
 
     def linear(self, name: str, x: torch.Tensor) -> torch.Tensor:
         self.padded[: self.batch].copy_(x)
