@@ -34,7 +34,7 @@ demo: venv
 	$(DECODEPROF) report tests/data/h100/* -o reports/out/decodeprof-report.html
 
 test: venv
-	bash scripts/install_nsys.sh || bash scripts/install_nsys.sh || echo "Nsight Systems not installed: nsys tests will be skipped"
+	bash scripts/install_nsys.sh || echo "Nsight Systems not installed: nsys tests will be skipped"
 	bash scripts/install_chromium.sh || echo "Chromium not installed: browser tests will be skipped"
 	$(PY) -m pytest -q
 

@@ -4,6 +4,7 @@
 # Needs root for apt (CI runs as root). Exits non-zero with a reason when it cannot install;
 # `make test` tolerates that and the nsys tests skip.
 set -euo pipefail
+trap 'echo "install_nsys: error: line $LINENO failed (exit $?)" >&2' ERR  # never exit without a word
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 DEST="$REPO/.tools/nsys"
@@ -81,14 +82,16 @@ if ! apt-cache show nsight-systems >/dev/null 2>&1; then
 fi
 
 # The host importer loads libssh.so; Debian's package links it to the system's libssh.so.4.
+# awk reads all of ldconfig's output: an awk that exits at the first match lets ldconfig die of
+# SIGPIPE, which pipefail + set -e turned into a silent exit of this script (now and then).
 LDCONFIG="$(command -v ldconfig || echo /sbin/ldconfig)"
-libssh="$("$LDCONFIG" -p 2>/dev/null | awk '/libssh\.so\.4 /{print $NF; exit}')"
+libssh="$("$LDCONFIG" -p 2>/dev/null | awk '/libssh\.so\.4 / && !p {p = $NF} END {print p}')"
 if [ -z "$libssh" ]; then
     [ "$(id -u)" = 0 ] || die "libssh.so.4 is missing; run as root (or: apt-get install libssh-4)"
     say "installing libssh-4"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libssh-4 >/dev/null \
         || die "apt-get install libssh-4 failed"
-    libssh="$("$LDCONFIG" -p | awk '/libssh\.so\.4 /{print $NF; exit}')"
+    libssh="$("$LDCONFIG" -p | awk '/libssh\.so\.4 / && !p {p = $NF} END {print p}')"
     [ -n "$libssh" ] || die "libssh-4 installed but libssh.so.4 not found by ldconfig"
 fi
 

@@ -505,9 +505,12 @@ def main(argv: list[str] | None = None) -> int:
         rank = init_distributed(cfg)
         result = run_rank(cfg, opts, rank)
     except TargetError as exc:  # no destroy_process_group: peers may be stuck; torchrun ends them
-        if rank_name == "0" or not getattr(exc, "every_rank", False):
-            hint = f"\nhint: {exc.hint}" if exc.hint else ""
-            print(f"error: {prefix}{exc.message}{hint}", file=sys.stderr, flush=True)
+        # An error every rank meets is printed by every rank, unprefixed (identical lines, which
+        # `decodeprof run` shows once): torchrun stops the others when the first rank exits, so
+        # only the first is sure to be heard.
+        said = exc.message if getattr(exc, "every_rank", False) else f"{prefix}{exc.message}"
+        hint = f"\nhint: {exc.hint}" if exc.hint else ""
+        print(f"error: {said}{hint}", file=sys.stderr, flush=True)
         return 2
     dist.destroy_process_group()
     if result is not None:

@@ -57,7 +57,7 @@ def test_run_json_prints_the_metrics_json_alone(tmp_path: Path):
     (["run", "baseline", "--device", "cpu", "--dtype", "fp8"], "error: argument --dtype: invalid choice: 'fp8'"),
     (["run", "baseline", "--device", "cpu", "--vocab", "1"], "--vocab must be at least 2"),
     (["run", "multigpu", "--gpus", "3", "--device", "cpu", "--hidden", "64", "--vocab", "256"],
-     "error: [rank 0] tensor parallelism over 3 processes needs sizes divisible by 3"),
+     "error: tensor parallelism over 3 processes needs sizes divisible by 3"),
 ])
 def test_bad_input_ends_with_one_clear_error(args, message):
     proc = decodeprof(*args)
