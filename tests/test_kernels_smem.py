@@ -57,12 +57,18 @@ def test_block_plan_spreads_the_tiles_over_the_sms():
     assert blocks <= 132 and blocks * t1 * 8 >= 4096 and blocks * t3 * 8 >= 32000
 
 
-def test_nvcc_builds_the_kernel_for_hopper_without_spills(tmp_path, monkeypatch):
+@pytest.fixture
+def nvcc(tmp_path, monkeypatch) -> str:
+    """The CUDA compiler (skip without a toolkit), building into this test's own cache."""
     try:
-        cuda_build.find_nvcc()
+        path = cuda_build.find_nvcc()
     except TargetError:
         pytest.skip("no CUDA toolkit on this machine")
     monkeypatch.setenv("DECODEPROF_CUDA_CACHE", str(tmp_path))
+    return path
+
+
+def test_nvcc_builds_the_kernel_for_hopper_without_spills(tmp_path, nvcc):
     path, ptxas = cuda_build.compile_library("persistent_smem.cu", "90a")
     assert path.is_file() and path.parent == tmp_path
     assert "persistent_decode_smem_kernel" in ptxas
@@ -81,25 +87,15 @@ def test_nvcc_builds_the_kernel_for_hopper_without_spills(tmp_path, monkeypatch)
     assert lib.dp_smem_bytes(4, 2048, 64, 2, 1) - lib.dp_smem_bytes(4, 2048, 64, 1, 1) == 2 * 64 * 512 + 2 * 8 * 4 + 4 * 8 * 4
 
 
-def test_a_build_error_names_the_source_and_keeps_no_library(tmp_path, monkeypatch):
-    try:
-        nvcc = cuda_build.find_nvcc()
-    except TargetError:
-        pytest.skip("no CUDA toolkit on this machine")
-    monkeypatch.setenv("DECODEPROF_CUDA_CACHE", str(tmp_path))
+def test_a_build_error_names_the_source_and_keeps_no_library(tmp_path, nvcc):
     with pytest.raises(TargetError, match="nvcc failed to build persistent_smem.cu for sm_12345"):
         cuda_build.compile_library("persistent_smem.cu", "12345", nvcc)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_tuning_defines_the_kernel_cannot_run_with_fail_to_build(tmp_path, monkeypatch):
+def test_tuning_defines_the_kernel_cannot_run_with_fail_to_build(nvcc):
     """8 warps cannot give each of 16 batch rows a warp in LayerNorm (a division by zero at run
     time): the build refuses it and names the define."""
-    try:
-        nvcc = cuda_build.find_nvcc()
-    except TargetError:
-        pytest.skip("no CUDA toolkit on this machine")
-    monkeypatch.setenv("DECODEPROF_CUDA_CACHE", str(tmp_path))
     with pytest.raises(TargetError, match="DP_WARPS must be a power of two >= 16"):
         cuda_build.compile_library("persistent_smem.cu", "90a", nvcc, defines=("DP_WARPS=8",))
     with pytest.raises(TargetError, match="DP_NT_CHUNK must be >= 1"):

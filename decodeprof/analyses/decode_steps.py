@@ -192,6 +192,21 @@ def decode_steps(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
     return shaped(unmeasured(trace, out.sort("cpu_start_ns", "step"), _FROM_TABLES), COLUMNS)
 
 
+def decode_windows(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
+    """Per decode range whose steps were cut (not "few_kernels"): range_id, decode_index,
+    first_ns (its first step's first kernel start), last_ns (its last step's end). For
+    "prefill_decode" ranges this is the decode alone: decode_steps leaves the prefill out."""
+    per = decode_steps(trace, steps=steps).filter(
+        (pl.col("source") != "few_kernels") & pl.col("decode_index").is_not_null() & pl.col("gpu_start_ns").is_not_null())
+    rng = ranges(trace, ("decode", "prefill_decode"))
+    if per.is_empty() or rng.is_empty():
+        return pl.DataFrame(schema={"range_id": pl.Int64, "decode_index": pl.Int64, "first_ns": pl.Int64, "last_ns": pl.Int64})
+    win = per.group_by("decode_index").agg(pl.col("gpu_start_ns").min().alias("first_ns"),
+                                           (pl.col("gpu_start_ns") + pl.col("gpu_window_ns")).max().alias("last_ns"))
+    name = "decode" if (rng["range_name"] == "decode").any() else "prefill_decode"
+    return _decode_index(rng, name).select("range_id", "decode_index").join(win, on="decode_index")
+
+
 SUMMARY_COLUMNS = {
     "source": pl.Utf8,
     "decode_ranges": pl.Int64,

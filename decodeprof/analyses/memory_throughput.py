@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from decodeprof.analyses.decode_steps import decode_steps
+from decodeprof.analyses.decode_steps import decode_windows
 from decodeprof.analyses.events import PAGEABLE, config_steps, gpu_work, in_ranges, ranges
 from decodeprof.analyses.registry import analysis, shaped
 from decodeprof.trace import Trace
@@ -164,17 +164,14 @@ def decode_bandwidth(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
 
 
 def _prefill_decode_bandwidth(trace: Trace, wbytes: int, steps: int | None) -> pl.DataFrame:
-    """decode_bandwidth's row for prefill_decode ranges, from the steps decode_steps cut out."""
-    per = decode_steps(trace, steps=steps).filter(
-        (pl.col("source") != "few_kernels") & pl.col("decode_index").is_not_null() & pl.col("gpu_start_ns").is_not_null())
+    """decode_bandwidth's row for prefill_decode ranges, from the decode windows decode_steps cut out."""
+    windows = decode_windows(trace, steps=steps)
     n = config_steps(trace, steps)
-    if per.is_empty() or n is None:
+    if windows.is_empty() or n is None:
         return pl.DataFrame(schema=BW_COLUMNS)
-    spans = per.group_by("decode_index").agg(
-        ((pl.col("gpu_start_ns") + pl.col("gpu_window_ns")).max() - pl.col("gpu_start_ns").min()).alias("span"))
     device = trace.kernels["device_id"].drop_nulls()
-    return _bandwidth_row(trace, spans.height, n, wbytes, int(spans["span"].sum()), None, None,
-                          int(device[0]) if device.len() else None)
+    return _bandwidth_row(trace, windows.height, n, wbytes, int((windows["last_ns"] - windows["first_ns"]).sum()),
+                          None, None, int(device[0]) if device.len() else None)
 
 
 def _bandwidth_row(trace: Trace, n_ranges: int, n_steps: int, wbytes: int, gpu_ns: int,

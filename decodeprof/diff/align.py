@@ -1,7 +1,8 @@
 """Line up two op sequences (one decode step of A, one of B) and say what became of each op.
 
-Two passes of difflib.SequenceMatcher (autojunk off, so every op counts):
-1. on the exact key (name, grid, block): equal runs are "matched";
+Two passes:
+1. difflib.SequenceMatcher (autojunk off, so every op counts) on the exact key (name, grid,
+   block): equal runs are "matched";
 2. inside each replaced run: a run of two or more A ops facing one B op is "fused" (many ->
    one), one A op facing several B ops is "split"; otherwise a longest common subsequence of
    kernel families anchors the pairing (see _unmatched), and each anchor with the ops that go
@@ -123,14 +124,12 @@ def _unmatched(a: list[tuple[int, dict]], b: list[tuple[int, dict]], next_group)
         lead_a = lead_b = 0
     for k, (i, j) in enumerate(anchors):
         i_next, j_next = anchors[k + 1] if k + 1 < len(anchors) else (len(a), len(b))
-        ga, gb = (a[lead_a:i_next], b[lead_b:j_next]) if k == 0 else (a[i:i_next], b[j:j_next])
-        if len(ga) > 1 and len(gb) > 1:  # both sides have ops between anchors: anchor 1:1, the rest apart
-            ia = next(n for n, x in enumerate(ga) if x[0] == a[i][0])
-            jb = next(n for n, y in enumerate(gb) if y[0] == b[j][0])
-            rows += _group(ga[:ia + 1], gb[:jb + 1], next_group)
-            rows += _unmatched(ga[ia + 1:], gb[jb + 1:], next_group)
+        sa, sb = (lead_a, lead_b) if k == 0 else (i, j)  # where this anchor's group starts
+        if i_next - sa > 1 and j_next - sb > 1:  # both sides have ops between anchors: anchor 1:1, the rest apart
+            rows += _group(a[sa:i + 1], b[sb:j + 1], next_group)
+            rows += _unmatched(a[i + 1:i_next], b[j + 1:j_next], next_group)
         else:
-            rows += _group(ga, gb, next_group)
+            rows += _group(a[sa:i_next], b[sb:j_next], next_group)
     return rows
 
 

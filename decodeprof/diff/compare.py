@@ -122,7 +122,8 @@ def _own_timing(metrics: pl.DataFrame | None) -> str:
     if row is None or not row.height or not row["a_median"][0] or not row["b_median"][0]:
         return ""
     a, b = row["a_median"][0], row["b_median"][0]
-    return f"; the targets' own decode time (CUDA events, median): {a:.3f} ms -> {b:.3f} ms ({_ratio(a / b) if a >= b else _ratio(b / a) + ' slower'})"
+    change = _ratio(a / b) if a >= b else f"{_ratio(b / a)} slower"
+    return f"; the targets' own decode time (CUDA events, median): {a:.3f} ms -> {b:.3f} ms ({change})"
 
 
 def diff_traces(a: Trace, b: Trace, *, label_a: str = "A", label_b: str = "B", step: int | None = None,

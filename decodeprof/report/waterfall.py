@@ -26,7 +26,7 @@ from __future__ import annotations
 import polars as pl
 
 from decodeprof.analyses import kernel_family
-from decodeprof.analyses.decode_steps import decode_steps
+from decodeprof.analyses.decode_steps import decode_windows
 from decodeprof.analyses.events import config_steps, gpu_work, in_ranges, ranges
 from decodeprof.analyses.intervals import union_ns
 from decodeprof.trace import Trace
@@ -92,15 +92,11 @@ def _decode_work(trace: Trace) -> pl.DataFrame | None:
     if rng.height:
         return in_ranges(gpu_work(trace), rng)
     rng = ranges(trace, ("prefill_decode",))
-    steps = decode_steps(trace).filter(pl.col("decode_index").is_not_null() & pl.col("gpu_start_ns").is_not_null()
-                                       & (pl.col("source") != "few_kernels"))
-    if rng.is_empty() or steps.is_empty():
+    windows = decode_windows(trace).select("range_id", "first_ns")
+    if rng.is_empty() or windows.is_empty():
         return None
-    first = steps.group_by("decode_index").agg(pl.col("gpu_start_ns").min().alias("_decode_start"))
-    index = rng.sort("range_start_ns").with_row_index("decode_index").select(
-        "range_id", pl.col("decode_index").cast(pl.Int64))
-    return (in_ranges(gpu_work(trace), rng).join(index, on="range_id").join(first, on="decode_index")
-            .filter(pl.col("start_ns") >= pl.col("_decode_start")).drop("decode_index", "_decode_start"))
+    return (in_ranges(gpu_work(trace), rng).join(windows, on="range_id")
+            .filter(pl.col("start_ns") >= pl.col("first_ns")).drop("first_ns"))
 
 
 def waterfall(base: pl.DataFrame, variant: pl.DataFrame) -> pl.DataFrame:
