@@ -28,6 +28,18 @@ class MissingData:
 
 
 @dataclass(frozen=True)
+class StepRanges:
+    """NVTX ranges the user names as a trace's decode loop (`--decode-range`) and decode steps
+    (`--step-range`): a name or regular expression, optionally prefixed `domain:`. None: not named."""
+
+    decode: str | None = None
+    step: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.decode or self.step)
+
+
+@dataclass(frozen=True)
 class Trace:
     source: Path
     kernels: pl.DataFrame = field(default_factory=lambda: schema.empty("kernels"))
@@ -45,6 +57,8 @@ class Trace:
     # Export metadata: nsys_version, schema_version, and anything else the export states.
     meta: dict[str, str] = field(default_factory=dict)
     missing: tuple[MissingData, ...] = ()
+    # Where the decode steps are, when the user names their ranges (analyses/steps.py).
+    step_ranges: StepRanges = field(default_factory=StepRanges)
 
     @classmethod
     def empty(cls, source: Path | str = "<empty>") -> "Trace":

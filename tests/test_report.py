@@ -89,20 +89,27 @@ def test_missing_data_is_said(full):
     assert "no Nsight Compute data (ncu.csv)" in html  # baseline, pinned, ... have no ncu.csv
 
 
-def test_a_trace_without_decode_ranges_says_what_it_cannot_show():
+def test_a_trace_without_decode_ranges_finds_its_steps_or_says_what_it_tried():
+    """graph's NVTX ranges removed: its steps are found in the replayed kernels' repeating
+    pattern (3 iterations x 64 steps); with too few kernels left to repeat, the report says
+    which sources it tried and how to name ranges."""
     import dataclasses
 
     import polars as pl
 
     from decodeprof.analyses import run_all
+    from decodeprof.analyses.steps import step_model
     from decodeprof.report.variant import facts, missing_sentences
 
     trace = load_variant(H100 / "graph").trace
     bare = dataclasses.replace(trace, nvtx=trace.nvtx.filter(~pl.col("text").is_in(["decode", "step", "prefill_decode"])))
-    frames = run_all(bare)
-    said = missing_sentences(bare, frames, facts(bare, frames))
-    assert any(m.startswith('no NVTX "decode" range in the trace (ranges: ') and "savings waterfall are unavailable" in m
-               for m in said)
+    model = step_model(bare)
+    assert model.source == "op_pattern" and model.steps.height == 3 * 64 and set(model.steps["kernels"]) == {8}
+    few = dataclasses.replace(bare, kernels=bare.kernels.head(4))
+    frames = run_all(few)
+    said = missing_sentences(few, frames, facts(few, frames))
+    assert any(m.startswith("no decode steps found (") and "--decode-range" in m and "repeating op pattern" in m
+               and "savings waterfall are unavailable" in m for m in said)
 
 
 def test_trace_without_cuda_data_still_renders(tmp_path, variants):

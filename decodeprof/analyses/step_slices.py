@@ -31,26 +31,6 @@ def slice_offset(names: list[str], steps: int) -> int | None:
     return best
 
 
-def label_steps(kernels: pl.DataFrame, steps: int, *, keep_prologue: bool) -> pl.DataFrame:
-    """`kernels` (with decode_index, name, start_ns) + a `step` column (0..steps-1).
-
-    Kernels before the first step go to step 0 when keep_prologue, else are dropped (prefill
-    inside graph_full's graph); kernels after the last step go to the last step."""
-    parts = []
-    for (_,), group in kernels.sort("decode_index", "start_ns").group_by(["decode_index"], maintain_order=True):
-        offset = slice_offset(group["name"].to_list(), steps)
-        if offset is None:
-            continue
-        per = group.height // steps
-        index = pl.int_range(pl.len(), dtype=pl.Int64)
-        group = group.with_columns(((index - offset) // per).clip(0, steps - 1).alias("step"), (index < offset).alias("_pro"))
-        parts.append(group.filter(~pl.col("_pro")) if not keep_prologue else group)
-    if not parts:
-        return kernels.clear().with_columns(pl.lit(None, pl.Int64).alias("step"))
-    return pl.concat(parts).drop("_pro")
-
-
-
 def spans_steps_expr() -> pl.Expr:
     """Aggregation over a decode range's ops (start_ns, end_ns): one op covers at least half of
     the range's GPU span, i.e. a persistent kernel running every step, whose steps can only be

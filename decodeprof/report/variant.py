@@ -14,6 +14,8 @@ from pathlib import Path
 
 import polars as pl
 
+from decodeprof.analyses.steps import step_model
+
 from decodeprof.trace import Trace
 
 # Report order for the variants this project ships; any other name follows, alphabetically.
@@ -183,9 +185,8 @@ def missing_sentences(trace: Trace, frames: dict[str, pl.DataFrame], f: dict) ->
     if not trace.target_metrics:
         out.append("no metrics.json beside the trace: TTFT, TPOT, tokens/s and weight bytes per step unknown")
     if trace.kernels.height and f.get("decode_ranges") is None and f.get("steps") is None:
-        names = sorted(set(trace.nvtx["text"].drop_nulls().to_list())) if trace.nvtx.height else []
-        out.append("no NVTX \"decode\" range in the trace (ranges: " + (", ".join(names) or "none")
-                   + "): per-step kernels, launches, GPU idle and the savings waterfall are unavailable")
+        out.append(f"{step_model(trace).summary}: per-step kernels, launches, GPU idle and the savings waterfall "
+                   "are unavailable")
     steps = frames.get("decode_steps", pl.DataFrame())
     if steps.height and "few_kernels" in steps["source"].to_list():
         short = sorted(set(steps.filter(pl.col("source") == "few_kernels")["decode_index"].to_list()))
@@ -205,7 +206,10 @@ _RUN_FOLDER = re.compile(r"^(?P<label>[A-Za-z0-9][A-Za-z0-9_.-]*?)-\d{8}-\d{6}(-
 
 def variant_name(path: Path) -> str:
     """A run folder's name, less the time stamp `decodeprof profile` appends (runs/graph-20261125-101500
-    -> graph); for a trace file, its folder's name."""
+    -> graph); a run folder's own trace file (trace.sqlite, trace.nsys-rep) is named by its folder,
+    any other trace file by its file name (hf_eager.sqlite -> hf_eager)."""
+    if path.is_file() and path.stem.split(".")[0] != "trace":
+        return path.name.split(".")[0] or path.stem
     name = (path.parent.name if path.is_file() else path.name) or path.stem
     stamped = _RUN_FOLDER.match(name)
     return stamped.group("label") if stamped else name
