@@ -27,6 +27,8 @@ OVERLAP_MIN = 0.50  # at least half of copy time runs under kernels on other str
 BW_GAIN_MIN = 1.20  # achieved weight bandwidth up by >= 20%
 IDLE_BOUND_PCT = 50.0  # the GPU idles more than half of a decode step: launch-bound
 DRAM_BOUND_PCT = 60.0  # ncu: time-weighted DRAM throughput above this is near the roofline
+COPY_BOUND_PCT = 30.0  # copies take at least this share of the GPU's busy time: copy-bound
+PAGEABLE_MIN_BYTES = 1_000_000  # pageable H2D bytes below this (a few token ids) block too briefly to matter
 # weights used >= 3x faster than the profiled kernels pull DRAM bytes: they come from L2 / shared
 # memory (kernels that stream their weights once per step measure 1.5-1.6x here, because ncu
 # times each kernel alone with flushed caches; the persistent kernels measure 8-9x at 8 steps)
@@ -36,7 +38,7 @@ ON_CHIP_RATIO = 3.0
 @dataclass(frozen=True)
 class Finding:
     variant: str
-    kind: str  # "win" | "no_win" | "loss" | "info" | "warning"
+    kind: str  # "win" | "no_win" | "loss" | "info" | "warning" | "limit" (what limits one trace)
     title: str
     sentence: str
     threshold: str
@@ -227,15 +229,6 @@ def dram(name: str, v: dict, b: dict) -> list[Finding]:
     return [Finding(name, "info", "kernels below the DRAM roofline", f"Profiled kernels run at {pct(vd)} of peak DRAM throughput{vs} (ncu, {v['ncu_kernels']} kernels; best {pct(v['ncu_top_dram_pct'])} in {v['ncu_top_kernel']}): small decode kernels leave bandwidth unused, so faster kernels could still win.", thr, "chart-bandwidth", ev)]
 
 
-def launch_bound(name: str, v: dict, b: dict) -> list[Finding]:
-    """The reference's own state: is decode launch-bound (GPU idle most of each step)?"""
-    idle = v.get("gpu_idle_pct")
-    if not _have(idle, v.get("gpu_busy_per_step_ns"), v.get("gpu_window_per_step_ns"), v.get("launches_per_step")) or idle < IDLE_BOUND_PCT:
-        return []
-    ev = {"gpu_idle_pct": idle, "gpu_busy_per_step_ns": v["gpu_busy_per_step_ns"], "gpu_window_per_step_ns": v["gpu_window_per_step_ns"]}
-    return [Finding(name, "info", "launch-bound decode", f"The GPU idles {pct(idle)} of all decode-step time: in the median step kernels take {us(v['gpu_busy_per_step_ns'])} of {us(v['gpu_window_per_step_ns'])}, so the host's {num(v['launches_per_step'])} launches per step set the pace.", f"GPU idle > {pct(IDLE_BOUND_PCT)} of the decode step", "chart-step-time", ev)]
-
-
 def correctness(name: str, v: dict, b: dict) -> list[Finding]:
     out = []
     c = v.get("correctness") or {}
@@ -278,18 +271,85 @@ def _largest_cause(wf: pl.DataFrame | None, sign: float) -> str:
     return f" The largest change in the decode waterfall is {top['part']}: {'+' if top['delta_ns'] > 0 else '-'}{us(abs(top['delta_ns']))} per step."
 
 
+# --- what limits one trace's decode (no baseline needed) --------------------------------------
+
+def host_bound(name: str, v: dict) -> list[Finding]:
+    """The GPU idles most of each decode step: the host's launches set the pace."""
+    idle, busy, window = v.get("gpu_idle_pct"), v.get("gpu_busy_per_step_ns"), v.get("gpu_window_per_step_ns")
+    if not _have(idle, busy, window) or idle < IDLE_BOUND_PCT:
+        return []
+    launches, api = v.get("launches_per_step"), v.get("cpu_api_per_step_ns")
+    per = f": {num(launches)} launch calls and {us(api)} of CUDA API time per step" if _have(launches, api) else ""
+    ev = {"gpu_idle_pct": idle, "gpu_busy_per_step_ns": busy, "gpu_window_per_step_ns": window,
+          "launches_per_step": launches, "cpu_api_per_step_ns": api}
+    return [Finding(name, "limit", "launch/host-bound", f"The GPU idles {pct(idle)} of the decode steps' time (median step: kernels busy {us(busy)} of {us(window)}): the host cannot issue work fast enough{per}. Usually helps: capture the decode step in a CUDA graph (torch.compile mode=\"reduce-overhead\", a static KV cache), then fuse kernels.", f"GPU idle > {pct(IDLE_BOUND_PCT)} of decode-step time", "chart-step-time", ev)]
+
+
+def host_syncs(name: str, v: dict) -> list[Finding]:
+    """The host waits for the GPU in every decode step (a token read back, a stop check)."""
+    syncs = v.get("syncs_per_step")
+    if not syncs or syncs < 1:
+        return []
+    ev = {"syncs_per_step": syncs}
+    return [Finding(name, "limit", "host synchronizes every step", f"The median decode step makes {num(syncs)} synchronizing call(s) (cudaStreamSynchronize and the like): the host waits for the GPU before launching the next step, so their work never overlaps. Usually from reading the token or a stop condition on the host; helps: keep the token on the device and check stop conditions every few steps, or replay the loop as a graph.", "one or more synchronizing calls in the median step", "chart-step-time", ev)]
+
+
+def pageable_host_copies(name: str, v: dict) -> list[Finding]:
+    """Host-to-device copies from pageable memory block the host while the driver stages them."""
+    n = v.get("pageable_h2d_copies")
+    if not n or (v.get("h2d_bytes") or 0) < PAGEABLE_MIN_BYTES:
+        return []
+    ev = {"pageable_h2d_copies": n, "h2d_bytes": v.get("h2d_bytes"), "h2d_bytes_per_s": v.get("h2d_bytes_per_s")}
+    rate = f" ({mb(v['h2d_bytes'])} in all at {gbs(v['h2d_bytes_per_s'])})" if _have(v.get("h2d_bytes"), v.get("h2d_bytes_per_s")) else ""
+    return [Finding(name, "limit", "pageable copies", f"{num(n)} host-to-device copies read pageable memory{rate}: the driver stages them and the host blocks. Helps: pinned host buffers (pin_memory()) and non_blocking copies.", f"pageable H2D copies, with >= {mb(PAGEABLE_MIN_BYTES)} copied host to device", "chart-copy-bw", ev)]
+
+
+def copy_bound(name: str, v: dict) -> list[Finding]:
+    """Copies take a large share of the GPU's time."""
+    share = v.get("copy_share_pct")
+    if share is None or share < COPY_BOUND_PCT:
+        return []
+    return [Finding(name, "limit", "copy-bound", f"Copies take {pct(share)} of the GPU's busy time (copies + kernels): moving data, not computing, limits this run. Helps: pinned memory, fewer or larger copies, a copy stream that overlaps them with compute.", f"copies >= {pct(COPY_BOUND_PCT)} of GPU busy time", "chart-copy-bw", {"copy_share_pct": share})]
+
+
+def kernel_bound(name: str, v: dict) -> list[Finding]:
+    """The GPU is busy most of each step: the kernels themselves limit the decode."""
+    idle, families = v.get("gpu_idle_pct"), v.get("kernel_families") or []
+    if idle is None or idle >= IDLE_BOUND_PCT:
+        return []
+    top = ", ".join(f"{fam} {pct(share)}" for fam, share in families[:3])
+    dram_pct = v.get("ncu_dram_pct")
+    if dram_pct is None:
+        roof = " Pass an ncu CSV (--ncu) to see how close they run to DRAM bandwidth."
+    elif dram_pct >= DRAM_BOUND_PCT:
+        roof = f" They run at {pct(dram_pct)} of peak DRAM throughput (ncu): bytes bound them; lower precision (FP8/FP4 weights) moves fewer."
+    else:
+        roof = f" They run at {pct(dram_pct)} of peak DRAM throughput (ncu): faster kernels (fusion, a persistent kernel) could still win."
+    ev = {"gpu_idle_pct": idle, "kernel_families": families[:3], "ncu_dram_pct": dram_pct}
+    return [Finding(name, "limit", "kernel-bound", f"The GPU is busy {pct(100 - idle)} of the decode steps' time: the kernels set the pace" + (f" (kernel time by family: {top})." if top else ".") + roof, f"GPU idle < {pct(IDLE_BOUND_PCT)} of decode-step time", "chart-kernels", ev)]
+
+
+LIMIT_RULES = (host_bound, host_syncs, pageable_host_copies, copy_bound, kernel_bound)
+
+
+def limits(name: str, v: dict) -> list[Finding]:
+    """What limits one trace's decode, from its own facts (no baseline): each with its
+    evidence and the change that usually helps. The verdict `analyze` prints first."""
+    return [f for rule in LIMIT_RULES for f in rule(name, v)] + dram(name, v, v) + correctness(name, v, v)
+
+
 RULES = (correctness, speed, pageable_copies, host_wait, copy_overlap, launches, trace_launches, gpu_idle, kernels, weight_bytes, bandwidth, dram)
 
 
 def findings(name: str, v: dict, b: dict | None, wf: pl.DataFrame | None = None) -> list[Finding]:
     """Every finding for variant `name` (facts `v`) against the baseline's facts `b`.
 
-    With no baseline (`b` None, or the variant is the baseline) only the variant's own state
-    is described (launch-bound, DRAM). A variant with no win gets a "no_win" summary saying
+    With no baseline (`b` None, or the variant is the baseline) only what limits the variant
+    on its own is described (`limits`). A variant with no win gets a "no_win" summary saying
     so, and a loss names the waterfall part that grew most.
     """
     if b is None or b is v:
-        return launch_bound(name, v, v) + dram(name, v, v) + correctness(name, v, v)
+        return limits(name, v)
     out = [f for rule in RULES for f in rule(name, v, b)]
     wins = [f for f in out if f.kind == "win"]
     cause = _largest_cause(wf, +1.0)
@@ -297,4 +357,4 @@ def findings(name: str, v: dict, b: dict | None, wf: pl.DataFrame | None = None)
         out.append(Finding(name, "loss", "why it loses", "This variant is slower than the baseline." + cause, "see the waterfall", f"chart-waterfall-{name}", {}))
     elif not wins:
         out.append(Finding(name, "no_win", "does not win", "No measured win clears its threshold against the baseline." + _largest_cause(wf, -1.0), "each finding's own threshold", f"chart-waterfall-{name}", {}))
-    return sorted(out, key=lambda f: ("warning", "win", "loss", "no_win", "info").index(f.kind))
+    return sorted(out, key=lambda f: ("warning", "win", "loss", "no_win", "limit", "info").index(f.kind))

@@ -71,8 +71,8 @@ def test_bandwidth_matches_sql(v):
 
 def test_baseline_launch_bound_and_kernels_per_step(v):
     fs = findings("baseline", v["baseline"].facts, None)
-    f = by_title(fs, "launch-bound decode")
-    assert f.kind == "info" and f.evidence["gpu_idle_pct"] > 50
+    f = by_title(fs, "launch/host-bound")
+    assert f.kind == "limit" and f.evidence["gpu_idle_pct"] > 50
     assert v["baseline"].facts["kernels_per_step"] == statistics.median(q.kernels_per_step_range("baseline")) == 8
 
 

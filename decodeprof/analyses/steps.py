@@ -337,22 +337,33 @@ def find_loop(tokens: np.ndarray, *, candidates: int = 16) -> Loop | None:
         return None
     values, counts = np.unique(gaps, return_counts=True)
     picks = values[np.argsort(-counts, kind="stable")[:candidates]]
-    scored = [(1.0 - float((tokens[:-p] == tokens[p:]).mean()), p) for p in (int(v) for v in picks)]
-    best_rate = min(r for r, _ in scored)
-    p = min(q for r, q in scored if r <= best_rate + max(0.005, 0.1 * best_rate))
-    runs = _runs(tokens, p)
+    scored = sorted((1.0 - float((tokens[:-p] == tokens[p:]).mean()), p) for p in (int(v) for v in picks))
+    best_rate = scored[0][0]
+    near = sorted(q for r, q in scored if r <= best_rate + max(0.005, 0.1 * best_rate))
+    # the smallest near-best period that repeats MIN_STEPS times (an outer loop seen only twice
+    # does not), else the best one that does
+    order = near + [q for _, q in scored if q not in near]
+    p, runs = next(((q, rs) for q in order if (rs := _runs(tokens, q))), (0, []))
+    if not runs:
+        return None
     covered = sum(b for _, b in runs) * p
-    # A loop inside the winner that repeats in a few long runs covering most of it is the step
-    # loop, and the winner is the outer loop over requests (several generate calls, or graph
-    # targets' iterations). A layer loop repeats in one short run per step: many runs, and its
-    # mismatches at every step boundary raise its mismatch rate.
-    rate = dict((q, r) for r, q in scored)
-    for q in sorted(q for q in rate if q < p and rate[q] <= best_rate + 0.05):  # it must repeat about as cleanly
+    # A loop inside the winner that repeats in a few long, clean runs covering most of it is
+    # the step loop, and the winner is the outer loop over requests (several generate calls,
+    # or graph targets' iterations). A layer loop repeats in one short run per step: many runs.
+    for q in sorted(q for _, q in scored if q < p):
         inner = _runs(tokens, q)
-        if 1 <= len(inner) <= MAX_RUNS and sum(b for _, b in inner) * q >= 0.8 * covered:
+        if 1 <= len(inner) <= MAX_RUNS and sum(b for _, b in inner) * q >= 0.8 * covered and \
+                _clean(tokens, q, inner) >= 0.95:
             p, runs = q, inner
             break
-    return Loop(p, tuple(runs)) if runs else None
+    return Loop(p, tuple(runs))
+
+
+def _clean(tokens: np.ndarray, p: int, runs: list[tuple[int, int]]) -> float:
+    """Share of positions inside the runs that repeat exactly one period later."""
+    match = tokens[:-p] == tokens[p:]
+    inside = np.concatenate([match[s:s + (b - 1) * p] for s, b in runs]) if runs else np.array([])
+    return float(inside.mean()) if inside.size else 0.0
 
 
 MAX_RUNS = 8  # decode runs (generate calls) one capture holds, at most, when a loop inside another is the step

@@ -7,6 +7,9 @@ JSON output (`--json`, stable; version 1), one object on stdout:
      "meta": {export metadata: nsys_version, schema_version, ...},
      "missing": [{"frame": ..., "table": ..., "fix": ..., "message": ...}, ...],
      "empty_because": {"<analysis>": ["<why it has no rows>", ...], ...},   # only empty ones
+     "verdict": {"steps": "<how the decode steps were found>", "source": ..., "tried": [...],
+                 "findings": [{"kind": "limit"|"info"|..., "title", "sentence", "threshold",
+                               "evidence": {...}}, ...]},   # null with --only
      "analyses": {"<analysis>": [{column: value, ...}, ...], ...}}
 
 Rows keep the analyses' own columns and units (integer ns, bytes, bytes/s, percent 0-100);
@@ -32,6 +35,9 @@ from typing import Optional
 from decodeprof.errors import DecodeprofError
 
 JSON_VERSION = 1
+DECODE_RANGE_HELP = ("NVTX range around your decode loop (name, regular expression, or domain:name); "
+                     "its steps are found inside it. See docs/analyses/decode_steps.md.")
+STEP_RANGE_HELP = "NVTX range around one decode step (name, regular expression, or domain:name)."
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class Loaded:
     missing: tuple
     empty_because: dict
     from_cache: bool = False  # results read from the results cache (nothing else in memory)
+    verdict: dict | None = None  # what limits this decode (`verdict`); None when not every analysis ran
 
 
 def _inputs(trace: Path, ncu: Path | None, metrics: Path | None) -> tuple[Path, Path | None, Path | None]:
@@ -65,30 +72,67 @@ def _load(trace: Path, ncu: Path | None, metrics: Path | None, cache: bool):
     return load_trace(export, ncu_csv=ncu, metrics_json=metrics, cache=cache)
 
 
+def verdict(trace, frames: dict) -> dict | None:
+    """What limits this decode: how its steps were found and the single-trace findings
+    (findings.limits over the report's facts), as JSON-ready values. None unless every
+    analysis ran (the facts read most of them)."""
+    from decodeprof.analyses import ANALYSES
+    from decodeprof.analyses.steps import step_model
+    from decodeprof.findings import limits
+    from decodeprof.report.variant import facts
+
+    if set(frames) != set(ANALYSES):
+        return None
+    model = step_model(trace)
+    found = limits(str(trace.source), facts(trace, frames))
+    return {"steps": model.summary, "source": model.source, "tried": list(model.tried),
+            "findings": [{"kind": f.kind, "title": f.title, "sentence": f.sentence, "threshold": f.threshold,
+                          "evidence": _json_safe(f.evidence)} for f in found]}
+
+
+def _json_safe(value):
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float):
+        return _finite(value)
+    return value if value is None or isinstance(value, (int, str, bool)) else str(value)
+
+
 def analyze_trace(trace: Path, ncu: Path | None, metrics: Path | None, *, names: list[str], steps: int | None,
-                  cache: bool) -> tuple[Loaded, dict]:
+                  cache: bool, step_ranges=None) -> tuple[Loaded, dict]:
     """(Loaded, {name: result}) for the analyses `names`. With `cache`, served from the
     results cache when its key matches (the trace is not read), else computed and kept."""
     from decodeprof.analyses import ANALYSES, FRAME_COLUMNS, run_all, why_empty
     from decodeprof.load import load_trace
 
+    import dataclasses
+
+    from decodeprof.trace import StepRanges
+
+    step_ranges = step_ranges or StepRanges()
     export, ncu, metrics = _inputs(trace, ncu, metrics)
     if cache:
         from decodeprof.load import cache as results_cache
 
         outputs = {n: {c: str(t) for c, t in a.columns.items()} for n, a in ANALYSES.items()}
-        key = results_cache.results_key(export, ncu_csv=ncu, metrics_json=metrics, steps=steps, outputs=outputs)
+        key = results_cache.results_key(export, ncu_csv=ncu, metrics_json=metrics, steps=steps, outputs=outputs,
+                                        step_ranges=[step_ranges.decode, step_ranges.step])
         hit = results_cache.read_results(export, key, names)
         if hit is not None:
             info, frames = hit
-            return Loaded(export, info["meta"], info["missing"], info["empty_because"], from_cache=True), frames
+            return Loaded(export, info["meta"], info["missing"], info["empty_because"], from_cache=True,
+                          verdict=info.get("verdict") if set(names) == set(ANALYSES) else None), frames
     loaded = load_trace(export, ncu_csv=ncu, metrics_json=metrics, cache=cache, columns=FRAME_COLUMNS)
+    if step_ranges:
+        loaded = dataclasses.replace(loaded, step_ranges=step_ranges)
     frames = run_all(loaded, names=names, steps=steps)
     out = Loaded(loaded.source, loaded.meta, loaded.missing,
-                 {n: why_empty(loaded, n) for n, df in frames.items() if df.is_empty()})
+                 {n: why_empty(loaded, n) for n, df in frames.items() if df.is_empty()}, verdict=verdict(loaded, frames))
     del loaded  # frees the frames and every per-trace intermediate before output is written
     if cache:
-        results_cache.write_results(export, key, frames, out.meta, out.missing, out.empty_because)
+        results_cache.write_results(export, key, frames, out.meta, out.missing, out.empty_because, verdict=out.verdict)
     return out, frames
 
 
@@ -112,6 +156,7 @@ def analyses_json(trace, frames: dict, source: str) -> dict:
         "meta": {k: str(v) for k, v in trace.meta.items()},
         "missing": [{"frame": m.frame, "table": m.table, "fix": m.fix, "message": m.sentence()} for m in trace.missing],
         "empty_because": _empty_because(trace, frames),
+        "verdict": getattr(trace, "verdict", None) if isinstance(trace, Loaded) else verdict(trace, frames),
         "analyses": {n: [{k: _finite(v) for k, v in row.items()} for row in df.iter_rows(named=True)]
                      for n, df in frames.items()},
     }
@@ -125,6 +170,7 @@ def write_analyses_json(trace, frames: dict, source: str, out, *, chunk_rows: in
     head = analyses_json(trace, {}, source)
     del head["analyses"]
     head["empty_because"] = _empty_because(trace, frames)
+    head["verdict"] = trace.verdict if isinstance(trace, Loaded) else verdict(trace, frames)
     out.write(json.dumps(head, allow_nan=False)[:-1].encode() + b', "analyses": {')
     for i, (name, df) in enumerate(frames.items()):
         out.write((b", " if i else b"") + json.dumps(name).encode() + b": ")
@@ -247,6 +293,9 @@ def render(trace, frames: dict, console, *, max_rows: int = 20) -> None:
     console.print(f"[bold]{escape(str(trace.source))}[/]  nsys {escape(str(trace.meta.get('nsys_version', '?')))}")
     for m in trace.missing:
         console.print(f"[yellow]missing:[/] {escape(m.sentence())}")
+    v = trace.verdict if isinstance(trace, Loaded) else verdict(trace, frames)
+    if v is not None:
+        print_verdict(v, console)
     for name, df in frames.items():
         title = f"{name}: {ANALYSES[name].title}" if name in ANALYSES else name
         if df.is_empty():
@@ -264,6 +313,20 @@ def render(trace, frames: dict, console, *, max_rows: int = 20) -> None:
         console.print(table)
         if df.height > max_rows:
             console.print(f"  [dim]... {df.height - max_rows} more rows (--rows N, --json or --csv DIR for all)[/]")
+
+
+def print_verdict(v: dict, console) -> None:
+    """The "what limits this decode" section: how the steps were found, then each finding."""
+    from rich.markup import escape
+
+    console.print("\n[bold]What limits this decode[/]")
+    console.print(f"  {escape(v['steps'])}")
+    if not v["findings"]:
+        console.print("  [dim]no limit found past its threshold (per-step figures are needed for most)[/]")
+    colour = {"limit": "red", "warning": "red", "info": "cyan", "win": "green"}
+    for f in v["findings"]:
+        console.print(f"  [{colour.get(f['kind'], 'white')}]{escape(f['kind'].upper())}[/] [bold]{escape(f['title'])}[/]: "
+                      f"{escape(f['sentence'])} [dim]({escape(f['threshold'])})[/]")
 
 
 def print_analyses(trace, frames: dict | None = None, *, console=None, max_rows: int = 20, steps: int | None = None) -> dict:
@@ -284,7 +347,7 @@ def print_analyses(trace, frames: dict | None = None, *, console=None, max_rows:
 
 def run_analyze(trace: Path, *, ncu: Path | None = None, metrics: Path | None = None, as_json: bool = False,
                 csv_dir: Path | None = None, steps: int | None = None, only: list[str] | None = None, rows: int = 20,
-                cache: bool = False) -> None:
+                cache: bool = False, decode_range: str | None = None, step_range: str | None = None) -> None:
     """The `analyze` command's work, for its parsed options: the typer command below, and
     decodeprof.cli.main for the plain command lines it reads itself (no typer to import)."""
     from decodeprof.analyses import ANALYSES
@@ -296,10 +359,13 @@ def run_analyze(trace: Path, *, ncu: Path | None = None, metrics: Path | None = 
         from decodeprof.outputs import writable_folder
 
         writable_folder(csv_dir, "CSV files")
+    from decodeprof.trace import StepRanges
+
+    named = StepRanges(decode_range, step_range)
     loaded, frames = analyze_trace(trace, ncu, metrics, names=list(only) if only else list(ANALYSES),
-                                   steps=steps, cache=cache)
+                                   steps=steps, cache=cache, step_ranges=named)
     keeper = _keeper(trace, ncu, metrics, steps=steps, only=list(only) if only else None, as_json=as_json,
-                     rows=rows) if cache and csv_dir is None else None
+                     rows=rows) if cache and csv_dir is None and not named else None
     try:
         _print(loaded, frames, trace, as_json=as_json, csv_dir=csv_dir, rows=rows, keeper=keeper)
     except BaseException:
@@ -321,18 +387,24 @@ def register(app) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object (documented, stable) instead of tables."),
         csv_dir: Optional[Path] = typer.Option(None, "--csv", help="Write one CSV per analysis into this folder."),
         steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Decode steps per decode range, when the metrics JSON lacks config.steps (graph variants)."),
+        decode_range: Optional[str] = typer.Option(None, "--decode-range", help=DECODE_RANGE_HELP),
+        step_range: Optional[str] = typer.Option(None, "--step-range", help=STEP_RANGE_HELP),
         only: Optional[list[str]] = typer.Option(None, "--only", help="Run only this analysis (repeatable)."),
         rows: int = typer.Option(20, "--rows", min=1, help="Rows shown per table on the terminal."),
         cache: bool = typer.Option(False, "--cache", help="Keep/reuse loaded frames and analysis results as Parquet beside the export."),
     ) -> None:
-        """Run every analysis on a trace and print tables, JSON (--json) or CSVs (--csv DIR).
+        """Run every analysis on a trace and print what limits its decode, then tables, JSON (--json) or CSVs (--csv DIR).
 
         Example: decodeprof analyze runs/graph/trace.sqlite --metrics runs/graph/metrics.json
+
+        Any decode trace works: decodeprof analyze hf_generate.sqlite (steps found from CUDA graph
+        replays or the repeating kernel pattern), or name your ranges: --step-range engine:next_token
         """
         if as_json and csv_dir is not None:
             raise typer.BadParameter("--json and --csv are exclusive: pick one output")
         run_analyze(trace, ncu=ncu, metrics=metrics, as_json=as_json, csv_dir=csv_dir, steps=steps,
-                    only=list(only) if only else None, rows=rows, cache=cache)
+                    only=list(only) if only else None, rows=rows, cache=cache, decode_range=decode_range,
+                    step_range=step_range)
 
 
 def _keeper(trace: Path, ncu: Path | None, metrics: Path | None, *, steps: int | None, only: list[str] | None,

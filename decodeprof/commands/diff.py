@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 
+from decodeprof.commands.analyze import DECODE_RANGE_HELP, STEP_RANGE_HELP
 from decodeprof.errors import RegressionError
 
 
@@ -34,6 +35,8 @@ def register(app: typer.Typer) -> None:
         exit_on_regression: Optional[float] = typer.Option(None, "--exit-on-regression", min=0.0, metavar="PCT",
                                                            help="Exit 1 when B is slower than A by more than PCT percent on decode time or tokens/s."),
         rows: int = typer.Option(12, "--rows", min=1, help="Rows shown per totals table on the terminal."),
+        decode_range: Optional[str] = typer.Option(None, "--decode-range", help=DECODE_RANGE_HELP),
+        step_range: Optional[str] = typer.Option(None, "--step-range", help=STEP_RANGE_HELP),
     ) -> None:
         """Diff two runs decode step by decode step: what ran, what it cost, and why B differs.
 
@@ -42,6 +45,8 @@ def register(app: typer.Typer) -> None:
         idle, copies, NVTX ranges, kernels and the targets' metrics.
 
         Example: decodeprof diff tests/data/h100/baseline tests/data/h100/graph -o diff.html
+
+        Any two decode traces: decodeprof diff hf_eager.sqlite hf_static.sqlite
         """
         from rich.console import Console
 
@@ -52,7 +57,12 @@ def register(app: typer.Typer) -> None:
             from decodeprof.outputs import writable_file
 
             writable_file(output, "HTML diff")
-        ta, tb = _load(a, None, None, False), _load(b, None, None, False)
+        import dataclasses
+
+        from decodeprof.trace import StepRanges
+
+        named = StepRanges(decode_range, step_range)
+        ta, tb = (dataclasses.replace(_load(p, None, None, False), step_ranges=named) for p in (a, b))
         la, lb = _label(a, ta), _label(b, tb)
         if la == lb:
             la, lb = f"A ({la})", f"B ({lb})"

@@ -44,16 +44,23 @@ def _runs(paths: list[Path], err) -> list[Path]:
     return keep
 
 
+from decodeprof.commands.analyze import DECODE_RANGE_HELP, STEP_RANGE_HELP
+
+
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report(
         run_dirs: list[Path] = typer.Argument(..., help="Run folders (trace.sqlite or trace.nsys-rep, metrics.json, ncu.csv) or trace files."),
         output: Path = typer.Option(Path("report.html"), "-o", "--output", help="HTML file to write (atomically)."),
-        baseline: Optional[str] = typer.Option(None, "--baseline", help="Name of the variant the others are compared with (default: baseline, when present): its folder name, less the time stamp `profile` adds (runs/graph-20261125-101500 is graph)."),
+        baseline: Optional[str] = typer.Option(None, "--baseline", help="Name of the variant the others are compared with (default: the one named baseline, else the first given): a run folder's name less the time stamp `profile` adds (runs/graph-20261125-101500 is graph), or a trace file's name (hf_eager.sqlite is hf_eager)."),
+        decode_range: Optional[str] = typer.Option(None, "--decode-range", help=DECODE_RANGE_HELP),
+        step_range: Optional[str] = typer.Option(None, "--step-range", help=STEP_RANGE_HELP),
     ) -> None:
         """Render one HTML report comparing decode variants and explaining why each wins.
 
         Example: decodeprof report tests/data/h100/* -o reports/out/decodeprof-report.html
+
+        Traces of other engines: decodeprof report hf_eager.sqlite hf_static.sqlite (named by file, the first is the baseline)
         """
         from rich.console import Console
         from rich.progress import Progress
@@ -61,6 +68,7 @@ def register(app: typer.Typer) -> None:
         from decodeprof.errors import DecodeprofError
         from decodeprof.report import assemble, load_variant, write_report
         from decodeprof.report.variant import variant_name
+        from decodeprof.trace import StepRanges
 
         from decodeprof.outputs import writable_file
 
@@ -79,7 +87,7 @@ def register(app: typer.Typer) -> None:
             task = progress.add_task("loading runs", total=len(runs) + 1)
             for path in runs:
                 progress.update(task, description=f"analysing {path}")
-                variants.append(load_variant(path))
+                variants.append(load_variant(path, step_ranges=StepRanges(decode_range, step_range)))
                 progress.advance(task)
             progress.update(task, description="rendering")
             written = write_report(assemble(variants, baseline=baseline), output)

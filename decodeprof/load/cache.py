@@ -30,7 +30,7 @@ from decodeprof.load.nsys_sqlite import read_export
 from decodeprof.trace import MissingData
 
 CACHE_FORMAT = 1
-RESULTS_FORMAT = 1  # bump when an analysis changes what it computes
+RESULTS_FORMAT = 2  # bump when an analysis changes what it computes
 FRAME_NAMES = ("kernels", "runtime", "memcpys", "memsets", "syncs", "nvtx", "gpus", "threads")
 
 
@@ -105,10 +105,11 @@ def _file_key(path: Path | None):
 
 
 def results_key(export: Path, *, ncu_csv: Path | None, metrics_json: Path | None, steps: int | None,
-                outputs: dict) -> dict:
-    """What analysis results of `export` depend on; `outputs` is {analysis: {column: dtype}}."""
+                outputs: dict, step_ranges: list | None = None) -> dict:
+    """What analysis results of `export` depend on; `outputs` is {analysis: {column: dtype}};
+    `step_ranges`: the NVTX ranges named as decode loop and step ([decode, step])."""
     return {"format": RESULTS_FORMAT, "frames": _key(export), "steps": steps, "ncu_csv": _file_key(ncu_csv),
-            "metrics_json": _file_key(metrics_json), "outputs": _digest(outputs)}
+            "metrics_json": _file_key(metrics_json), "outputs": _digest(outputs), "step_ranges": step_ranges}
 
 
 def _results_dir(export: Path, key: dict) -> Path:
@@ -125,12 +126,14 @@ def read_results(export: Path, key: dict, names: list[str]):
             return None
         frames = {n: pl.read_parquet(folder / f"{n}.parquet") for n in names}
         return {"meta": dict(info["meta"]), "missing": tuple(MissingData(**m) for m in info["missing"]),
-                "empty_because": {n: info["empty_because"][n] for n in names if frames[n].is_empty()}}, frames
+                "empty_because": {n: info["empty_because"][n] for n in names if frames[n].is_empty()},
+                "verdict": info.get("verdict")}, frames
     except (OSError, ValueError, KeyError, TypeError, pl.exceptions.PolarsError):
         return None
 
 
-def write_results(export: Path, key: dict, frames: dict, meta: dict, missing, empty_because: dict) -> None:
+def write_results(export: Path, key: dict, frames: dict, meta: dict, missing, empty_because: dict,
+                  verdict: dict | None = None) -> None:
     """Keep `frames` (analysis results) under `key`, beside those of the same key already
     kept; skipped silently when the folder cannot be written."""
     folder = _results_dir(export, key)
@@ -149,7 +152,7 @@ def write_results(export: Path, key: dict, frames: dict, meta: dict, missing, em
             frame.write_parquet(folder / (name + tmp), compression="lz4")
             os.replace(folder / (name + tmp), folder / f"{name}.parquet")
         info = {"key": key, "meta": {k: str(v) for k, v in meta.items()}, "missing": [m.__dict__ for m in missing],
-                "empty_because": {**kept, **{n: empty_because.get(n, []) for n in frames}}}
+                "empty_because": {**kept, **{n: empty_because.get(n, []) for n in frames}}, "verdict": verdict}
         (folder / ("index" + tmp)).write_text(json.dumps(info))
         os.replace(folder / ("index" + tmp), folder / "index.json")
     except OSError:

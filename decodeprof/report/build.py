@@ -17,12 +17,13 @@ import polars as pl
 
 from decodeprof.analyses import run_all
 from decodeprof.diff.totals import config_warnings
-from decodeprof.findings import Finding, findings
+from decodeprof.findings import Finding, findings, limits
 from decodeprof.load import load_trace
 from decodeprof.report import charts
 from decodeprof.report.multigpu import section as multigpu_section
 from decodeprof.report.variant import Variant, facts, missing_sentences, ordered, variant_name
 from decodeprof.report.waterfall import decode_breakdown, waterfall
+from decodeprof.trace import StepRanges
 
 # Summary table: (fact key, header, display format (render.py `fmt`), better: "min" | "max").
 SUMMARY_COLUMNS = (
@@ -68,10 +69,13 @@ class Report:
     multigpu: object = None  # decodeprof.report.multigpu.Section, when a variant is a multi-GPU run
 
 
-def load_variant(path: Path | str, name: str | None = None) -> Variant:
-    """Load one run folder (or trace file), run every analysis, read its facts."""
+def load_variant(path: Path | str, name: str | None = None, step_ranges: StepRanges | None = None) -> Variant:
+    """Load one run folder (or trace file), run every analysis, read its facts. `step_ranges`:
+    the NVTX ranges the user names as decode loop and step (traces of other engines)."""
     path = Path(path)
     trace = load_trace(path)
+    if step_ranges:
+        trace = dataclasses.replace(trace, step_ranges=step_ranges)
     frames = run_all(trace)
     f = facts(trace, frames)
     return Variant(name or variant_name(path), path, trace, frames, f, missing_sentences(trace, frames, f))
@@ -147,10 +151,11 @@ def _dedupe(variants: list[Variant]) -> list[Variant]:
 def assemble(variants: list[Variant], baseline: str | None = None) -> Report:
     """The report of `variants` against `baseline` (default: the one named "baseline"). The
     variants passed in are left as they are: the report renames and annotates copies."""
-    variants = _dedupe([dataclasses.replace(v, facts=dict(v.facts)) for v in variants])
+    variants = variants_in = _dedupe([dataclasses.replace(v, facts=dict(v.facts)) for v in variants])
     order = ordered([v.name for v in variants])
     variants = sorted(variants, key=lambda v: order.index(v.name))
-    want = baseline or "baseline"
+    # the one named "baseline", else the first given (a report of traces from other engines)
+    want = baseline or ("baseline" if any(v.name == "baseline" for v in variants) else (variants_in[0].name if variants_in else "baseline"))
     base = next((v for v in variants if v.name == want), None)
     report = Report(variants=variants, baseline=base.name if base else None)
     if base is None:
@@ -170,6 +175,8 @@ def assemble(variants: list[Variant], baseline: str | None = None) -> Report:
     ids = {c.id for c in report.charts} | {w.chart.id for w in report.waterfalls.values()} | {"summary"}
     for v in variants:
         fs = findings(v.name, v.facts, base.facts if base else None, wfs.get(v.name))
+        if base is not None and v is not base:  # what limits it on its own (the baseline's own list has them)
+            fs += [f for f in limits(v.name, v.facts) if f.kind == "limit"]
         report.findings[v.name] = [_finding_view(f, ids) for f in fs]
     report.multigpu = multigpu_section(variants)
     return report

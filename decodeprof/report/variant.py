@@ -67,7 +67,10 @@ def _step_facts(frames: dict) -> dict:
     s = frames.get("decode_step_summary", pl.DataFrame())
     return {
         "step_source": _first(s, "source"),
+        "steps_found": _first(s, "found"),
         "steps": _first(s, "steps"),
+        "syncs_per_step": _first(s, "syncs"),
+        "ops_per_step": _first(s, "ops"),
         "kernels_per_step": _first(s, "kernels"),
         "launches_per_step": _first(s, "launches"),
         "cpu_api_per_step_ns": _first(s, "cpu_api_ns"),
@@ -95,6 +98,19 @@ def _copy_facts(frames: dict) -> dict:
         "copy_overlapped_ns": _first(ov, "overlapped_ns", pl.col("copy_kind") == "(all)"),
         "copy_overlap_fraction": _first(ov, "overlap_fraction", pl.col("copy_kind") == "(all)"),
     }
+
+
+def _kernel_facts(frames: dict, copy_ns: int | None) -> dict:
+    """Kernel time by family (share of all kernel time, largest first) and the copies' share
+    of the GPU's busy time."""
+    k = frames.get("kernel_summary", pl.DataFrame())
+    if k.is_empty():
+        return {"kernel_families": [], "copy_share_pct": None}
+    fam = k.group_by("family").agg(pl.col("total_ns").sum()).sort("total_ns", "family", descending=[True, False])
+    total = int(fam["total_ns"].sum())
+    families = [(f, 100.0 * t / total) for f, t in fam.iter_rows()] if total else []
+    share = 100.0 * copy_ns / (copy_ns + total) if copy_ns is not None and copy_ns + total > 0 else None
+    return {"kernel_families": families, "copy_share_pct": share}
 
 
 def _copy_streams_apart(trace: Trace) -> bool:
@@ -171,6 +187,7 @@ def facts(trace: Trace, frames: dict[str, pl.DataFrame]) -> dict:
     out = _metrics_facts(tm)
     out.update(_step_facts(frames))
     out.update(_copy_facts(frames))
+    out.update(_kernel_facts(frames, out.get("copy_ns")))
     out["copy_stream_apart"] = _copy_streams_apart(trace)
     out.update(_launch_facts(frames))
     out.update(_bandwidth_facts(frames, out))
@@ -216,5 +233,6 @@ def variant_name(path: Path) -> str:
 
 
 def ordered(names: list[str]) -> list[str]:
+    """Our targets in their ladder order, then any other variant in the order given."""
     known = [n for n in KNOWN_ORDER if n in names]
-    return known + sorted(n for n in names if n not in KNOWN_ORDER)
+    return known + [n for n in dict.fromkeys(names) if n not in KNOWN_ORDER]

@@ -14,6 +14,8 @@ Definition (decode range totals, per decode step):
 * Then, exactly, in integer ns:  span = sum_f K_f - overlap + copy_only + idle, with
   overlap = sum_f K_f - busy_k (kernels running concurrently, counted once),
   copy_only = busy_all - busy_k (a copy or memset runs, no kernel), idle = span - busy_all.
+* A trace without those ranges (any other engine): per decode run of the decode-step model
+  (analyses/steps.py), the ops of its steps, first op start -> last op end.
 * Every part is divided by the decode steps in the trace (decode ranges x config.steps, else
   the number of "step" ranges), so variants with different step counts compare.
 
@@ -29,6 +31,7 @@ from decodeprof.analyses import kernel_family
 from decodeprof.analyses.decode_steps import decode_windows
 from decodeprof.analyses.events import config_steps, gpu_work, in_ranges, ranges
 from decodeprof.analyses.intervals import union_ns
+from decodeprof.analyses.steps import step_model
 from decodeprof.trace import Trace
 
 IDLE = "GPU idle (nothing running)"
@@ -43,6 +46,8 @@ def kernel_part(family: str) -> str:
 
 
 def _steps(trace: Trace, decode_ranges: int) -> int | None:
+    if not ranges(trace, ("decode", "prefill_decode")).height:  # steps found without our ranges
+        return step_model(trace).cut.height or None
     n = config_steps(trace, None)
     if n is not None:
         return n * decode_ranges
@@ -92,8 +97,16 @@ def _decode_work(trace: Trace) -> pl.DataFrame | None:
     if rng.height:
         return in_ranges(gpu_work(trace), rng)
     rng = ranges(trace, ("prefill_decode",))
+    if rng.is_empty():  # a trace without our ranges: the ops of the decode steps the model found, per decode run
+        model = step_model(trace)
+        ops = model.ops.filter(pl.col("step_index").is_in(model.cut["step_index"].implode()))
+        if ops.is_empty():
+            return None
+        work = gpu_work(trace).with_row_index("_op").drop("start_ns", "end_ns")
+        return ops.select("_op", "start_ns", "end_ns", pl.col("decode_index").alias("range_id")).join(
+            work, on="_op", how="left").drop("_op")
     windows = decode_windows(trace).select("range_id", "first_ns")
-    if rng.is_empty() or windows.is_empty():
+    if windows.is_empty():
         return None
     return (in_ranges(gpu_work(trace), rng).join(windows, on="range_id")
             .filter(pl.col("start_ns") >= pl.col("first_ns")).drop("first_ns"))
