@@ -198,7 +198,7 @@ def test_report_names_foreign_traces_by_file_and_fills_per_step_columns(tmp_path
     out = _cli("report", str(tmp_path / "hf_eager.sqlite"), str(tmp_path / "hf_static.sqlite"), "-o", str(tmp_path / "r.html"))
     assert out.returncode == 0, out.stderr
     html = (tmp_path / "r.html").read_text()
-    assert "Baseline: hf_eager" in html and "hf_static" in html and "(2)" not in html
+    assert "Baseline: hf_eager" in html and "<h3>hf_static</h3>" in html and "hf_eager (2)" not in html
     assert "launch/host-bound" in html and "fewer launches" in html
 
 
