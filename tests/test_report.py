@@ -125,7 +125,8 @@ def test_trace_without_cuda_data_still_renders(tmp_path, variants):
 def test_one_variant_renders(tmp_path, variants):
     html = write_report(assemble([variants["graph"]]), tmp_path / "one.html").read_text()
     assert html.count('class="variant-row"') == 1
-    assert "One variant only" in html and "No variant named" in html
+    # the first variant given is the baseline when none is named "baseline"
+    assert "One variant only" in html and "No variant named" not in html and "Baseline: graph" in html
     assert "kernels below the DRAM roofline" in html  # graph has ncu.csv
 
 

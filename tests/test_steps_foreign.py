@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import pytest
 
 from decodeprof.analyses import run

@@ -419,7 +419,7 @@ def _steps_from_unit_blocks(trace: Trace, units: pl.DataFrame, bounds: list[tupl
     return _finish(trace, source, labelled, cpu)
 
 
-def _from_graph_launches(trace: Trace, units: pl.DataFrame, table: pl.DataFrame):
+def _from_graph_launches(units: pl.DataFrame, table: pl.DataFrame) -> tuple[list | None, int | str]:
     """One graph launch per step: the steps start at the launches of the graph replayed most
     often; a step holds the units from its launch to the next one (a run's last step: as many
     units as the median step). A gap of more than twice the median number of units between two
@@ -435,7 +435,7 @@ def _from_graph_launches(trace: Trace, units: pl.DataFrame, table: pl.DataFrame)
     anchors = graphs.filter(pl.col("token") == counts["token"][0])["_unit"].to_numpy()
     if anchors.size < MIN_STEPS:
         return None, f"CUDA graph replays: {anchors.size} launches of one graph, too few for a loop"
-    replayed = units.filter(pl.col("_unit") == int(anchors[0]))
+    replayed = units.filter(pl.col("_unit") == int(anchors[0]))  # does one launch replay the whole loop?
     inside = find_loop(replayed["name"].rank("dense").to_numpy())
     if inside is not None and inside.blocks >= anchors.size:  # the graph replays the loop itself (graph targets)
         return None, (f"CUDA graph replays: each of the {anchors.size} launches replays a loop of {inside.blocks} "
@@ -509,12 +509,12 @@ def _from_units(trace: Trace, ops: pl.DataFrame, tried: list[str]) -> StepModel 
         return None
     units = launch_units(ops)
     table = _unit_table(units)
-    graph, why = _from_graph_launches(trace, units, table)
-    if graph is not None:
-        steps, labelled = _steps_from_unit_blocks(trace, units, graph, "graph_launch")
-        summary = _describe_graph(labelled, steps, why) + _cross_check(steps, labelled)
+    bounds, note = _from_graph_launches(units, table)
+    if bounds is not None:  # note: the units per step (median)
+        steps, labelled = _steps_from_unit_blocks(trace, units, bounds, "graph_launch")
+        summary = _describe_graph(labelled, steps, note) + _cross_check(steps, labelled)
         return StepModel("graph_launch", summary, tuple(tried), steps, labelled, _before(units, labelled))
-    tried.append(why)
+    tried.append(note)  # why graph replays found no steps
     found = _pattern_bounds(ops)
     if found is None:
         tried.append(f"repeating op pattern: no kernel sequence repeats {MIN_STEPS}+ times in {ops.height} ops")
