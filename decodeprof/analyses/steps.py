@@ -12,7 +12,7 @@ Sources, tried in order; the first that finds steps is used, and the model says 
 3. CUDA graph replays: one graph launch per decode step (torch.compile "reduce-overhead",
    transformers' static cache, serving engines' decode graphs).
 4. The GPU op sequence itself: the decode loop is the longest run of a repeating pattern of
-   op names (`find_period`); what precedes it is the prefill.
+   op names (`find_loop`); what precedes it is the prefill.
 
 Decisions every view shares:
 - A step's ops are the GPU ops (kernels, copies, memsets) launched in it: by a call inside its
@@ -29,10 +29,11 @@ Decisions every view shares:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
-import numpy as np
 import polars as pl
 
 from decodeprof.analyses.events import ALL_OPS, LAUNCH_KINDS, config_steps, gpu_work, in_ranges_slim, per_trace, ranges, runtime_calls
@@ -40,6 +41,9 @@ from decodeprof.analyses.intervals import sums_in_ranges, union_ns
 from decodeprof.analyses.step_slices import slice_offset, spans_steps, time_slices
 from decodeprof.errors import DecodeprofError
 from decodeprof.trace import Trace
+
+if TYPE_CHECKING:
+    import numpy as np
 
 OP_FIELDS = ("op", "start_ns", "end_ns", "name", "correlation_id", "global_pid", "graph_node_id",
              "api_start_ns", "api_end_ns", "api_kind", "global_tid")
@@ -85,7 +89,11 @@ class StepModel:
     tried: tuple[str, ...]
     steps: pl.DataFrame
     ops: pl.DataFrame
-    prefill: pl.DataFrame
+    prefill_of: Callable[[], pl.DataFrame]  # the prefill's ops, found when first asked for (diff only)
+
+    @functools.cached_property
+    def prefill(self) -> pl.DataFrame:
+        return self.prefill_of()
 
     @property
     def cut(self) -> pl.DataFrame:
@@ -137,10 +145,20 @@ def _selected(trace: Trace, text: str, rng: pl.DataFrame) -> pl.DataFrame:
 
 # --- ops -------------------------------------------------------------------------------------
 
+OP_CORE = ("op", "start_ns", "end_ns", "name", "api_start_ns", "global_tid")  # what range sources need
+
+
 @per_trace
 def trace_ops(trace: Trace) -> pl.DataFrame:
+    """Every GPU op, in gpu_work order: _op (its row there) + OP_CORE (enough to place ops in
+    ranges and measure steps; at 1M kernels the fewer columns gathered, the faster)."""
+    return gpu_work(trace, ALL_OPS, OP_CORE).with_row_index("_op")
+
+
+@per_trace
+def launch_ordered_ops(trace: Trace) -> pl.DataFrame:
     """Every GPU op with its launching call, in launch order (call start, then GPU start; ops
-    without a call by GPU start): _op (row in gpu_work order) + OP_FIELDS."""
+    without a call by GPU start): _op + OP_FIELDS. What graph replays and the op pattern read."""
     ops = gpu_work(trace, ALL_OPS, OP_FIELDS).with_row_index("_op")
     return ops.sort(pl.coalesce("api_start_ns", "start_ns"), "start_ns", "_op")
 
@@ -212,7 +230,7 @@ def _finish(trace: Trace, source: str, labelled: pl.DataFrame, cpu: pl.DataFrame
 def _ops_in_ranges(ops: pl.DataFrame, rng: pl.DataFrame, keep: tuple[str, ...]) -> pl.DataFrame:
     """Ops whose launching call starts inside a range of `rng` on its thread, + `keep` columns."""
     cols = dict.fromkeys(("range_id", "range_start_ns", "range_end_ns", "global_tid", *keep))
-    return in_ranges_slim(ops, rng.select(*cols), keep=keep, keep_points=("_op", *OP_FIELDS))
+    return in_ranges_slim(ops, rng.select(*cols), keep=keep, keep_points=tuple(ops.columns))
 
 
 def _from_step_ranges(trace: Trace, ops: pl.DataFrame, step_r: pl.DataFrame, dec: pl.DataFrame):
@@ -326,6 +344,8 @@ def find_loop(tokens: np.ndarray, *, candidates: int = 16) -> Loop | None:
     changes with the sequence length) do not break a stretch; leading blocks that match their
     successor much less than the typical block (a prefill with the same op sequence but other
     GEMM kernels) are left to the prefill. None when nothing repeats MIN_STEPS times."""
+    import numpy as np  # here, not at import: analyses that never look for a pattern skip it
+
     n = len(tokens)
     if n < 2 * MIN_STEPS:
         return None
@@ -361,6 +381,8 @@ def find_loop(tokens: np.ndarray, *, candidates: int = 16) -> Loop | None:
 
 def _clean(tokens: np.ndarray, p: int, runs: list[tuple[int, int]]) -> float:
     """Share of positions inside the runs that repeat exactly one period later."""
+    import numpy as np
+
     match = tokens[:-p] == tokens[p:]
     inside = np.concatenate([match[s:s + (b - 1) * p] for s, b in runs]) if runs else np.array([])
     return float(inside.mean()) if inside.size else 0.0
@@ -371,15 +393,15 @@ MAX_RUNS = 8  # decode runs (generate calls) one capture holds, at most, when a 
 
 def _runs(tokens: np.ndarray, p: int) -> list[tuple[int, int]]:
     """(start, blocks) of every stretch repeating at period p at least MIN_STEPS times."""
+    import numpy as np
+
     match = tokens[:-p] == tokens[p:]
     runs = []
-    for start, stop in _stretches(match, max(1, p // 2)):
+    for start, stop in _stretches(match, max(1, p // 2), (MIN_STEPS - 1) * p):
         blocks = (stop + p - start) // p
-        if blocks < MIN_STEPS:
-            continue
         # per block: share of its positions matching the next block (the last block: the previous)
-        rates = [float((match[start + b * p:start + (b + 1) * p] if b < blocks - 1 else
-                        match[start + (b - 1) * p:start + b * p]).mean()) for b in range(blocks)]
+        rates = match[start:start + (blocks - 1) * p].reshape(blocks - 1, p).mean(axis=1)
+        rates = np.append(rates, rates[-1])
         typical, lead = float(np.median(rates)), 0
         while lead < blocks - MIN_STEPS and rates[lead] < 0.9 * typical:
             lead += 1
@@ -391,8 +413,11 @@ def _runs(tokens: np.ndarray, p: int) -> list[tuple[int, int]]:
     return runs
 
 
-def _stretches(match: np.ndarray, bridge: int) -> list[tuple[int, int]]:
-    """[start, stop) of the runs of True in `match`, bridging runs of False shorter than `bridge`."""
+def _stretches(match: np.ndarray, bridge: int, min_length: int) -> list[tuple[int, int]]:
+    """[start, stop) of the runs of True in `match`, bridging runs of False shorter than
+    `bridge`, at least `min_length` long."""
+    import numpy as np
+
     if not match.any():
         return []
     edges = np.diff(np.concatenate(([0], match.astype(np.int8), [0])))
@@ -400,17 +425,24 @@ def _stretches(match: np.ndarray, bridge: int) -> list[tuple[int, int]]:
     keep = np.concatenate(([True], starts[1:] - stops[:-1] >= bridge))  # a run that does not continue the last
     firsts = starts[keep]
     lasts = stops[np.concatenate((keep[1:], [True]))]
-    return [(int(a), int(b)) for a, b in zip(firsts, lasts)]
+    long = lasts - firsts >= min_length
+    return [(int(a), int(b)) for a, b in zip(firsts[long], lasts[long])]
 
 
 def _steps_from_unit_blocks(trace: Trace, units: pl.DataFrame, bounds: list[tuple[int, int, int]], source: str):
     """bounds: (decode_index, first unit, unit count) per step, in order. Labels the ops of
     those units and finishes the steps; the CPU window runs from a step's first launching call
     to the next step's of the same run (the run's last step: to its last call's end)."""
-    spans = pl.DataFrame(bounds, schema={"decode_index": pl.Int64, "_u0": pl.Int64, "_n": pl.Int64}, orient="row")
-    spans = spans.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).over("decode_index").alias("step"))
-    unit_step = spans.select("decode_index", "step", pl.int_ranges("_u0", pl.col("_u0") + pl.col("_n")).alias("_unit")).explode("_unit")
-    labelled = units.join(unit_step, on="_unit", how="inner").drop("_unit")
+    import numpy as np
+
+    run, first, size = (np.array(c, dtype=np.int64) for c in zip(*bounds))
+    within = np.arange(run.size) - np.searchsorted(run, run, side="left")  # step number inside its run
+    unit = units["_unit"].to_numpy()
+    k = np.searchsorted(first, unit, side="right") - 1  # the step whose first unit is the last at or before
+    kk = k.clip(min=0)
+    inside = (k >= 0) & (unit < first[kk] + size[kk])
+    labelled = units.filter(pl.Series(inside)).drop("_unit").with_columns(
+        pl.Series("decode_index", run[kk[inside]]), pl.Series("step", within[kk[inside]]))
     when = pl.coalesce("api_start_ns", "start_ns")
     cpu = labelled.group_by("decode_index", "step").agg(
         when.min().alias("cpu_start_ns"), pl.coalesce("api_end_ns", "end_ns").max().alias("_last"),
@@ -426,6 +458,8 @@ def _from_graph_launches(units: pl.DataFrame, table: pl.DataFrame) -> tuple[list
     launches (another request's prefill) starts a new decode run. None when no graph is
     replayed at least MIN_STEPS times or other graphs are launched as often (several graphs
     per step: the op pattern finds those)."""
+    import numpy as np
+
     graphs = table.filter("graph")
     if graphs.height < MIN_STEPS:
         return None, f"CUDA graph replays: {graphs.height} graph launch(es), too few for a loop"
@@ -459,6 +493,8 @@ def _pattern_bounds(ops: pl.DataFrame) -> tuple[pl.DataFrame, list[tuple[int, in
     copies and memsets come and go between steps (a clone that is sometimes a copy, an
     allocator's memset) and would shift every position after them; they stay in the step
     whose kernels they follow."""
+    import numpy as np
+
     units = ops.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_unit"))
     kernel = (units["op"] == "kernel").to_numpy()
     pos = np.flatnonzero(kernel) if kernel.any() else np.arange(units.height)
@@ -495,11 +531,12 @@ def _cross_check(steps: pl.DataFrame, labelled: pl.DataFrame) -> str:
 # --- the model --------------------------------------------------------------------------------
 
 def _empty_model(tried: list[str]) -> StepModel:
-    ops = pl.DataFrame(schema={"_op": pl.UInt32, **{c: pl.Int64 for c in OP_FIELDS}})
+    ops = pl.DataFrame(schema={"_op": pl.UInt32, **{c: pl.Utf8 if c in ("op", "name") else pl.Int64 for c in OP_CORE},
+                               "decode_index": pl.Int64, "step": pl.Int64, "step_index": pl.Int64})
     hint = ("name your loop's NVTX ranges with --decode-range / --step-range (name, regular expression "
             "or domain:name), or capture with CUDA tracing (nsys --trace=cuda,nvtx)")
     return StepModel("", f"no decode steps found ({'; '.join(tried)}); {hint}" if tried else "no decode steps found",
-                     tuple(tried), pl.DataFrame(schema=STEP_COLUMNS), ops.clear(), ops.clear())
+                     tuple(tried), pl.DataFrame(schema=STEP_COLUMNS), ops, ops.clear)
 
 
 def _from_units(trace: Trace, ops: pl.DataFrame, tried: list[str]) -> StepModel | None:
@@ -507,13 +544,15 @@ def _from_units(trace: Trace, ops: pl.DataFrame, tried: list[str]) -> StepModel 
     if ops.is_empty():
         tried.append("GPU ops: none")
         return None
-    units = launch_units(ops)
-    table = _unit_table(units)
-    bounds, note = _from_graph_launches(units, table)
+    if (ops["api_kind"] == "graph_launch").any():
+        units = launch_units(ops)
+        bounds, note = _from_graph_launches(units, _unit_table(units))
+    else:
+        bounds, note = None, "CUDA graph replays: no graph launch"
     if bounds is not None:  # note: the units per step (median)
         steps, labelled = _steps_from_unit_blocks(trace, units, bounds, "graph_launch")
         summary = _describe_graph(labelled, steps, note) + _cross_check(steps, labelled)
-        return StepModel("graph_launch", summary, tuple(tried), steps, labelled, _before(units, labelled))
+        return StepModel("graph_launch", summary, tuple(tried), steps, labelled, lambda: _before(units, labelled))
     tried.append(note)  # why graph replays found no steps
     found = _pattern_bounds(ops)
     if found is None:
@@ -525,7 +564,7 @@ def _from_units(trace: Trace, ops: pl.DataFrame, tried: list[str]) -> StepModel 
     runs = f" in {len(loop.runs)} decode runs" if len(loop.runs) > 1 else ""
     summary = (f"{steps.height} decode steps{runs}: repeating pattern of {loop.period} kernels starting at {first}"
                + _cross_check(steps, labelled))
-    return StepModel("op_pattern", summary, tuple(tried), steps, labelled, _before(units, labelled))
+    return StepModel("op_pattern", summary, tuple(tried), steps, labelled, lambda: _before(units, labelled))
 
 
 def _before(units: pl.DataFrame, labelled: pl.DataFrame) -> pl.DataFrame:
@@ -543,17 +582,27 @@ def _from_user_ranges(trace: Trace, ops: pl.DataFrame, rng: pl.DataFrame, tried:
         step_r = _selected(trace, sel.step, rng)
         steps, labelled = _from_step_ranges(trace, ops, step_r, dec)
         return StepModel("step_range", f"{steps.height} decode steps: the NVTX ranges named by {named}", tuple(tried),
-                         steps, labelled, ops.clear())
+                         steps, labelled, ops.clear)
     if steps_hint:
         steps, labelled, prologue = _from_decode_slices(trace, ops, dec, steps_hint)
         return StepModel("decode_slice", f"{steps.height} decode steps: {dec.height} range(s) named by {named}, "
-                         f"each cut into {steps_hint} steps", tuple(tried), steps, labelled, prologue)
-    inside = _ops_in_ranges(ops, dec, ("range_id",)).drop("range_id").sort(pl.coalesce("api_start_ns", "start_ns"), "start_ns", "_op")
+                         f"each cut into {steps_hint} steps", tuple(tried), steps, labelled, lambda: prologue)
+    inside = _ops_in_ranges(launch_ordered_ops(trace), dec, ("range_id",)).drop("range_id").sort(
+        pl.coalesce("api_start_ns", "start_ns"), "start_ns", "_op")
     model = _from_units(trace, inside, tried)
     if model is None:
         return _empty_model([*tried, f"inside the {dec.height} range(s) named by {named}"])
     return StepModel(model.source, f"{model.summary}, inside the range(s) named by {named}", model.tried, model.steps,
-                     model.ops, model.prefill)
+                     model.ops, model.prefill_of)
+
+
+def _own_prefill(ops: pl.DataFrame, rng: pl.DataFrame, prologue: pl.DataFrame | None) -> pl.DataFrame:
+    """The median "prefill" range's ops; without prefill ranges, what precedes the first cut
+    decode range's first step (graph_full's prefill inside its one graph)."""
+    prefill = _median_span(_ops_in_ranges(ops, rng.filter(pl.col("range_name") == OWN_PREFILL), ("range_id",)))
+    if prefill.is_empty() and prologue is not None and prologue.height:
+        prefill = prologue.filter(pl.col("decode_index") == prologue["decode_index"].min())
+    return prefill.drop([c for c in ("range_id", "decode_index") if c in prefill.columns])
 
 
 @per_trace
@@ -570,9 +619,8 @@ def step_model(trace: Trace, *, steps: int | None = None) -> StepModel:
     if OWN_STEP in names:
         dec = rng.filter(pl.col("range_name") == OWN_DECODE)
         found, labelled = _from_step_ranges(trace, ops, rng.filter(pl.col("range_name") == OWN_STEP), dec)
-        prefill = _median_span(_ops_in_ranges(ops, rng.filter(pl.col("range_name") == OWN_PREFILL), ("range_id",)))
         return StepModel("step_range", f"{found.height} decode steps: one NVTX 'step' range each", (), found, labelled,
-                         prefill.drop("range_id") if "range_id" in prefill.columns else prefill)
+                         lambda: _own_prefill(ops, rng, None))
     for name in (OWN_DECODE, OWN_PREFILL_DECODE):
         if name not in names:
             continue
@@ -585,15 +633,12 @@ def step_model(trace: Trace, *, steps: int | None = None) -> StepModel:
             tried.append(f"NVTX '{name}' ranges: fewer ops than {n} steps in each")
             return _empty_model(tried) if not found.height else StepModel(
                 "few_kernels", f"{found.height} decode steps: {dec.height} '{name}' range(s) with fewer ops than steps",
-                tuple(tried), found, labelled, prologue)
+                tuple(tried), found, labelled, lambda: prologue)
         source = cut["source"].mode().sort()[0]
-        prefill = _median_span(_ops_in_ranges(ops, rng.filter(pl.col("range_name") == OWN_PREFILL), ("range_id",)))
-        if prefill.is_empty():
-            prefill = prologue.filter(pl.col("decode_index") == prologue["decode_index"].min()) if prologue.height else prologue
         how = "in equal time windows (one kernel runs them all)" if source == "time_slice" else "where its ops repeat"
         return StepModel(source, f"{found.height} decode steps: {dec.height} '{name}' range(s), each cut into {n} {how}",
-                         tuple(tried), found, labelled, prefill.drop([c for c in ("range_id", "decode_index") if c in prefill.columns]))
+                         tuple(tried), found, labelled, lambda: _own_prefill(ops, rng, prologue))
     if not tried:
         tried.append("NVTX ranges: no 'decode'/'step' ranges (name yours with --decode-range / --step-range)")
-    model = _from_units(trace, ops, tried)
+    model = _from_units(trace, launch_ordered_ops(trace), tried)
     return model if model is not None else _empty_model(tried)

@@ -9,7 +9,18 @@ charts.py builds Plotly figures; build.py assembles; render.py writes HTML (temp
 reports/templates). Findings live in decodeprof.findings.
 """
 
-from decodeprof.report.build import Report, assemble, load_variant
-from decodeprof.report.render import render_html, write_report
-
 __all__ = ["Report", "assemble", "load_variant", "render_html", "write_report"]
+
+
+def __getattr__(name: str):
+    # Loaded on first use: `analyze` reads facts from report.variant without paying for
+    # plotly and jinja2, which only building and rendering a report need.
+    if name in ("Report", "assemble", "load_variant"):
+        from decodeprof.report import build
+
+        return getattr(build, name)
+    if name in ("render_html", "write_report"):
+        from decodeprof.report import render
+
+        return getattr(render, name)
+    raise AttributeError(f"module 'decodeprof.report' has no attribute {name!r}")
