@@ -227,10 +227,12 @@ def _finish(trace: Trace, source: str, labelled: pl.DataFrame, cpu: pl.DataFrame
 
 # --- source 1 and 2: ranges -------------------------------------------------------------------
 
-def _ops_in_ranges(ops: pl.DataFrame, rng: pl.DataFrame, keep: tuple[str, ...]) -> pl.DataFrame:
-    """Ops whose launching call starts inside a range of `rng` on its thread, + `keep` columns."""
+def _ops_in_ranges(ops: pl.DataFrame, rng: pl.DataFrame, keep: tuple[str, ...],
+                   columns: tuple[str, ...] | None = None) -> pl.DataFrame:
+    """Ops whose launching call starts inside a range of `rng` on its thread: their `columns`
+    (default: all) + `keep` columns of the range."""
     cols = dict.fromkeys(("range_id", "range_start_ns", "range_end_ns", "global_tid", *keep))
-    return in_ranges_slim(ops, rng.select(*cols), keep=keep, keep_points=tuple(ops.columns))
+    return in_ranges_slim(ops, rng.select(*cols), keep=keep, keep_points=columns or tuple(ops.columns))
 
 
 def _from_step_ranges(trace: Trace, ops: pl.DataFrame, step_r: pl.DataFrame, dec: pl.DataFrame):
@@ -246,7 +248,8 @@ def _from_step_ranges(trace: Trace, ops: pl.DataFrame, step_r: pl.DataFrame, dec
         step_r = step_r.with_columns(pl.lit(0, pl.Int64).alias("decode_index"))
     step_r = step_r.with_columns(
         pl.col("range_start_ns").rank("ordinal").over("decode_index").cast(pl.Int64).sub(1).alias("step"))
-    labelled = _ops_in_ranges(ops, step_r, ("decode_index", "step"))
+    # a step range needs no names: the fewer columns paired, the less a 1M-kernel trace costs
+    labelled = _ops_in_ranges(ops, step_r, ("decode_index", "step"), ("_op", "op", "start_ns", "end_ns"))
     cpu = step_r.select("decode_index", "step", pl.col("range_start_ns").alias("cpu_start_ns"),
                         pl.col("range_end_ns").alias("cpu_end_ns"), "global_tid")
     return _finish(trace, "step_range", labelled, cpu)
