@@ -181,11 +181,12 @@ def test_idle_gaps_distribution_in_decode():
 
 
 def test_largest_gaps_lists_calls_during_gap():
+    """One row per gap, its calls summarised (a gap overlapped by many calls was many rows)."""
     out = run("largest_gaps", eager_trace())
-    assert out.select("gap_rank", "gap_start_ns", "gap_ns", "call_name", "overlap_ns").rows() == [
-        (1, 2900, 2400, "cudaLaunchKernel_v7000", 100),
-        (2, 2300, 100, None, None),
-        (3, 6300, 100, "cudaStreamSynchronize_v3020", 100),
+    assert out.select("gap_rank", "gap_start_ns", "gap_ns", "calls", "call_overlap_ns", "top_call", "top_call_overlap_ns").rows() == [
+        (1, 2900, 2400, 1, 100, "cudaLaunchKernel_v7000", 100),
+        (2, 2300, 100, 0, 0, None, None),
+        (3, 6300, 100, 1, 100, "cudaStreamSynchronize_v3020", 100),
     ]
 
 
