@@ -301,3 +301,24 @@ def test_queue_delay_is_never_negative_when_the_gpu_starts_inside_a_graph_launch
     graph = launches.filter(pl.col("api_kind") == "graph_launch")
     assert graph.height and graph["queue_delay_ns"].min() == 0
     assert launches["queue_delay_ns"].drop_nulls().min() >= 0
+
+
+def test_decode_idle_is_the_idle_inside_the_decode_ranges(traces):
+    """graph: a gap charged to a "decode" range (the one ending at a kernel its graph launch
+    replays) counts from the range start on, not from when the GPU went idle during the
+    blocking pageable copies before it. SQL: every kernel's previous device-wide end (a
+    window over start order), the kernels launched in each decode range, their gaps clipped
+    to the range start."""
+    db = need("graph")
+    want = sql(db, f"""{RANGES}, {CALLS},
+        k AS (SELECT start, "end", correlationId, deviceId,
+                     max("end") OVER (PARTITION BY deviceId ORDER BY start, "end"
+                                      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
+              FROM CUPTI_ACTIVITY_KIND_KERNEL)
+        SELECT sum(k.start - max(k.prev_end, r.start)), sum(k.start - k.prev_end)
+        FROM r JOIN c ON c.globalTid = r.globalTid AND c.start >= r.start AND c.start < r.end
+        JOIN k ON k.correlationId = c.correlationId
+        WHERE r.name = 'decode' AND k.start > k.prev_end""")[0]
+    inside, whole = want
+    out = run("host_wait", trace_of(traces, db)).filter(pl.col("range_name") == "decode").row(0, named=True)
+    assert out["gpu_idle_ns"] == inside and whole > inside  # some of those gaps began before the range

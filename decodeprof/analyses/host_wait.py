@@ -99,6 +99,43 @@ def _gaps_per_range_name(gaps: pl.DataFrame, rng: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts).group_by("range_name").agg(pl.all().sum())
 
 
+def _outside_starts(gaps: pl.DataFrame, rng: pl.DataFrame) -> pl.DataFrame:
+    """Per range name and cause, the idle charged to a range that lies before the range began.
+
+    A gap is charged to the ranges around the launch call of the kernel that ends it, but
+    may have begun earlier (the GPU went idle during a blocking copy before the range):
+    only its part from the range start on is idle inside the range. Only the first gap of
+    a range on each device can begin before it (a later kernel launched in the range runs,
+    and so ends, after the range start), so that gap is found per (range, device) by an
+    as-of join on the launch time, not by pairing every gap with every range.
+    Columns: range_name, cause, outside_ns."""
+    g = gaps.filter(pl.col("api_start_ns").is_not_null() & pl.col("global_tid").is_not_null()).select(
+        "device_id", "global_tid", "api_start_ns", "gap_start_ns", "cause").sort("api_start_ns")
+    if g.is_empty() or rng.is_empty():
+        return pl.DataFrame(schema={"range_name": pl.Utf8, "cause": pl.Utf8, "outside_ns": pl.Int64})
+    r = rng.select("range_name", "range_start_ns", "range_end_ns", "global_tid").join(
+        g.select("device_id").unique(), how="cross").sort("range_start_ns")
+    first = r.join_asof(g, left_on="range_start_ns", right_on="api_start_ns", by=["global_tid", "device_id"],
+                        strategy="forward", check_sortedness=False)
+    first = first.filter(pl.col("api_start_ns").is_not_null() & (pl.col("api_start_ns") < pl.col("range_end_ns"))
+                         & (pl.col("gap_start_ns") < pl.col("range_start_ns")))
+    return first.group_by("range_name", "cause").agg(
+        (pl.col("range_start_ns") - pl.col("gap_start_ns")).sum().alias("outside_ns"))
+
+
+def _inside_only(per: pl.DataFrame, outside: pl.DataFrame) -> pl.DataFrame:
+    """`per` (range_name rows of _gap_sums' columns) less the idle that began before each range."""
+    if outside.is_empty():
+        return per
+    wide = outside.pivot(on="cause", index="range_name", values="outside_ns")
+    causes = [c for c in ("host_bound", "inter_kernel", "unknown") if c in wide.columns]
+    out = per.join(wide, on="range_name", how="left")
+    return out.with_columns(
+        *(pl.col(f"gpu_idle_{c}_ns") - pl.col(c).fill_null(0) for c in causes),
+        (pl.col("gpu_idle_ns") - pl.sum_horizontal(pl.col(c).fill_null(0) for c in causes)).alias("gpu_idle_ns"),
+    ).drop(causes)
+
+
 def _sums(waits: pl.DataFrame, gaps: pl.DataFrame | None, by: list[str], *, gap_sums: pl.DataFrame | None = None) -> pl.DataFrame:
     w = waits.group_by(by).agg(
         pl.len().alias("blocking_calls"),
@@ -116,7 +153,9 @@ def host_wait(trace: Trace) -> pl.DataFrame:
 
     Reads: runtime, memcpys (memory kinds), kernels, nvtx. First row "(all)" is the whole
     trace; then one row per NVTX range name (calls and gaps inside nested ranges count in
-    each). A gap belongs to the ranges around the launch call of the kernel that ends it.
+    each). A gap belongs to the ranges around the launch call of the kernel that ends it,
+    charged from the range start on: idle that began before the range (during a blocking
+    copy before it, say) is not idle inside it.
     Columns: range_name; blocking_calls; host_wait_ns (time in blocking calls) =
     sync_wait_ns (synchronize calls) + memcpy_wait_ns (synchronous or pageable copies);
     gpu_gaps (idle intervals between kernels, per device); gpu_idle_ns (their total) =
@@ -132,7 +171,8 @@ def host_wait(trace: Trace) -> pl.DataFrame:
     rng = ranges(trace)
     w_in = in_ranges(waits, rng)
     order = rng.group_by("range_name").agg(pl.col("range_start_ns").min().alias("_first"))
-    per = _sums(w_in, None, ["range_name"], gap_sums=_gaps_per_range_name(gaps, rng)).join(order, on="range_name", how="left").sort("_first", "range_name")
+    gap_sums = _inside_only(_gaps_per_range_name(gaps, rng), _outside_starts(gaps, rng))
+    per = _sums(w_in, None, ["range_name"], gap_sums=gap_sums).join(order, on="range_name", how="left").sort("_first", "range_name")
     out = pl.concat([total, per.drop("_first")], how="vertical_relaxed")
     ints = [c for c in COLUMNS if c != "range_name"]
     return shaped(out.with_columns(pl.col(ints).fill_null(0)), COLUMNS)
