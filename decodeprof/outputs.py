@@ -9,13 +9,46 @@ from pathlib import Path
 from decodeprof.errors import DecodeprofError
 
 
-def writable_file(path: Path, what: str) -> Path:
+# Files a run folder holds that commands read: an output written over one destroys an input.
+RUN_FOLDER_INPUTS = ("trace.sqlite", "trace.nsys-rep", "metrics.json", "ncu.csv", "run.json")
+# The first bytes of the files decodeprof reads as traces: writing over them loses a capture.
+TRACE_HEADERS = (b"SQLite format 3\x00", b"NVIDIA Tegra Profiler Report")  # exports and .nsys-rep reports
+TRACE_SUFFIXES = (".sqlite", ".nsys-rep", ".qdrep", ".sqlite3", ".db")
+
+
+def writable_file(path: Path, what: str, *, inputs: tuple[Path, ...] = ()) -> Path:
     """`path` as a file to (over)write, its missing folders made later by the writer; raises
-    DecodeprofError naming `what` when it is a folder or its folder cannot be made or written."""
+    DecodeprofError naming `what` when it is a folder, a device, FIFO or other non-regular
+    file (the atomic rename would replace it), one of the `inputs` (or a file the command
+    reads in an input run folder), an existing trace or export, or its folder cannot be made
+    or written. Checked before any work is done."""
     if path.is_dir():
         raise DecodeprofError(f"cannot write the {what} to {path}: it is a folder", f"pass a file name, e.g. {path / 'out'}")
+    if path.exists() and not path.is_file():
+        raise DecodeprofError(f"cannot write the {what} to {path}: it is not a regular file (a device, FIFO or socket)",
+                              "pass the path of a regular file or a new one")
+    target = path.resolve()
+    for given in inputs:
+        given = Path(given).resolve()
+        read = [given] if not given.is_dir() else [given / n for n in RUN_FOLDER_INPUTS] + [
+            p for p in given.glob("*") if p.suffix in TRACE_SUFFIXES]
+        if target in read:
+            raise DecodeprofError(f"cannot write the {what} to {path}: it is one of this command's inputs",
+                                  "choose another output path; inputs are never written")
+    if path.is_file() and (path.suffix in TRACE_SUFFIXES or _starts_with_trace_header(path)):
+        raise DecodeprofError(f"cannot write the {what} to {path}: it holds a trace (an nsys report or SQLite export)",
+                              "choose another output path; traces are never overwritten")
     _check_folder(path.parent, what, path)
     return path
+
+
+def _starts_with_trace_header(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+    except OSError:
+        return False
+    return any(head.startswith(h) for h in TRACE_HEADERS)
 
 
 def writable_folder(path: Path, what: str) -> Path:

@@ -392,6 +392,15 @@ def check_json_out(path: str) -> None:
     out = Path(path)
     if out.is_dir():
         raise TargetError(f"--json-out {path} is a folder", f"pass a file name, e.g. {out / 'metrics.json'}")
+    if out.exists() and not out.is_file():
+        raise TargetError(f"--json-out {path} is not a regular file (a device, FIFO or socket)",
+                          "pass the path of a regular file or a new one")
+    if out.is_file():
+        with open(out, "rb") as f:
+            head = f.read(32)
+        if head.startswith((b"SQLite format 3\x00", b"NVIDIA Tegra Profiler Report")):
+            raise TargetError(f"--json-out {path} holds a trace (an nsys report or SQLite export)",
+                              "choose another path; traces are never overwritten")
     if not out.parent.is_dir() or not os.access(out.parent, os.W_OK | os.X_OK):
         raise TargetError(f"--json-out {path}: folder {out.parent} does not exist or is not writable",
                           "create the folder first, or pass a path in a writable one")

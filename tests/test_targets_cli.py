@@ -91,3 +91,17 @@ def test_bench_json_out_into_a_new_folder(tmp_path: Path):
     proc = decodeprof("bench", "baseline", "--args", " ".join(FAST), "--json-out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert set(json.loads(out.read_text())) == {"baseline"}
+
+
+def test_run_and_bench_json_out_never_overwrite_a_trace(tmp_path):
+    """--json-out at an export (here under a .json name: recognised by its header) is refused
+    before the run, and the file is left as it was."""
+    victim = tmp_path / "metrics.json"
+    victim.write_bytes((Path(__file__).parent / "data" / "h100" / "graph" / "trace.sqlite").read_bytes())
+    before = victim.read_bytes()
+    run = decodeprof("run", "baseline", *FAST, "--json-out", str(victim))
+    bench = decodeprof("bench", "baseline", "--args", " ".join(FAST), "--json-out", str(victim))
+    for proc in (run, bench):
+        assert proc.returncode == 2, proc.stdout
+        assert "holds a trace" in proc.stderr and "Traceback" not in proc.stderr
+    assert victim.read_bytes() == before

@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
         if output is not None:
             from decodeprof.outputs import writable_file
 
-            writable_file(output, "HTML diff")
+            writable_file(output, "HTML diff", inputs=(a, b))
         import dataclasses
 
         from decodeprof.trace import StepRanges

@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
 
         from decodeprof.outputs import writable_file
 
-        writable_file(output, "report")
+        writable_file(output, "report", inputs=tuple(run_dirs))
         err = Console(stderr=True, highlight=False, soft_wrap=True)  # paths stay on one line
         runs = _runs(run_dirs, err)
         if not runs:

@@ -48,13 +48,46 @@ def check_sqlite_file(path: Path) -> None:
         )
 
 
+def write_ahead(path: Path) -> bool:
+    """The file is in SQLite's write-ahead-log mode (header bytes 18-19 are 2) or has a -wal
+    file beside it. A read-write open of such a file checkpoints the log into it and deletes
+    the -wal file (connectorx does); nsys never writes one, but a user's copy may be one."""
+    try:
+        with path.open("rb") as fh:
+            header = fh.read(20)
+    except OSError:
+        return False
+    return header[18:20] == b"\x02\x02" or Path(f"{path}-wal").exists()
+
+
+def _wal_copy(path: Path) -> Path:
+    """A copy of `path` and its -wal file in a temporary folder (removed at exit): reading
+    the log without writing beside the input (even read-only, SQLite makes a -shm file)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="decodeprof-wal-"))
+    atexit.register(shutil.rmtree, folder, True)
+    copy = folder / path.name
+    shutil.copyfile(path, copy)
+    if Path(f"{path}-wal").exists():
+        shutil.copyfile(f"{path}-wal", f"{copy}-wal")
+    return copy
+
+
 def connect(path: Path) -> sqlite3.Connection:
-    """A read-only connection to a checked SQLite file that looks like an nsys export."""
+    """A read-only connection to a checked SQLite file that looks like an nsys export. The
+    input is never written: opened with mode=ro; a write-ahead-log file with an empty log
+    also immutable (no -shm made), one with a log through a temporary copy."""
     check_sqlite_file(path)
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    if write_ahead(path):
+        uri = f"{_wal_copy(path).as_uri()}?mode=ro" if Path(f"{path}-wal").exists() else uri + "&immutable=1"
     try:
         # check_same_thread=False: read_export reads the kernels in a second thread, whose
         # sqlite3 fallback (read_sql) uses this connection (serialized by SQLite itself).
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+        con = sqlite3.connect(uri, uri=True, check_same_thread=False)
         names = table_names(con)
     except sqlite3.DatabaseError as exc:
         raise TraceFileError(f"{path}: cannot read as SQLite ({exc})", EXPORT_HINT) from exc
@@ -80,6 +113,8 @@ def read_sql(path: Path, con: sqlite3.Connection, sql: str) -> "pl.DataFrame":
     import polars as pl  # here, not at import: the capture side (export) runs without polars
 
     try:
+        if write_ahead(path):  # connectorx opens read-write: it would checkpoint the input's log
+            raise ImportError
         import connectorx
 
         # return_type="polars" keeps connectorx's chunks (no rechunk copy): about 40% lower
