@@ -27,7 +27,15 @@ def build_app():
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
     )
+
+    @app.callback(invoke_without_command=True)
+    def root(version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True)) -> None:
+        if version:
+            typer.echo(f"decodeprof {__version__()}")
+            raise typer.Exit()
+
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(f"decodeprof.commands.{name}")
@@ -38,6 +46,35 @@ def build_app():
         module.register(app)
     _APP.append(app)
     return app
+
+
+def _broken_pipe(exc: BaseException) -> bool:
+    """A write to a closed pipe: Python's BrokenPipeError, or polars' writers' OSError
+    ("Broken pipe (os error 32)"), also when wrapped in another exception."""
+    import errno
+
+    while exc is not None:
+        if isinstance(exc, BrokenPipeError) or getattr(exc, "errno", None) == errno.EPIPE or "Broken pipe" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _stdout_is_devnull() -> bool:
+    try:
+        out, null = os.fstat(sys.stdout.fileno()), os.stat(os.devnull)
+    except (OSError, ValueError):
+        return False
+    return (out.st_dev, out.st_ino) == (null.st_dev, null.st_ino)
+
+
+def __version__() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("decodeprof")
+    except PackageNotFoundError:  # run from a checkout without installing
+        return "0+unknown"
 
 
 def __getattr__(name: str):
@@ -88,6 +125,18 @@ def main() -> None:
         build_app()()  # standalone: typer handles usage errors and --help itself
     except KeyboardInterrupt:  # as typer ends it: no traceback, exit status 130 (128 + SIGINT)
         sys.exit(130)
+    except SystemExit as exc:
+        if exc.code == 1 and _stdout_is_devnull():  # rich's Console.on_broken_pipe: the same closed pipe
+            os._exit(141)
+        raise
+    except OSError as exc:
+        if not _broken_pipe(exc):
+            raise
+        # the reader went away (`| head`): end quietly as other tools do, with SIGPIPE's
+        # status; stdout is pointed at /dev/null so the flush at exit cannot raise again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os._exit(141)
     except DecodeprofError as exc:
         from rich.console import Console
         from rich.markup import escape
