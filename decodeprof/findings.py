@@ -28,6 +28,8 @@ BW_GAIN_MIN = 1.20  # achieved weight bandwidth up by >= 20%
 IDLE_BOUND_PCT = 50.0  # the GPU idles more than half of a decode step: launch-bound
 DRAM_BOUND_PCT = 60.0  # ncu: time-weighted DRAM throughput above this is near the roofline
 COPY_BOUND_PCT = 30.0  # copies take at least this share of the GPU's busy time: copy-bound
+PROFILER_OVERHEAD_PCT = 10.0  # profiled TPOT this much above the unprofiled run's: trace times are inflated
+UNSTABLE_SPREAD = 1.5  # max / min of a timing over the measured iterations above this: host noise
 PAGEABLE_MIN_BYTES = 1_000_000  # pageable H2D bytes below this (a few token ids) block too briefly to matter
 # weights used >= 3x faster than the profiled kernels pull DRAM bytes: they come from L2 / shared
 # memory (kernels that stream their weights once per step measure 1.5-1.6x here, because ncu
@@ -87,7 +89,7 @@ def speed(name: str, v: dict, b: dict) -> list[Finding]:
             continue
         s = b[key] / v[key]
         ev = {"baseline_ms": b[key], "variant_ms": v[key], "speedup": s}
-        thr = f"win at >= {SPEEDUP_MIN:.2f}x, loss at <= {SLOWDOWN_MAX:.2f}x (metrics.json medians)"
+        thr = f"win at >= {SPEEDUP_MIN:.2f}x, loss at <= {SLOWDOWN_MAX:.2f}x (medians of the {v.get('timing_source', 'profiled run')})"
         if s >= SPEEDUP_MIN:
             out.append(Finding(name, "win", f"faster {label}", f"{label.capitalize()} {ms(v[key])} vs {ms(b[key])} in the baseline: {s:.2f}x faster.", thr, "chart-step-time", ev))
         elif s <= SLOWDOWN_MAX:
@@ -329,13 +331,26 @@ def kernel_bound(name: str, v: dict) -> list[Finding]:
     return [Finding(name, "limit", "kernel-bound", f"The GPU is busy {pct(100 - idle)} of the decode steps' time: the kernels set the pace" + (f" (kernel time by family: {top})." if top else ".") + roof, f"GPU idle < {pct(IDLE_BOUND_PCT)} of decode-step time", "chart-kernels", ev)]
 
 
+def measurement(name: str, v: dict) -> list[Finding]:
+    """How far the numbers shown can be trusted: the profiler's overhead, an unstable timing."""
+    out = []
+    over = v.get("profiler_overhead_pct")
+    if over is not None and over > PROFILER_OVERHEAD_PCT:
+        ev = {"profiler_overhead_pct": over, "profiled_tpot_ms": v.get("profiled_tpot_ms"), "tpot_ms": v.get("tpot_ms")}
+        out.append(Finding(name, "warning", "profiler overhead", f"Under Nsight Systems each decode step took {ms(v['profiled_tpot_ms'])} vs {ms(v['tpot_ms'])} unprofiled (+{pct(over)}): the times shown come from the unprofiled run; the trace's own durations are inflated by this much (CUDA-graph node tracing costs most).", f"profiled TPOT > {pct(PROFILER_OVERHEAD_PCT)} above the unprofiled run's", "summary", ev))
+    spread = v.get("tpot_spread")
+    if spread is not None and spread > UNSTABLE_SPREAD:
+        out.append(Finding(name, "warning", "unstable timing", f"TPOT varied {spread:.2f}x between its fastest and slowest measured iteration ({v.get('timing_source')}): host noise; compare medians with care or measure more iterations.", f"max / min of TPOT > {UNSTABLE_SPREAD:.1f}", "summary", {"tpot_spread": spread}))
+    return out
+
+
 LIMIT_RULES = (host_bound, host_syncs, pageable_host_copies, copy_bound, kernel_bound)
 
 
 def limits(name: str, v: dict) -> list[Finding]:
     """What limits one trace's decode, from its own facts (no baseline): each with its
     evidence and the change that usually helps. The verdict `analyze` prints first."""
-    return [f for rule in LIMIT_RULES for f in rule(name, v)] + dram(name, v, v) + correctness(name, v, v)
+    return [f for rule in LIMIT_RULES for f in rule(name, v)] + dram(name, v, v) + correctness(name, v, v) + measurement(name, v)
 
 
 RULES = (correctness, speed, pageable_copies, host_wait, copy_overlap, launches, trace_launches, gpu_idle, kernels, weight_bytes, bandwidth, dram)
@@ -350,7 +365,7 @@ def findings(name: str, v: dict, b: dict | None, wf: pl.DataFrame | None = None)
     """
     if b is None or b is v:
         return limits(name, v)
-    out = [f for rule in RULES for f in rule(name, v, b)]
+    out = [f for rule in RULES for f in rule(name, v, b)] + measurement(name, v)
     wins = [f for f in out if f.kind == "win"]
     cause = _largest_cause(wf, +1.0)
     if cause and any(f.kind == "loss" for f in out):  # only with the waterfall's numbers as evidence

@@ -15,6 +15,9 @@ import polars as pl
 from decodeprof import schema
 
 
+UNPROFILED_METRICS = "metrics.unprofiled.json"  # beside metrics.json: the same target run without a profiler
+
+
 @dataclass(frozen=True)
 class MissingData:
     """A table the export lacks: which frame it would fill and the capture flag that adds it."""
@@ -54,6 +57,9 @@ class Trace:
     ncu_metrics: pl.DataFrame = field(default_factory=lambda: schema.empty("ncu_metrics"))
     # The target's own metrics JSON (config, weight_bytes_per_step, ...), when found.
     target_metrics: dict = field(default_factory=dict)
+    # The same target's metrics JSON from a run without any profiler (metrics.unprofiled.json,
+    # written by `decodeprof profile`): the times shown to users; the trace gives structure.
+    unprofiled_metrics: dict = field(default_factory=dict)
     # Export metadata: nsys_version, schema_version, and anything else the export states.
     meta: dict[str, str] = field(default_factory=dict)
     missing: tuple[MissingData, ...] = ()
@@ -66,3 +72,13 @@ class Trace:
 
     def frame(self, name: str) -> pl.DataFrame:
         return getattr(self, name)
+
+    def timings(self) -> tuple[dict, str]:
+        """The target's timings to show (its metrics JSON's "metrics": medians, min, max per
+        quantity) and where they come from: the unprofiled run when there is one, else the
+        profiled run (whose times the profiler inflates: `profiler_overhead_pct` in the report)."""
+        for doc, source in ((self.unprofiled_metrics, "unprofiled run"), (self.target_metrics, "profiled run")):
+            m = doc.get("metrics") if isinstance(doc, dict) else None
+            if isinstance(m, dict) and m:
+                return m, source
+        return {}, "none"

@@ -111,6 +111,12 @@ def test_cpu_capture_chain_records_our_ranges(nsys, program, tmp_path):
     assert not any(a.startswith("--capture-range") for a in argv)  # cannot fire without CUDA
     assert argv[-2:] == ["--json-out", str(run / "metrics.json")]
     assert json.loads((run / "metrics.json").read_text()) == {"steps": 3, "iters": 2}
+    # then the same command without a profiler: the timings the report shows
+    unprofiled = next(s for s in record["steps"] if s["name"] == "unprofiled")
+    assert unprofiled["argv"][-2:] == ["--json-out", str(run / "metrics.unprofiled.json")]
+    program = unprofiled["argv"][:-2]  # the same target command the nsys step ran, profiler left out
+    assert argv[-len(program) - 2:-2] == program
+    assert json.loads((run / "metrics.unprofiled.json").read_text()) == {"steps": 3, "iters": 2}
 
 
 @pytest.mark.nsys
@@ -127,6 +133,11 @@ def test_profile_cli_on_the_real_baseline_target(nsys, tmp_path):
     assert {"iteration", "decode", "step"} <= set(ranges)
     assert json.loads((run / "metrics.json").read_text())["target"] == "baseline"
     assert f"done: {run}" in proc.stderr
+    from decodeprof.load import load_trace
+
+    trace = load_trace(run)  # the unprofiled run's timings are the ones shown
+    shown, source = trace.timings()
+    assert source == "unprofiled run" and shown == json.loads((run / "metrics.unprofiled.json").read_text())["metrics"]
 
 
 @pytest.mark.nsys

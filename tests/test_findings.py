@@ -166,3 +166,41 @@ def test_a_persistent_kernel_is_credited_per_decode_range_not_per_step(v):
     f = by_title(findings("persistent_smem", v["persistent_smem"].facts, v["baseline"].facts), "fewer kernels")
     assert f.evidence["variant_kernels_per_decode_range"] == per_range == 1
     assert f.sentence.startswith("1 kernel runs all 64 decode steps of a decode range")
+
+
+def test_unprofiled_timings_are_shown_and_the_profiler_overhead_flagged(v):
+    """A run folder with metrics.unprofiled.json shows its times; the profiled run's TPOT
+    (metrics.json) gives the overhead, flagged past 10%. Here the unprofiled copy of the graph
+    sample's metrics is made 25% faster by hand (the shipped samples predate the unprofiled run)."""
+    import copy
+    import dataclasses
+
+    from decodeprof.findings import PROFILER_OVERHEAD_PCT, limits
+    from decodeprof.report.variant import facts
+
+    g = v["graph"]
+    clean = copy.deepcopy(g.trace.target_metrics)
+    for key in ("tpot_ms", "decode_ms", "total_ms", "ttft_ms"):
+        for q in ("min", "median", "max"):
+            clean["metrics"][key][q] *= 0.75
+    f = facts(dataclasses.replace(g.trace, unprofiled_metrics=clean), g.frames)
+    traced = g.trace.target_metrics["metrics"]["tpot_ms"]["median"]
+    assert f["timing_source"] == "unprofiled run" and f["tpot_ms"] == pytest.approx(0.75 * traced)
+    assert f["profiler_overhead_pct"] == pytest.approx(100 / 3) > PROFILER_OVERHEAD_PCT
+    warned = by_title(limits("graph", f), "profiler overhead")
+    assert warned.kind == "warning" and warned.evidence["profiled_tpot_ms"] == traced
+    assert g.facts["timing_source"] == "profiled run" and g.facts["profiler_overhead_pct"] is None
+
+
+def test_an_unstable_timing_is_flagged(v):
+    import copy
+    import dataclasses
+
+    from decodeprof.report.variant import facts
+
+    g = v["graph"]
+    noisy = copy.deepcopy(g.trace.target_metrics)
+    noisy["metrics"]["tpot_ms"]["max"] = 2 * noisy["metrics"]["tpot_ms"]["min"]
+    f = facts(dataclasses.replace(g.trace, target_metrics=noisy), g.frames)
+    assert f["tpot_spread"] == pytest.approx(2.0)
+    assert by_title(findings("graph", f, v["baseline"].facts), "unstable timing").kind == "warning"

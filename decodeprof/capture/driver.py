@@ -23,6 +23,7 @@ from decodeprof.capture.process import child_env, run_logged, show_tail, target_
 from decodeprof.capture.runfolder import RunRecord, new_run_dir
 from decodeprof.errors import CaptureError, DecodeprofError
 from decodeprof.tools import find_ncu, find_nsys, tool_version
+from decodeprof.trace import UNPROFILED_METRICS
 from targets.launch import target_device
 
 
@@ -53,9 +54,13 @@ def profile_target(
     command: Sequence[str] | None = None,
     console: Console | None = None,
     timeout_s: float | None = None,
+    unprofiled: bool = True,
 ) -> Path:
     """Profile one target; return its run folder.
 
+    With `unprofiled` (and nsys), the target also runs once without any profiler after the
+    capture, same flags and environment, writing metrics.unprofiled.json: the times the report shows (a profiler
+    slows what it traces; CUDA-graph node tracing by 30-50%).
     The target runs as `sys.executable -m targets LABEL [target_args] --json-out <run>/metrics.json`;
     `command` replaces `sys.executable -m targets LABEL` (tests run their own small programs);
     `timeout_s` bounds each tool step (None: no limit; GPU targets may compile for minutes).
@@ -83,6 +88,8 @@ def profile_target(
         sqlite = None
         if nsys:
             sqlite = _nsys_steps(run, tools["nsys"], prefix, target_args, cuda=device != "cpu")
+        if nsys and unprofiled:  # after the capture: a target that fails, fails under nsys first
+            run.check(run.step("unprofiled", [], [*prefix, *target_args, "--json-out", str(run_dir / UNPROFILED_METRICS)]))
         elif not ncu:
             run.check(run.step("target", [], [*prefix, *target_args, "--json-out", str(run_dir / "metrics.json")]))
         if ncu:

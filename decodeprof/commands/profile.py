@@ -19,6 +19,7 @@ def register(app: typer.Typer) -> None:
         ncu: bool = typer.Option(False, "--ncu", help="Also run once under Nsight Compute: decode kernels of one measured iteration -> ncu.csv."),
         out: Path = typer.Option(Path("runs"), "--out", help="Folder that receives the run folder <target>-<YYYYmmdd-HHMMSS>."),
         gpus: int = typer.Option(1, "--gpus", min=1, help="GPUs: more than 1 launches the target through torchrun."),
+        unprofiled: bool = typer.Option(True, "--unprofiled/--no-unprofiled", help="First run the target once without any profiler (metrics.unprofiled.json): the times the report shows."),
     ) -> None:
         """Run TARGET under Nsight Systems (and with --ncu, Nsight Compute), export, analyse.
 
@@ -29,4 +30,4 @@ def register(app: typer.Typer) -> None:
         from decodeprof.outputs import writable_folder
 
         writable_folder(out, "run folder")
-        profile_target(target, list(ctx.args), out_dir=out, nsys=nsys, ncu=ncu, gpus=gpus)
+        profile_target(target, list(ctx.args), out_dir=out, nsys=nsys, ncu=ncu, gpus=gpus, unprofiled=unprofiled)

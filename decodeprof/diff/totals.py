@@ -101,9 +101,10 @@ METRICS = ("decode_ms", "tpot_ms", "ttft_ms", "h2d_ms", "total_ms", "tokens_per_
 
 
 def metric_totals(a: Trace, b: Trace) -> pl.DataFrame:
-    """The targets' own metrics (median over measured iterations) where both traces carry them."""
+    """The targets' own metrics (median over measured iterations) where both traces carry them:
+    from the unprofiled runs where the run folders have them (Trace.timings)."""
     def side(t: Trace) -> pl.DataFrame:
-        m = (t.target_metrics or {}).get("metrics") or {}
+        m, _ = t.timings()
         rows = [{"metric": k, "median": float(m[k]["median"])} for k in METRICS
                 if isinstance(m.get(k), dict) and isinstance(m[k].get("median"), (int, float))]
         return pl.DataFrame(rows, schema={"metric": pl.Utf8, "median": pl.Float64})

@@ -77,7 +77,8 @@ def load_trace(path: Path | str, *, ncu_csv: Path | str | None = None, metrics_j
     """Load a trace: a .sqlite export, a .nsys-rep (exported beside it first) or a run folder.
 
     A run folder is one holding trace.sqlite (preferred) or trace.nsys-rep, and optionally
-    metrics.json (-> Trace.target_metrics) and ncu.csv (-> Trace.ncu_metrics); explicit
+    metrics.json (-> Trace.target_metrics; a metrics.unprofiled.json beside it ->
+    Trace.unprofiled_metrics) and ncu.csv (-> Trace.ncu_metrics); explicit
     `ncu_csv` / `metrics_json` arguments win. With `cache`, frames are kept as Parquet
     beside the export (decodeprof.load.cache) and reused while the export is unchanged.
     `columns`: {frame: schema columns} to load only those of a frame (e.g. the analyses'
@@ -105,6 +106,11 @@ def load_trace(path: Path | str, *, ncu_csv: Path | str | None = None, metrics_j
         extra["ncu_metrics"] = load_ncu_csv(Path(ncu_csv))
     if metrics_json is not None:
         extra["target_metrics"] = _metrics(Path(metrics_json))
+        from decodeprof.trace import UNPROFILED_METRICS
+
+        unprofiled = Path(metrics_json).with_name(UNPROFILED_METRICS)
+        if unprofiled.is_file():
+            extra["unprofiled_metrics"] = _metrics(unprofiled)
     from decodeprof.trace import Trace
 
     return Trace(source=export, **frames, **extra, meta=meta, missing=missing)

@@ -40,6 +40,7 @@ SUMMARY_COLUMNS = (
     ("gpu_idle_pct", "GPU idle in decode (%)", "pct", "min"),
     ("achieved_bytes_per_s", "Weight BW (GB/s)", "gbps", "max"),
     ("bw_utilization_pct", "BW, % of peak", "pct", "max"),
+    ("profiler_overhead_pct", "Profiler overhead (%)", "pct", "min"),
 )
 
 

@@ -40,21 +40,40 @@ def _first(frame: pl.DataFrame, column: str, where: pl.Expr | None = None):
     return f[column][0]
 
 
-def _metric(tm: dict, key: str):
-    m = (tm.get("metrics") or {}).get(key) if isinstance(tm, dict) else None
+def _median(metrics: dict, key: str):
+    m = metrics.get(key) if isinstance(metrics, dict) else None
     if isinstance(m, dict) and isinstance(m.get("median"), (int, float)):
         return float(m["median"])
     return None
 
 
-def _metrics_facts(tm: dict) -> dict:
+def _metric(tm: dict, key: str):
+    return _median((tm.get("metrics") or {}) if isinstance(tm, dict) else {}, key)
+
+
+def _spread(metrics: dict, key: str) -> float | None:
+    """max / min of a timing over the measured iterations (> UNSTABLE_SPREAD: host noise)."""
+    m = metrics.get(key) if isinstance(metrics, dict) else None
+    if isinstance(m, dict) and isinstance(m.get("min"), (int, float)) and isinstance(m.get("max"), (int, float)) and m["min"] > 0:
+        return float(m["max"]) / float(m["min"])
+    return None
+
+
+def _metrics_facts(trace: Trace, tm: dict) -> dict:
+    shown, source = trace.timings()
+    traced = _metric(tm, "tpot_ms")
+    clean = _median(shown, "tpot_ms") if source == "unprofiled run" else None
     return {
-        "ttft_ms": _metric(tm, "ttft_ms"),
-        "tpot_ms": _metric(tm, "tpot_ms"),
-        "decode_ms": _metric(tm, "decode_ms"),
-        "total_ms": _metric(tm, "total_ms"),
-        "tokens_per_s": _metric(tm, "tokens_per_s"),
-        "metrics_weight_gbps": _metric(tm, "weight_gbps"),
+        "timing_source": source,
+        "ttft_ms": _median(shown, "ttft_ms"),
+        "tpot_ms": _median(shown, "tpot_ms"),
+        "decode_ms": _median(shown, "decode_ms"),
+        "total_ms": _median(shown, "total_ms"),
+        "tokens_per_s": _median(shown, "tokens_per_s"),
+        "tpot_spread": _spread(shown, "tpot_ms"),
+        "profiled_tpot_ms": traced,
+        "profiler_overhead_pct": 100.0 * (traced / clean - 1.0) if traced is not None and clean else None,
+        "metrics_weight_gbps": _median(shown, "weight_gbps"),
         "weight_bytes_per_step": tm.get("weight_bytes_per_step") if isinstance(tm.get("weight_bytes_per_step"), int) else None,
         "active": list(tm.get("active") or []),
         "fallbacks": list(tm.get("fallbacks") or []),
@@ -184,7 +203,7 @@ def _device_facts(trace: Trace) -> dict:
 def facts(trace: Trace, frames: dict[str, pl.DataFrame]) -> dict:
     """Every number the report states about one variant (None when the trace cannot say)."""
     tm = trace.target_metrics if isinstance(trace.target_metrics, dict) else {}
-    out = _metrics_facts(tm)
+    out = _metrics_facts(trace, tm)
     out.update(_step_facts(frames))
     out.update(_copy_facts(frames))
     out.update(_kernel_facts(frames, out.get("copy_ns")))
