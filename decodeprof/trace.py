@@ -15,9 +15,6 @@ import polars as pl
 from decodeprof import schema
 
 
-UNPROFILED_METRICS = "metrics.unprofiled.json"  # beside metrics.json: the same target run without a profiler
-
-
 @dataclass(frozen=True)
 class MissingData:
     """A table the export lacks: which frame it would fill and the capture flag that adds it."""

@@ -20,10 +20,9 @@ from decodeprof.capture import nsys as nsys_cmd
 from decodeprof.capture.export import export_sqlite
 from decodeprof.capture.gpu import gpu_info
 from decodeprof.capture.process import child_env, run_logged, show_tail, target_error_line
-from decodeprof.capture.runfolder import RunRecord, new_run_dir
+from decodeprof.capture.runfolder import UNPROFILED_METRICS, RunRecord, new_run_dir
 from decodeprof.errors import CaptureError, DecodeprofError
 from decodeprof.tools import find_ncu, find_nsys, tool_version
-from decodeprof.trace import UNPROFILED_METRICS
 from targets.launch import target_device
 
 

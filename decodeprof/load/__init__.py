@@ -106,7 +106,7 @@ def load_trace(path: Path | str, *, ncu_csv: Path | str | None = None, metrics_j
         extra["ncu_metrics"] = load_ncu_csv(Path(ncu_csv))
     if metrics_json is not None:
         extra["target_metrics"] = _metrics(Path(metrics_json))
-        from decodeprof.trace import UNPROFILED_METRICS
+        from decodeprof.capture.runfolder import UNPROFILED_METRICS
 
         unprofiled = Path(metrics_json).with_name(UNPROFILED_METRICS)
         if unprofiled.is_file():
