@@ -1,5 +1,5 @@
 # decodeprof: the commands a newcomer runs. Each installs what it needs into .venv.
-#   make demo                 render the report from the shipped H100 sample runs (no GPU needed)
+#   make demo                 render the report from the shipped H200 sample runs (no GPU needed)
 #   make test                 run the test suite (CPU; GPU tests skip without CUDA)
 #   make profile TARGET=graph profile one target under nsys (GPU machine)
 #   make ncu TARGET=graph     the same with Nsight Compute per-kernel counters
@@ -31,7 +31,7 @@ $(VENV)/.installed: pyproject.toml requirements-ci.txt
 venv: $(VENV)/.installed
 
 demo: venv
-	$(DECODEPROF) report tests/data/h100/* -o reports/out/decodeprof-report.html
+	$(DECODEPROF) report tests/data/h200/*/ -o reports/out/decodeprof-report.html
 
 test: venv
 	bash scripts/install_nsys.sh || echo "Nsight Systems not installed: nsys tests will be skipped"

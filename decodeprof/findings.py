@@ -337,7 +337,9 @@ def measurement(name: str, v: dict) -> list[Finding]:
     over = v.get("profiler_overhead_pct")
     if over is not None and over > PROFILER_OVERHEAD_PCT:
         ev = {"profiler_overhead_pct": over, "profiled_tpot_ms": v.get("profiled_tpot_ms"), "tpot_ms": v.get("tpot_ms")}
-        out.append(Finding(name, "warning", "profiler overhead", f"Under Nsight Systems each decode step took {ms(v['profiled_tpot_ms'])} vs {ms(v['tpot_ms'])} unprofiled (+{pct(over)}): the times shown come from the unprofiled run; the trace's own durations are inflated by this much (CUDA-graph node tracing costs most).", f"profiled TPOT > {pct(PROFILER_OVERHEAD_PCT)} above the unprofiled run's", "summary", ev))
+        cause = ("tracing each kernel a CUDA graph replays, --cuda-graph-trace=node" if v.get("decode_graph_launches")
+                 else "the tracer's cost on every launch")
+        out.append(Finding(name, "warning", "profiler overhead", f"Under Nsight Systems each decode step took {ms(v['profiled_tpot_ms'])} vs {ms(v['tpot_ms'])} unprofiled (+{pct(over)}): the times shown come from the unprofiled run; the trace's own durations are inflated by this much ({cause}).", f"profiled TPOT > {pct(PROFILER_OVERHEAD_PCT)} above the unprofiled run's", "summary", ev))
     spread = v.get("tpot_spread")
     if spread is not None and spread > UNSTABLE_SPREAD:
         out.append(Finding(name, "warning", "unstable timing", f"TPOT varied {spread:.2f}x between its fastest and slowest measured iteration ({v.get('timing_source')}): host noise; compare medians with care or measure more iterations.", f"max / min of TPOT > {UNSTABLE_SPREAD:.1f}", "summary", {"tpot_spread": spread}))
