@@ -277,6 +277,9 @@ def _display(column: str, values) -> tuple[str, list[str]]:
         return (f"{column} (MB)", fmt(1e6, 2)) if big >= 1e6 else (column, fmt(1, 0))
     if column.endswith("_pct"):
         return f"{column[:-4]} (%)", fmt(1, 1)
+    if nums and all(float(v).is_integer() for v in nums):  # counts (a median of counts is an observed count)
+        return column, ["" if v is None else (f"{v:,.0f}" if isinstance(v, (int, float)) and not isinstance(v, bool)
+                                             else str(v)) for v in values]
     if any(isinstance(v, float) for v in nums):
         return column, fmt(1, 3)
     return column, ["" if v is None else str(v) for v in values]
@@ -302,6 +305,8 @@ def render(trace, frames: dict, console, *, max_rows: int = 20) -> None:
             console.print(f"\n[bold]{escape(title)}[/]\n  [dim]no rows: {escape('; '.join(empty_because[name]) or 'nothing to report')}[/]")
             continue
         shown = df.head(max_rows)
+        if "found" in shown.columns and v is not None:  # the verdict's first line says it already
+            shown = shown.drop("found")
         if "bytes_per_s" in shown.columns and "gb_per_s" in shown.columns:
             shown = shown.drop("bytes_per_s")  # same number, shown once as GB/s
         cols = [_display(c, shown[c].to_list()) for c in shown.columns]
