@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Render one HTML report comparing decode variants and explaining why each wins.
 
-        Example: decodeprof report tests/data/h100/* -o reports/out/decodeprof-report.html
+        Example: decodeprof report tests/data/h200/*/ -o reports/out/decodeprof-report.html
 
         Traces of other engines: decodeprof report hf_eager.sqlite hf_static.sqlite (named by file, the first is the baseline)
         """
