@@ -22,6 +22,14 @@ from test_load_synthetic import build_export
 CPU_2022 = Path(__file__).parent / "data" / "cpu_nsys2022"
 
 
+def _exported_from(export: Path, report: str) -> Path:
+    """Give a SYNTHETIC export the metadata nsys writes: the report it was exported from."""
+    with sqlite3.connect(export) as con:
+        con.execute("CREATE TABLE IF NOT EXISTS META_DATA_EXPORT (name TEXT, value TEXT)")
+        con.execute("INSERT INTO META_DATA_EXPORT VALUES ('EXPORT_PARAM_INPUT_FILE', ?)", (report,))
+    return export
+
+
 def _fake_nsys(tmp_path: Path, body: str) -> Path:
     script = tmp_path / "fake-nsys"
     # Called as: nsys export --type sqlite --output OUT REP  ($5 is OUT)
@@ -50,21 +58,43 @@ def test_exports_beside_the_report_and_logs(tmp_path, rep, monkeypatch):
 
 
 def test_reuses_a_current_export_without_running_nsys(tmp_path, rep, monkeypatch):
-    out = build_export(rep.with_suffix(".sqlite"), steps=1)
+    out = _exported_from(build_export(rep.with_suffix(".sqlite"), steps=1), rep.name)
     os.utime(out, (time.time() + 10, time.time() + 10))
     monkeypatch.setenv("NSYS", str(_fake_nsys(tmp_path, "echo should not run; exit 3")))
     assert ensure_sqlite(rep) == out
 
 
-def test_reexports_a_stale_or_broken_export(tmp_path, rep, monkeypatch):
-    source = build_export(tmp_path / "src.sqlite", steps=3)
+def test_reexports_a_stale_export_of_this_report(tmp_path, rep, monkeypatch):
+    source = _exported_from(build_export(tmp_path / "src.sqlite", steps=3), rep.name)
     monkeypatch.setenv("NSYS", str(_fake_nsys(tmp_path, f'cp {source} "$5"')))
-    stale = rep.with_suffix(".sqlite")
-    build_export(stale, steps=1)
+    stale = _exported_from(build_export(rep.with_suffix(".sqlite"), steps=1), rep.name)
     os.utime(stale, (time.time() - 100, time.time() - 100))
-    assert ensure_sqlite(rep).read_bytes() == source.read_bytes()
-    stale.write_bytes(b"garbage that is newer than the report")
-    assert ensure_sqlite(rep).read_bytes() == source.read_bytes()
+    assert ensure_sqlite(rep) == stale and stale.read_bytes() == source.read_bytes()
+
+
+@pytest.mark.parametrize("neighbour", ["garbage", "another report's export", "an export that names no report"])
+def test_a_neighbour_that_is_not_this_reports_export_is_never_touched(tmp_path, rep, monkeypatch, capfd, neighbour):
+    """trace.sqlite beside trace.nsys-rep, newer or older, but not provably its export: it is
+    neither analysed in the report's place nor overwritten; the export goes to a new name,
+    said on stderr, and is reused from there."""
+    source = _exported_from(build_export(tmp_path / "src.sqlite", steps=3), rep.name)
+    monkeypatch.setenv("NSYS", str(_fake_nsys(tmp_path, f'cp {source} "$5"')))
+    other = rep.with_suffix(".sqlite")
+    if neighbour == "garbage":
+        other.write_bytes(b"garbage that is newer than the report")
+    else:
+        build_export(other, steps=1)
+        if neighbour == "another report's export":
+            _exported_from(other, "other.nsys-rep")
+    os.utime(other, (time.time() + 10, time.time() + 10))
+    before = other.read_bytes()
+    out = ensure_sqlite(rep)
+    assert out == rep.with_suffix(".export.sqlite") and out.read_bytes() == source.read_bytes()
+    assert other.read_bytes() == before
+    assert "not this report's export" in capfd.readouterr().err
+    monkeypatch.setenv("NSYS", str(_fake_nsys(tmp_path, "echo should not run; exit 3")))
+    os.utime(out, (time.time() + 20, time.time() + 20))
+    assert ensure_sqlite(rep) == out
 
 
 def test_failure_names_the_report_shows_nsys_output_and_leaves_nothing(tmp_path, rep, monkeypatch):

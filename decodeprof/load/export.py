@@ -25,20 +25,60 @@ def _valid_export(path: Path) -> bool:
         return False
 
 
-def ensure_sqlite(rep_path: Path, *, log_path: Path | None = None) -> Path:
-    """The SQLite export of `rep_path` (<same stem>.sqlite beside it), exported if needed.
+def exported_from(export: Path) -> str | None:
+    """The report file name an nsys export says it was made from (nsys records it: 2025's
+    META_DATA_EXPORT EXPORT_PARAM_INPUT_FILE, 2022's EXPORT_META_DATA EXPORT_INPUT_FILE), or
+    None when the file is no export or does not say."""
+    import sqlite3
 
-    An existing export is reused when it is at least as new as the report and opens as a
-    valid nsys export. Otherwise nsys (decodeprof.tools.find_nsys) exports to a temporary
-    name that is renamed into place only on success, so no half-written .sqlite is left.
-    nsys's output goes to `log_path` when given. Raises TraceFileError (no report),
-    ToolNotFoundError (no nsys) or CaptureError (the export failed).
+    try:
+        con = connect(export)
+    except DecodeprofError:
+        return None
+    try:
+        for table, key in (("META_DATA_EXPORT", "EXPORT_PARAM_INPUT_FILE"), ("EXPORT_META_DATA", "EXPORT_INPUT_FILE")):
+            try:
+                row = con.execute(f"SELECT value FROM {table} WHERE name = ?", (key,)).fetchone()
+            except sqlite3.DatabaseError:
+                continue
+            if row and row[0]:
+                return Path(str(row[0])).name
+        return None
+    finally:
+        con.close()
+
+
+def _export_path(rep_path: Path) -> tuple[Path, bool]:
+    """(where the export of `rep_path` lives or goes, whether a current one is there). The
+    neighbour <stem>.sqlite is this report's when its export metadata names the report: then
+    it is reused while it is as new as the report, and replaced when stale. Any other file
+    there (another report's export, a file that says nothing) is never touched: the export
+    goes to <stem>.export.sqlite (then -2, -3 ...), under the same rule."""
+    candidates = [rep_path.with_suffix(".sqlite"), rep_path.with_suffix(".export.sqlite"),
+                  *(rep_path.with_suffix(f".export-{i}.sqlite") for i in range(2, 100))]
+    for out in candidates:
+        if not out.exists():
+            return out, False
+        if exported_from(out) == rep_path.name:
+            return out, out.stat().st_mtime >= rep_path.stat().st_mtime
+    raise TraceFileError(f"{rep_path}: every export name beside it is taken by files of other reports",
+                         "move the report into a folder of its own, or pass its .sqlite export")
+
+
+def ensure_sqlite(rep_path: Path, *, log_path: Path | None = None) -> Path:
+    """The SQLite export of `rep_path`, exported if needed (see `_export_path` for where:
+    <same stem>.sqlite beside it unless that file provably belongs to another report).
+
+    nsys (decodeprof.tools.find_nsys) exports to a temporary name that is renamed into place
+    only on success, so no half-written .sqlite is left; an export made to another name than
+    <stem>.sqlite is said on stderr. nsys's output goes to `log_path` when given. Raises
+    TraceFileError (no report), ToolNotFoundError (no nsys) or CaptureError (the export failed).
     """
     rep_path = Path(rep_path)
     if not rep_path.is_file():
         raise TraceFileError(f"{rep_path}: no such report file", "check the path; pass an nsys .nsys-rep or .sqlite")
-    out = rep_path.with_suffix(".sqlite")
-    if out.exists() and out.stat().st_mtime >= rep_path.stat().st_mtime and _valid_export(out):
+    out, current = _export_path(rep_path)
+    if current:
         return out
     with rep_path.open("rb") as fh:
         if fh.read(len(REPORT_MAGIC)) != REPORT_MAGIC:
@@ -66,4 +106,9 @@ def ensure_sqlite(rep_path: Path, *, log_path: Path | None = None) -> Path:
         status = "timed out or could not start" if code is None else f"exit status {code}"
         raise CaptureError(f"nsys export of {rep_path} failed ({status}):\n{tail}", PASS_SQLITE_HINT)
     os.replace(tmp, out)
+    if out != rep_path.with_suffix(".sqlite"):
+        import sys
+
+        sys.stderr.write(f"note: exported {rep_path.name} to {out.name}: {rep_path.with_suffix('.sqlite').name} "
+                         "beside it is not this report's export (left untouched)\n")
     return out
