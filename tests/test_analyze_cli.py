@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from decodeprof.analyses import ANALYSES
+from decodeprof.analyses import ANALYSES, run_all
 from decodeprof.cli import app
 
 DATA = Path(__file__).parent / "data"
@@ -165,3 +165,24 @@ def test_chunked_json_rows_are_the_same_bytes():
         sliced = io.BytesIO()
         write_analyses_json(trace, frames, "x", sliced, chunk_rows=rows)
         assert sliced.getvalue() == whole.getvalue(), rows
+
+
+def test_terminal_escapes_in_trace_strings_never_reach_the_terminal():
+    """A kernel named with an escape sequence and rich markup: the tables and the verdict
+    print it inert (no ESC byte, the markup shown as text)."""
+    import dataclasses
+    import io
+
+    import polars as pl
+    from rich.console import Console
+
+    from decodeprof.commands.analyze import render
+    from decodeprof.load import load_trace
+
+    t = load_trace(need(GRAPH))
+    evil = "\x1b]0;pwned\x07\x1b[31m[bold]k[/bold]"
+    t = dataclasses.replace(t, kernels=t.kernels.with_columns(pl.lit(evil).alias("name")))
+    out = io.StringIO()
+    render(t, run_all(t), Console(file=out, width=200, force_terminal=False), max_rows=3)
+    text = out.getvalue()
+    assert "\x1b" not in text and "\x07" not in text and "[bold]k[/bold]" in text

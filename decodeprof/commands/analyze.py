@@ -257,8 +257,18 @@ def write_csvs(frames: dict, folder: Path) -> list[Path]:
     return paths
 
 
+_CONTROL = dict.fromkeys(c for c in range(32) if c not in (9,)) | {127: None}  # tab stays
+
+
+def _printable(text: str) -> str:
+    """A trace string as a terminal may show it: control characters (escape sequences in a
+    kernel or range name would drive the terminal) dropped."""
+    return text.translate(_CONTROL)
+
+
 def _display(column: str, values) -> tuple[str, list[str]]:
     """Header and cell strings for one column, units converted for reading only."""
+    values = [_printable(v) if isinstance(v, str) else v for v in values]
     nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
     big = max((abs(v) for v in nums), default=0)
 
@@ -325,13 +335,13 @@ def print_verdict(v: dict, console) -> None:
     from rich.markup import escape
 
     console.print("\n[bold]What limits this decode[/]")
-    console.print(f"  {escape(v['steps'])}")
+    console.print(f"  {escape(_printable(v['steps']))}")
     if not v["findings"]:
         console.print("  [dim]no limit found past its threshold (per-step figures are needed for most)[/]")
     colour = {"limit": "red", "warning": "red", "info": "cyan", "win": "green"}
     for f in v["findings"]:
         console.print(f"  [{colour.get(f['kind'], 'white')}]{escape(f['kind'].upper())}[/] [bold]{escape(f['title'])}[/]: "
-                      f"{escape(f['sentence'])} [dim]({escape(f['threshold'])})[/]")
+                      f"{escape(_printable(f['sentence']))} [dim]({escape(f['threshold'])})[/]")
 
 
 def print_analyses(trace, frames: dict | None = None, *, console=None, max_rows: int = 20, steps: int | None = None) -> dict:
