@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-COMMAND_MODULES = ("targets", "profile", "doctor", "analyze", "report", "diff")
+COMMAND_MODULES = ("targets", "profile", "doctor", "analyze", "report", "diff", "timeline")
 _APP = []
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 GRAPH = Path(__file__).parent / "data" / "h100" / "graph"
-COMMANDS = ("targets", "run", "bench", "profile", "doctor", "analyze", "report", "diff")
+COMMANDS = ("targets", "run", "bench", "profile", "doctor", "analyze", "report", "diff", "timeline")
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
