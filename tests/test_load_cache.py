@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from pathlib import Path
 
 from decodeprof.load import load_trace
 from decodeprof.load.cache import cache_dir
@@ -13,26 +14,27 @@ from test_load_synthetic import build_export
 FRAMES = ("kernels", "runtime", "memcpys", "memsets", "syncs", "nvtx", "gpus", "threads")
 
 
-def test_cache_round_trip_and_invalidation(tmp_path):
+def test_cache_round_trip_and_invalidation(tmp_path, monkeypatch):
     path = build_export(tmp_path / "trace.sqlite", steps=3)
     cold = load_trace(path, cache=True)
     assert cache_dir(path).is_dir()
-    warm = load_trace(path, cache=True)
+    import decodeprof.load.cache as cache_module
+
+    with monkeypatch.context() as m:  # proof the warm read is served from Parquet: the export is not read
+        m.setattr(cache_module, "read_export", lambda *a, **k: (_ for _ in ()).throw(AssertionError("export read")))
+        warm = load_trace(path, cache=True)
     for name in FRAMES:
         assert warm.frame(name).equals(cold.frame(name)), name
     assert warm.meta == cold.meta and warm.missing == cold.missing
     assert load_trace(path).kernels.equals(cold.kernels)  # uncached read agrees
 
-    # Change the export but restore its size and mtime: the cache key still matches, so the
-    # cached (old) frames come back -- proof the second read is served from Parquet.
+    # Change the export but restore its size and mtime: the content fingerprint (SQLite's
+    # header moves on every write) still tells, and the export is read again.
     before = path.stat()
     with sqlite3.connect(path) as con:
         con.execute("DELETE FROM CUPTI_ACTIVITY_KIND_KERNEL WHERE correlationId = 101")
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert path.stat().st_size == before.st_size
-    assert load_trace(path, cache=True).kernels.height == cold.kernels.height
-    # A new mtime invalidates it and the export is read again.
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
     assert load_trace(path, cache=True).kernels.height == cold.kernels.height - 1
 
 
@@ -92,3 +94,31 @@ def test_cache_keeps_the_columns_read_and_serves_subsets(tmp_path, monkeypatch):
     assert len(reads) == 2 and whole.kernels.equals(load_trace(path).kernels)
     again = load_trace(path, cache=True, columns=few)
     assert len(reads) == 2 and again.kernels.equals(pruned.kernels)
+
+
+def test_an_edit_with_size_and_mtime_restored_is_not_served_from_the_cache(tmp_path):
+    """The cache keys on a content fingerprint, not size and mtime alone: a kernel's end time
+    changed in place (same size), the file's mtime put back, gives the new results."""
+    import json
+    import os
+    import shutil
+    import sqlite3
+    import subprocess
+    import sys
+
+    export = tmp_path / "t.sqlite"
+    shutil.copy(Path(__file__).parent / "data" / "h100" / "graph" / "trace.sqlite", export)
+
+    def total() -> int:
+        out = subprocess.run([sys.executable, "-m", "decodeprof", "analyze", str(export), "--cache", "--json",
+                              "--only", "kernel_summary"], capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        return sum(r["total_ns"] for r in json.loads(out.stdout)["analyses"]["kernel_summary"])
+
+    before = total()
+    st = export.stat()
+    with sqlite3.connect(export) as con:
+        con.execute('UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET "end" = "end" + 1000 WHERE rowid = 1')
+    os.utime(export, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert export.stat().st_size == st.st_size and export.stat().st_mtime_ns == st.st_mtime_ns
+    assert total() == before + 1000

@@ -26,6 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from decodeprof import schema
+from decodeprof.load.fingerprint import fingerprint
 from decodeprof.load.nsys_sqlite import read_export
 from decodeprof.trace import MissingData
 
@@ -43,9 +44,8 @@ def _digest(value) -> str:
 
 
 def _key(export: Path) -> dict:
-    st = export.stat()
     layout = {n: {c: str(t) for c, t in schema.FRAMES[n].items()} for n in FRAME_NAMES}
-    return {"format": CACHE_FORMAT, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "schema": _digest(layout)}
+    return {"format": CACHE_FORMAT, "file": fingerprint(export), "schema": _digest(layout)}
 
 
 def _layout(columns: dict | None = None) -> dict:
@@ -98,10 +98,7 @@ def read_export_cached(export: Path, columns: dict | None = None):
 
 
 def _file_key(path: Path | None):
-    if path is None:
-        return None
-    st = Path(path).stat()
-    return {"path": str(Path(path).resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return None if path is None else fingerprint(path)
 
 
 def results_key(export: Path, *, ncu_csv: Path | None, metrics_json: Path | None, steps: int | None,

@@ -28,6 +28,8 @@ import os
 import sys
 from pathlib import Path
 
+from decodeprof.load.fingerprint import fingerprint
+
 FORMAT = 1
 PACKAGE = Path(__file__).resolve().parent.parent
 # Environment variables rich's Console reads when laying out or colouring output.
@@ -37,10 +39,7 @@ JSON_HEAD = b'{"version": 1, "trace": '  # analyze --json's first bytes, then th
 
 
 def _file_key(path: Path | None):
-    if path is None:
-        return None
-    st = path.stat()
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return None if path is None else fingerprint(path)
 
 
 _CODE: list[str] = []
@@ -83,8 +82,7 @@ def inputs(trace: Path, ncu: Path | None, metrics: Path | None) -> tuple[Path, P
 def key(export: Path, ncu: Path | None, metrics: Path | None, *, steps: int | None, only: list[str] | None,
         mode: dict) -> dict:
     """The output's key (see the module docstring); `mode` is {"json": True} or the table options."""
-    st = export.stat()
-    return {"format": FORMAT, "export": {"path": str(export), "size": st.st_size, "mtime_ns": st.st_mtime_ns},
+    return {"format": FORMAT, "export": fingerprint(export),
             "ncu_csv": _file_key(ncu), "metrics_json": _file_key(metrics), "steps": steps, "only": only,
             "mode": mode, "code": code_key()}
 
