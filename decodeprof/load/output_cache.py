@@ -82,7 +82,7 @@ def inputs(trace: Path, ncu: Path | None, metrics: Path | None) -> tuple[Path, P
 def key(export: Path, ncu: Path | None, metrics: Path | None, *, steps: int | None, only: list[str] | None,
         mode: dict) -> dict:
     """The output's key (see the module docstring); `mode` is {"json": True} or the table options."""
-    return {"format": FORMAT, "export": fingerprint(export),
+    return {"format": FORMAT, "export": {**fingerprint(export), "printed": str(export)},
             "ncu_csv": _file_key(ncu), "metrics_json": _file_key(metrics), "steps": steps, "only": only,
             "mode": mode, "code": code_key()}
 
