@@ -42,10 +42,15 @@ class HostBatch:
 
 @dataclass(frozen=True)
 class Tolerance:
-    """How close a variant must come to the eager reference."""
+    """How close a variant must come to the eager reference (free_running_check and the
+    teacher-forced check enforce exactly these two numbers)."""
 
-    min_token_agreement: float = 1.0  # fraction of generated token positions equal
-    max_abs_logit_err: float = 0.0  # on the last step's logits
+    # share of the tokens the variant chose that lie within 2 x max_abs_logit_err of the
+    # reference's best logit for the same history (free-running), and of teacher-forced steps
+    # that pick the reference's token; free-running equality (token_agreement) is reported,
+    # not enforced: one flipped near-tie changes every later token
+    min_token_agreement: float = 1.0
+    max_abs_logit_err: float = 0.0  # last logits on the variant's own tokens, or each teacher-forced step's
 
     def as_dict(self) -> dict:
         return {"min_token_agreement": self.min_token_agreement, "max_abs_logit_err": self.max_abs_logit_err}

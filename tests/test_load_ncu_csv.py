@@ -189,3 +189,26 @@ def test_real_ncu_csv(path):
             assert got.select("unit", "value").row(0) == (unit, pytest.approx(expected)), (metric, row[0])
             checked += 1
     assert checked >= len(kernels)
+
+
+def test_a_real_details_page_csv_gives_metric_rows_and_kernel_dram():
+    """tests/data/h200/graph/ncu.csv is `ncu --csv --page details` (nsys 2025.3.1's ncu): its
+    metric rows end at "Metric Value", four fields short of the header's rule columns, and
+    were all dropped before. Every profiled kernel (distinct ID, counted with csv alone) now
+    has its metrics, and kernel_dram one row each."""
+    import csv
+
+    from decodeprof.analyses import run
+
+    path = Path(__file__).parent / "data" / "h200" / "graph" / "ncu.csv"
+    lines = path.read_text().splitlines()
+    rows = list(csv.reader(ln for ln in lines[next(i for i, ln in enumerate(lines) if ln.startswith('"ID"')):]
+                           if ln.startswith('"')))
+    header, body = rows[0], rows[1:]
+    assert all(len(r) < len(header) for r in body if r[header.index("Metric Name")])  # the short rows
+    kernels = {r[0] for r in body}
+    frame = load_ncu_csv(path)
+    assert set(frame["kernel_id"].unique().to_list()) == {int(k) for k in kernels}
+    assert {"Duration", "DRAM Throughput"} <= set(frame["metric"].to_list())
+    dram = run("kernel_dram", load_trace(path.parent))
+    assert dram.height == len(kernels) and dram["duration_ns"].min() > 0

@@ -115,8 +115,11 @@ def _records(path: Path, rows: list[list[str]]):
 
     if {"Metric Name", "Metric Value"} <= col.keys():  # --page details (long)
         unit_i = col.get("Metric Unit")
+        # a metric row ends at "Metric Value": ncu leaves off the rule columns after it (16 of
+        # 20 fields in 2025.3), so only the columns read here must be present
+        needed = max(col["Metric Name"], col["Metric Value"], name_col, unit_i if unit_i is not None else 0)
         for r in rows[1:]:
-            if len(r) != len(header):
+            if len(r) <= needed or len(r) > len(header) or not r[col["Metric Name"]]:
                 continue
             yield {**ident(r), "section": r[col["Section Name"]] if "Section Name" in col else "",
                    "metric": r[col["Metric Name"]], "unit": r[unit_i] if unit_i is not None else "",
