@@ -70,6 +70,12 @@ class Trace:
     def frame(self, name: str) -> pl.DataFrame:
         return getattr(self, name)
 
+    def dropped(self) -> list[str]:
+        """What the loader dropped as impossible (decodeprof.load.validate), one sentence each."""
+        from decodeprof.load.validate import sentences
+
+        return sentences(self.meta)
+
     def timings(self) -> tuple[dict, str]:
         """The target's timings to show (its metrics JSON's "metrics": medians, min, max per
         quantity) and where they come from: the unprofiled run when there is one, else the

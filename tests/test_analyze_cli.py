@@ -39,7 +39,8 @@ def test_json_is_the_documented_object():
     r = runner.invoke(app, ["analyze", str(need(GRAPH)), "--json"])
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
-    assert set(d) == {"version", "trace", "meta", "missing", "empty_because", "verdict", "analyses"}
+    assert set(d) == {"version", "trace", "meta", "missing", "empty_because", "dropped", "verdict", "analyses"}
+    assert d["dropped"] == []
     assert d["verdict"]["source"] == "decode_slice" and d["verdict"]["steps"].startswith("192 decode steps: 3 'decode' range(s)")
     assert "kernel-bound" in [f["title"] for f in d["verdict"]["findings"]]
     assert d["version"] == 1 and list(d["analyses"]) == list(ANALYSES)

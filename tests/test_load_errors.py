@@ -5,6 +5,7 @@ is the valid file that gets damaged)."""
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,36 @@ def test_bad_metrics_json_in_a_run_folder(tmp_path):
     with pytest.raises(TraceFileError) as info:
         load_trace(tmp_path)
     assert str(tmp_path / "metrics.json") in info.value.message
+
+
+def test_impossible_rows_are_dropped_counted_and_said(tmp_path):
+    """Kernels and a copy ending before they start, and a negative byte count (a
+    damaged export, made here from the graph sample with SQL): each row is dropped at the
+    loader, counted by reason, and said in every output; no total goes negative."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    db = tmp_path / "t.sqlite"
+    shutil.copy(Path(__file__).parent / "data" / "h100" / "graph" / "trace.sqlite", db)
+    with sqlite3.connect(db) as con:
+        con.execute('UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET "end" = start - 5000 WHERE rowid IN (1, 2)')
+        con.execute('UPDATE CUPTI_ACTIVITY_KIND_MEMCPY SET "end" = start - 1 WHERE rowid = 1')
+        con.execute("UPDATE CUPTI_ACTIVITY_KIND_MEMCPY SET bytes = -1 WHERE rowid = 2")
+        kernels = con.execute("SELECT count(*) FROM CUPTI_ACTIVITY_KIND_KERNEL").fetchone()[0]
+    out = subprocess.run([sys.executable, "-m", "decodeprof", "analyze", str(db), "--json"], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert sorted(doc["dropped"]) == ["1 memcpys row(s) dropped: ends before it starts",
+                                      "1 memcpys row(s) dropped: negative byte count",
+                                      "2 kernels row(s) dropped: ends before it starts"]
+    summary = doc["analyses"]["kernel_summary"]
+    assert sum(r["count"] for r in summary) == kernels - 2 and min(r["min_ns"] for r in summary) >= 0
+    tables = subprocess.run([sys.executable, "-m", "decodeprof", "analyze", str(db), "--only", "kernel_summary"],
+                            capture_output=True, text=True, timeout=300)
+    assert "dropped: 2 kernels row(s) dropped: ends before it starts" in tables.stdout
+    from decodeprof.report import load_variant
+
+    assert "2 kernels row(s) dropped: ends before it starts" in load_variant(db).missing

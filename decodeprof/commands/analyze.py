@@ -7,6 +7,7 @@ JSON output (`--json`, stable; version 1), one object on stdout:
      "meta": {export metadata: nsys_version, schema_version, ...},
      "missing": [{"frame": ..., "table": ..., "fix": ..., "message": ...}, ...],
      "empty_because": {"<analysis>": ["<why it has no rows>", ...], ...},   # only empty ones
+     "dropped": ["<n> <frame> row(s) dropped: <reason>", ...],   # impossible rows the loader left out
      "verdict": {"steps": "<how the decode steps were found>", "source": ..., "tried": [...],
                  "findings": [{"kind": "limit"|"info"|..., "title", "sentence", "threshold",
                                "evidence": {...}}, ...]},   # null with --only
@@ -144,6 +145,12 @@ def _empty_because(trace, frames: dict) -> dict:
     return {n: why_empty(trace, n) for n, df in frames.items() if df.is_empty()}
 
 
+def _dropped(meta: dict) -> list[str]:
+    from decodeprof.load.validate import sentences
+
+    return sentences(meta)
+
+
 def _finite(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
@@ -157,6 +164,7 @@ def analyses_json(trace, frames: dict, source: str) -> dict:
         "missing": [{"frame": m.frame, "table": m.table, "fix": m.fix, "message": m.sentence()} for m in trace.missing],
         "empty_because": _empty_because(trace, frames),
         "verdict": getattr(trace, "verdict", None) if isinstance(trace, Loaded) else verdict(trace, frames),
+        "dropped": _dropped(trace.meta),
         "analyses": {n: [{k: _finite(v) for k, v in row.items()} for row in df.iter_rows(named=True)]
                      for n, df in frames.items()},
     }
@@ -306,6 +314,8 @@ def render(trace, frames: dict, console, *, max_rows: int = 20) -> None:
     console.print(f"[bold]{escape(str(trace.source))}[/]  nsys {escape(str(trace.meta.get('nsys_version', '?')))}")
     for m in trace.missing:
         console.print(f"[yellow]missing:[/] {escape(m.sentence())}")
+    for sentence in _dropped(trace.meta):
+        console.print(f"[yellow]dropped:[/] {escape(sentence)}")
     v = trace.verdict if isinstance(trace, Loaded) else verdict(trace, frames)
     if v is not None:
         print_verdict(v, console)

@@ -24,6 +24,7 @@ import polars as pl
 from decodeprof import schema
 from decodeprof.errors import TraceFileError
 from decodeprof.load._sqlite import columns, connect, read_sql, table_names
+from decodeprof.load.validate import drop_impossible, to_meta
 from decodeprof.trace import MissingData
 
 TID_MASK = 0xFFFFFF  # nsys serializes globalTid as (... << 48) | (pid << 24) | tid
@@ -366,7 +367,8 @@ def read_export(path: Path, columns: dict[str, tuple[str, ...]] | None = None
         frames["gpus"] = schema.conform("gpus", gpus, columns.get("gpus"))
         if gpu_table is None:
             missing.append(MissingData("gpus", "TARGET_INFO_GPU (or TARGET_INFO_CUDA_GPU)", SOURCES["gpus"].fix))
-        return frames, read_meta(ex), tuple(missing)
+        frames, dropped = drop_impossible(frames)
+        return frames, {**read_meta(ex), **to_meta(dropped)}, tuple(missing)
     except sqlite3.DatabaseError as exc:
         raise TraceFileError(f"{path}: cannot read the export ({exc})",
                              "the file may be damaged: export it again with `nsys export --type sqlite`") from exc

@@ -217,7 +217,7 @@ def facts(trace: Trace, frames: dict[str, pl.DataFrame]) -> dict:
 
 def missing_sentences(trace: Trace, frames: dict[str, pl.DataFrame], f: dict) -> list[str]:
     """What this variant's report cannot show, and why, one sentence each."""
-    out = [m.sentence() for m in trace.missing if m.frame != "memsets"]
+    out = [m.sentence() for m in trace.missing if m.frame != "memsets"] + trace.dropped()
     if not trace.target_metrics:
         out.append("no metrics.json beside the trace: TTFT, TPOT, tokens/s and weight bytes per step unknown")
     if trace.kernels.height and f.get("decode_ranges") is None and f.get("steps") is None:
