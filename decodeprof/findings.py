@@ -15,26 +15,10 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-# Thresholds: a finding is stated only past these (relative changes are vs the baseline).
-SPEEDUP_MIN = 1.03  # decode or total time at least 3% faster counts as a win
-SLOWDOWN_MAX = 0.97  # at least 3% slower counts as a loss
-REDUCTION_MIN = 0.25  # a per-step cost (CPU API time, GPU idle, host wait) down by >= 25%
-LAUNCH_REDUCTION_MIN = 0.50  # launch calls per step down by >= 50%
-KERNEL_REDUCTION_MIN = 0.10  # kernels per step down by >= 10%
-BYTES_REDUCTION_MIN = 0.10  # weight bytes per step down by >= 10%
-COPY_BW_GAIN_MIN = 2.0  # H2D GB/s at least doubled
-OVERLAP_MIN = 0.50  # at least half of copy time runs under kernels on other streams
-BW_GAIN_MIN = 1.20  # achieved weight bandwidth up by >= 20%
-IDLE_BOUND_PCT = 50.0  # the GPU idles more than half of a decode step: launch-bound
-DRAM_BOUND_PCT = 60.0  # ncu: time-weighted DRAM throughput above this is near the roofline
-COPY_BOUND_PCT = 30.0  # copies take at least this share of the GPU's busy time: copy-bound
-PROFILER_OVERHEAD_PCT = 10.0  # profiled TPOT this much above the unprofiled run's: trace times are inflated
-UNSTABLE_SPREAD = 1.5  # max / min of a timing over the measured iterations above this: host noise
-PAGEABLE_MIN_BYTES = 1_000_000  # pageable H2D bytes below this (a few token ids) block too briefly to matter
-# weights used >= 3x faster than the profiled kernels pull DRAM bytes: they come from L2 / shared
-# memory (kernels that stream their weights once per step measure 1.5-1.6x here, because ncu
-# times each kernel alone with flushed caches; the persistent kernels measure 8-9x at 8 steps)
-ON_CHIP_RATIO = 3.0
+from decodeprof.thresholds import (BW_GAIN_MIN, BYTES_REDUCTION_MIN, COPY_BOUND_PCT, COPY_BW_GAIN_MIN,  # noqa: F401
+                                   DRAM_BOUND_PCT, IDLE_BOUND_PCT, KERNEL_REDUCTION_MIN, LAUNCH_REDUCTION_MIN,
+                                   ON_CHIP_RATIO, OVERLAP_MIN, PAGEABLE_MIN_BYTES, PROFILER_OVERHEAD_PCT,
+                                   REDUCTION_MIN, SLOWDOWN_MAX, SPEEDUP_MIN, UNSTABLE_SPREAD)
 
 
 @dataclass(frozen=True)

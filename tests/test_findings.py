@@ -13,7 +13,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import report_sql as q  # noqa: E402
 
-from decodeprof.findings import ON_CHIP_RATIO, OVERLAP_MIN, findings  # noqa: E402
+from decodeprof.findings import findings  # noqa: E402
+from decodeprof.thresholds import ON_CHIP_RATIO, OVERLAP_MIN  # noqa: E402
 from decodeprof.report import load_variant  # noqa: E402
 
 H100 = Path(__file__).parent / "data" / "h100"
@@ -175,7 +176,8 @@ def test_unprofiled_timings_are_shown_and_the_profiler_overhead_flagged(v):
     import copy
     import dataclasses
 
-    from decodeprof.findings import PROFILER_OVERHEAD_PCT, limits
+    from decodeprof.findings import limits
+    from decodeprof.thresholds import PROFILER_OVERHEAD_PCT
     from decodeprof.report.variant import facts
 
     g = v["graph"]

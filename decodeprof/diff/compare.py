@@ -17,6 +17,7 @@ from decodeprof.diff import totals
 from decodeprof.diff.align import align_ops, alignment_summary
 from decodeprof.diff.steps import StepPick, pick_step
 from decodeprof.errors import DecodeprofError
+from decodeprof.thresholds import SLOWDOWN_MAX, SPEEDUP_MIN
 from decodeprof.trace import Trace
 
 JSON_VERSION = 1
@@ -100,8 +101,9 @@ def verdict(step: dict, label_a: str, label_b: str, metrics: pl.DataFrame | None
         return f"no decode steps to compare (a decode range or step config is missing in {label_a} or {label_b})"
     x, a, b = step["speedup"], step["a_window_ns"], step["b_window_ns"]
     times = f"{_us(a)} -> {_us(b)} mean GPU time per step"
-    if abs(x - 1.0) < 0.01:
-        return f"{label_b} and {label_a} take the same time per decode step ({times})" + _own_timing(metrics)
+    if SLOWDOWN_MAX < x < SPEEDUP_MIN:  # the report's win/loss thresholds (decodeprof.thresholds)
+        return (f"{label_b} and {label_a} take the same time per decode step ({times}; {_ratio(x)}, within the "
+                f"{SPEEDUP_MIN:.2f}x threshold)" + _own_timing(metrics))
     idle, busy = step["gain_idle_pct"], step["gain_busy_pct"]
     if x > 1:
         head = f"{label_b} is {_ratio(x)} faster per decode step than {label_a} ({times})"

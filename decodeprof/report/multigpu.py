@@ -19,11 +19,8 @@ import polars as pl
 from decodeprof.findings import ms, pct, us
 
 # Thresholds (a finding is stated only past these).
-COMM_BOUND_FRACTION = 0.25  # collectives take at least a quarter of decode time
-IMBALANCE_MIN = 1.05  # the slowest rank's decode time >= 5% above the fastest's
-OVERLAP_MIN = 0.50  # at least half of collective GPU time runs under compute on another stream
-SCALING_EFFICIENCY_MIN = 0.50  # tokens/s at N ranks >= half of N x the single-GPU run's
-SPEEDUP_MIN = 1.03  # as decodeprof.findings: a 3% gain counts as faster
+from decodeprof.thresholds import (COMM_BOUND_FRACTION, COLLECTIVE_OVERLAP_MIN, IMBALANCE_MIN,  # noqa: F401
+                                   SCALING_EFFICIENCY_MIN, SPEEDUP_MIN)
 # Config keys that must match for a scaling comparison (warm-up, iterations, seed may differ).
 SAME_CONFIG = ("batch", "prompt_len", "steps", "hidden", "vocab", "dtype", "device")
 
@@ -137,8 +134,8 @@ def _findings(view: RankView, v) -> list[dict]:
     ov = [r for r in view.rows if r["overlap_pct"] is not None]
     if ov:
         low = min(ov, key=lambda r: r["overlap_pct"])
-        thr = f"overlapped at >= {pct(100 * OVERLAP_MIN)} of collective GPU time under compute on another stream"
-        kind, title = ("win", "communication hidden under compute") if low["overlap_pct"] >= 100 * OVERLAP_MIN else ("no_win", "communication not overlapped")
+        thr = f"overlapped at >= {pct(100 * COLLECTIVE_OVERLAP_MIN)} of collective GPU time under compute on another stream"
+        kind, title = ("win", "communication hidden under compute") if low["overlap_pct"] >= 100 * COLLECTIVE_OVERLAP_MIN else ("no_win", "communication not overlapped")
         out.append(_finding(kind, title, f"On rank {low['rank']}, {pct(low['overlap_pct'])} of its {us(low['collective_gpu_ns'])} of collective GPU work runs while a compute kernel runs on another stream (least-overlapped rank).", thr))
     trace_slow = next((r["rank"] for r in view.rows if r["slowest_trace"]), None)
     metrics_slow = _tm(v).get("slowest_rank")
