@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from decodeprof.capture.runfolder import UNPROFILED_METRICS
 from decodeprof.errors import DecodeprofError
 
 
 # Files a run folder holds that commands read: an output written over one destroys an input.
-RUN_FOLDER_INPUTS = ("trace.sqlite", "trace.nsys-rep", "metrics.json", "ncu.csv", "run.json")
+RUN_FOLDER_INPUTS = ("trace.sqlite", "trace.nsys-rep", "metrics.json", UNPROFILED_METRICS, "ncu.csv", "run.json")
 # The first bytes of the files decodeprof reads as traces: writing over them loses a capture.
 TRACE_HEADERS = (b"SQLite format 3\x00", b"NVIDIA Tegra Profiler Report")  # exports and .nsys-rep reports
 TRACE_SUFFIXES = (".sqlite", ".nsys-rep", ".qdrep", ".sqlite3", ".db")

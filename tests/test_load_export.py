@@ -26,7 +26,7 @@ def _exported_from(export: Path, report: str) -> Path:
     """Give a SYNTHETIC export the metadata nsys writes: the report it was exported from."""
     with sqlite3.connect(export) as con:
         con.execute("CREATE TABLE IF NOT EXISTS META_DATA_EXPORT (name TEXT, value TEXT)")
-        con.execute("INSERT INTO META_DATA_EXPORT VALUES ('EXPORT_PARAM_INPUT_FILE', ?)", (report,))
+        con.execute("INSERT INTO META_DATA_EXPORT VALUES ('EXPORT_PARAM_INPUT_PATH_ABS', ?)", (report,))
     return export
 
 
@@ -58,26 +58,27 @@ def test_exports_beside_the_report_and_logs(tmp_path, rep, monkeypatch):
 
 
 def test_reuses_a_current_export_without_running_nsys(tmp_path, rep, monkeypatch):
-    out = _exported_from(build_export(rep.with_suffix(".sqlite"), steps=1), rep.name)
+    out = _exported_from(build_export(rep.with_suffix(".sqlite"), steps=1), str(rep))
     os.utime(out, (time.time() + 10, time.time() + 10))
     monkeypatch.setenv("NSYS", str(_fake_nsys(tmp_path, "echo should not run; exit 3")))
     assert ensure_sqlite(rep) == out
 
 
 def test_reexports_a_stale_export_of_this_report(tmp_path, rep, monkeypatch):
-    source = _exported_from(build_export(tmp_path / "src.sqlite", steps=3), rep.name)
+    source = _exported_from(build_export(tmp_path / "src.sqlite", steps=3), str(rep))
     monkeypatch.setenv("NSYS", str(_fake_nsys(tmp_path, f'cp {source} "$5"')))
-    stale = _exported_from(build_export(rep.with_suffix(".sqlite"), steps=1), rep.name)
+    stale = _exported_from(build_export(rep.with_suffix(".sqlite"), steps=1), str(rep))
     os.utime(stale, (time.time() - 100, time.time() - 100))
     assert ensure_sqlite(rep) == stale and stale.read_bytes() == source.read_bytes()
 
 
-@pytest.mark.parametrize("neighbour", ["garbage", "another report's export", "an export that names no report"])
+@pytest.mark.parametrize("neighbour", ["garbage", "another report's export", "an export that names no report",
+                                       "another folder's report of the same name"])
 def test_a_neighbour_that_is_not_this_reports_export_is_never_touched(tmp_path, rep, monkeypatch, capfd, neighbour):
     """trace.sqlite beside trace.nsys-rep, newer or older, but not provably its export: it is
     neither analysed in the report's place nor overwritten; the export goes to a new name,
     said on stderr, and is reused from there."""
-    source = _exported_from(build_export(tmp_path / "src.sqlite", steps=3), rep.name)
+    source = _exported_from(build_export(tmp_path / "src.sqlite", steps=3), str(rep))
     monkeypatch.setenv("NSYS", str(_fake_nsys(tmp_path, f'cp {source} "$5"')))
     other = rep.with_suffix(".sqlite")
     if neighbour == "garbage":
@@ -86,6 +87,8 @@ def test_a_neighbour_that_is_not_this_reports_export_is_never_touched(tmp_path, 
         build_export(other, steps=1)
         if neighbour == "another report's export":
             _exported_from(other, "other.nsys-rep")
+        elif neighbour == "another folder's report of the same name":
+            _exported_from(other, "/elsewhere/hf_eager/trace.nsys-rep")
     os.utime(other, (time.time() + 10, time.time() + 10))
     before = other.read_bytes()
     out = ensure_sqlite(rep)

@@ -93,3 +93,14 @@ def test_a_write_ahead_log_export_is_read_without_touching_it(tmp_path):
     assert out.returncode == 0, out.stderr
     assert sum(r["count"] for r in json.loads(out.stdout)["analyses"]["kernel_summary"]) == kernels
     assert _digest(work) == before and sorted(p.name for p in work.iterdir()) == ["t.sqlite", "t.sqlite-wal"]
+
+
+def test_the_unprofiled_metrics_of_an_input_run_are_an_input(tmp_path):
+    run = tmp_path / "graph"
+    shutil.copytree(Path(__file__).parent / "data" / "h200" / "graph", run)
+    before = _digest(run)
+    for args in (("timeline", str(run), "-o", str(run / "metrics.unprofiled.json")),
+                 ("report", str(run), "-o", str(run / "metrics.unprofiled.json"))):
+        out = _cli(*args)
+        assert out.returncode == 2 and "one of this command's inputs" in out.stderr
+    assert _digest(run) == before

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
 from decodeprof.analyses import run
@@ -208,3 +209,52 @@ def test_diff_aligns_the_steps_of_two_foreign_traces():
     text = json.dumps(doc)
     assert "op_pattern" in text and "graph_launch" in text
     assert doc["verdict"].startswith("hf_static is") or "faster" in doc["verdict"]
+
+
+def _second_process(src: Path, dst: Path) -> None:
+    """A copy of `src` with every GPU op and runtime call repeated as a second process on a
+    second device, 0.3 ms later (built here with SQL: a two-rank trace of the same loop)."""
+    import shutil
+
+    shutil.copy(src, dst)
+    shift = {"start": "start + 300000", "end": '"end" + 300000'}
+    with sqlite3.connect(dst) as con:
+        for table, moved in (("CUPTI_ACTIVITY_KIND_KERNEL", {"globalPid": "globalPid + 16777216", "deviceId": "deviceId + 1"}),
+                             ("CUPTI_ACTIVITY_KIND_MEMCPY", {"globalPid": "globalPid + 16777216", "deviceId": "deviceId + 1"}),
+                             ("CUPTI_ACTIVITY_KIND_RUNTIME", {"globalTid": "globalTid + 16777216 * 16777216"})):
+            cols = [r[1] for r in con.execute(f"PRAGMA table_info({table})")]
+            sel = ", ".join({**shift, **moved}.get(c, f'"{c}"') for c in cols)
+            con.execute(f"INSERT INTO {table} SELECT {sel} FROM {table}")
+
+
+def test_each_process_keeps_its_own_loop(tmp_path):
+    """Two processes launching the same loop: each is its own decode run of 63 steps of 37
+    kernels (one merged launch sequence interleaved them into nonsense)."""
+    two = tmp_path / "two.sqlite"
+    _second_process(db("gptfast"), two)
+    model = step_model(load_trace(two))
+    assert model.summary.startswith("126 decode steps in 2 processes")
+    assert model.steps.group_by("decode_index").len().sort("decode_index")["len"].to_list() == [63, 63]
+    assert set(model.steps["kernels"]) == {37} and model.steps["step_index"].to_list() == list(range(126))
+
+
+def test_a_range_name_with_a_colon_is_matched_whole(traces):
+    """"gen:next_token" names a range (no domain) before it is read as domain:name."""
+    t = traces["gptfast_nvtx"]
+    renamed = t.nvtx.with_columns(pl.when(pl.col("text") == "next_token").then(pl.lit("gen:next_token"))
+                                  .otherwise(pl.col("text")).alias("text"), pl.lit("").alias("domain"))
+    model = step_model(dataclasses.replace(t, nvtx=renamed, step_ranges=StepRanges(step="gen:next_token")))
+    assert model.source == "step_range" and model.steps.height == 63
+
+
+def test_find_loop_takes_a_loop_of_exactly_min_steps_short_ops():
+    assert find_loop(np.array([1, 1, 1, 1])) == find_loop(np.array([7] * MIN_STEPS + [7]))
+    assert find_loop(np.array([1, 1, 1, 1])).period == 1
+
+
+def test_verdict_honours_steps_for_a_graph_trace_without_metrics(tmp_path):
+    bare = tmp_path / "graph.sqlite"
+    bare.write_bytes((Path(__file__).parent / "data" / "h200" / "graph" / "trace.sqlite").read_bytes())
+    out = _cli("analyze", str(bare), "--json", "--steps", "64")
+    doc = json.loads(out.stdout)
+    assert doc["verdict"]["source"] == "decode_slice" and doc["verdict"]["steps"].startswith("192 decode steps")

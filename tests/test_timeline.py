@@ -78,3 +78,10 @@ def test_chosen_step(steps):
     t = load_trace(DATA / "h200" / "baseline")
     win = window(t, "median-step", step=steps)
     assert f"decode step {steps} (chosen" in win.what
+
+
+def test_step_with_another_window_is_an_error(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "decodeprof", "timeline", str(DATA / "h200" / "graph"), "-o",
+                          str(tmp_path / "t.json"), "--window", "decode", "--step", "3"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 2 and "--window median-step" in out.stderr

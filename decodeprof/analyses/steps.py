@@ -129,11 +129,14 @@ def parse_selector(text: str) -> tuple[str | None, re.Pattern]:
 
 
 def _selected(trace: Trace, text: str, rng: pl.DataFrame) -> pl.DataFrame:
-    domain, pattern = parse_selector(text)
     doms = trace.nvtx.with_row_index("range_id").select(pl.col("range_id").cast(pl.Int64), "domain")
     with_dom = rng.join(doms, on="range_id", how="left")
-    keep = [(domain is None or d == domain) and bool(pattern.fullmatch(n or ""))
-            for n, d in zip(with_dom["range_name"].to_list(), with_dom["domain"].to_list())]
+    names, domains = with_dom["range_name"].to_list(), with_dom["domain"].to_list()
+    if text in names:  # a range named exactly so ("gen:next_token" may be a name, not domain:name)
+        keep = [n == text for n in names]
+    else:
+        domain, pattern = parse_selector(text)
+        keep = [(domain is None or d == domain) and bool(pattern.fullmatch(n or "")) for n, d in zip(names, domains)]
     found = with_dom.filter(pl.Series(keep, dtype=pl.Boolean)).drop("domain")
     if found.is_empty():
         names = sorted({f"{d}:{n}" if d else str(n) for n, d in zip(with_dom["range_name"], with_dom["domain"])})
@@ -241,8 +244,10 @@ def _from_step_ranges(trace: Trace, ops: pl.DataFrame, step_r: pl.DataFrame, dec
     step_r = step_r.sort("range_start_ns")
     if dec.height:
         dec = dec.sort("range_start_ns").with_row_index("decode_index").with_columns(pl.col("decode_index").cast(pl.Int64))
-        owner = step_r.select("range_id", "range_start_ns").join_asof(
-            dec.select("decode_index", "range_start_ns"), on="range_start_ns", strategy="backward")
+        # the decode range of the same thread (each rank of a multi-process trace has its own)
+        owner = step_r.select("range_id", "range_start_ns", "global_tid").sort("range_start_ns").join_asof(
+            dec.select("decode_index", "range_start_ns", "global_tid").sort("range_start_ns"), on="range_start_ns",
+            by="global_tid", strategy="backward", check_sortedness=False)
         step_r = step_r.join(owner.select("range_id", "decode_index"), on="range_id", how="left")
     else:
         step_r = step_r.with_columns(pl.lit(0, pl.Int64).alias("decode_index"))
@@ -350,7 +355,7 @@ def find_loop(tokens: np.ndarray, *, candidates: int = 16) -> Loop | None:
     import numpy as np  # here, not at import: analyses that never look for a pattern skip it
 
     n = len(tokens)
-    if n < 2 * MIN_STEPS:
+    if n < MIN_STEPS:
         return None
     order = np.lexsort((np.arange(n), tokens))
     same = tokens[order[1:]] == tokens[order[:-1]]
@@ -643,5 +648,30 @@ def step_model(trace: Trace, *, steps: int | None = None) -> StepModel:
                          tuple(tried), found, labelled, lambda: _own_prefill(ops, rng, prologue))
     if not tried:
         tried.append("NVTX ranges: no 'decode'/'step' ranges (name yours with --decode-range / --step-range)")
-    model = _from_units(trace, launch_ordered_ops(trace), tried)
+    model = _per_process(trace, launch_ordered_ops(trace), tried)
     return model if model is not None else _empty_model(tried)
+
+
+def _per_process(trace: Trace, ops: pl.DataFrame, tried: list[str]) -> StepModel | None:
+    """Sources 3 and 4 for each process apart (each rank of a multi-GPU trace launches its
+    own loop; one merged launch sequence would interleave them): the runs of all processes,
+    numbered in the order their processes appear, steps re-numbered over all in time order."""
+    pids = ops["global_pid"].drop_nulls().unique().sort().to_list()
+    if len(pids) < 2:
+        return _from_units(trace, ops, tried)
+    models = [m for pid in pids if (m := _from_units(trace, ops.filter(pl.col("global_pid") == pid), list(tried)))]
+    if not models:
+        tried.append(f"GPU ops of each of the {len(pids)} processes: no loop found in any")
+        return None
+    steps, labelled, offset = [], [], 0
+    for m in models:
+        steps.append(m.steps.with_columns(pl.col("decode_index") + offset))
+        labelled.append(m.ops.with_columns(pl.col("decode_index") + offset))
+        offset += int(m.steps["decode_index"].max()) + 1
+    order = pl.concat(steps).sort("cpu_start_ns", "decode_index", "step").with_columns(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("step_index"))
+    ops_all = pl.concat(labelled, how="diagonal_relaxed").drop("step_index").join(
+        order.select("decode_index", "step", "step_index"), on=["decode_index", "step"], how="left")
+    first = models[0]
+    summary = f"{order.height} decode steps in {len(models)} processes (first: {first.summary})"
+    return StepModel(first.source, summary, first.tried, order, ops_all, first.prefill_of)

@@ -73,7 +73,7 @@ def _load(trace: Path, ncu: Path | None, metrics: Path | None, cache: bool):
     return load_trace(export, ncu_csv=ncu, metrics_json=metrics, cache=cache)
 
 
-def verdict(trace, frames: dict) -> dict | None:
+def verdict(trace, frames: dict, steps: int | None = None) -> dict | None:
     """What limits this decode: how its steps were found and the single-trace findings
     (findings.limits over the report's facts), as JSON-ready values. None unless every
     analysis ran (the facts read most of them)."""
@@ -84,7 +84,7 @@ def verdict(trace, frames: dict) -> dict | None:
 
     if set(frames) != set(ANALYSES):
         return None
-    model = step_model(trace)
+    model = step_model(trace, steps=steps)
     found = limits(str(trace.source), facts(trace, frames))
     return {"steps": model.summary, "source": model.source, "tried": list(model.tried),
             "findings": [{"kind": f.kind, "title": f.title, "sentence": f.sentence, "threshold": f.threshold,
@@ -130,7 +130,8 @@ def analyze_trace(trace: Path, ncu: Path | None, metrics: Path | None, *, names:
         loaded = dataclasses.replace(loaded, step_ranges=step_ranges)
     frames = run_all(loaded, names=names, steps=steps)
     out = Loaded(loaded.source, loaded.meta, loaded.missing,
-                 {n: why_empty(loaded, n) for n, df in frames.items() if df.is_empty()}, verdict=verdict(loaded, frames))
+                 {n: why_empty(loaded, n) for n, df in frames.items() if df.is_empty()},
+                 verdict=verdict(loaded, frames, steps))
     del loaded  # frees the frames and every per-trace intermediate before output is written
     if cache:
         results_cache.write_results(export, key, frames, out.meta, out.missing, out.empty_because, verdict=out.verdict)

@@ -33,6 +33,8 @@ def register(app: typer.Typer) -> None:
         from decodeprof.perfetto import trace_events, window as pick, write_trace_events
         from decodeprof.trace import StepRanges
 
+        if step is not None and window != "median-step":
+            raise typer.BadParameter(f"--step picks one step: use it with --window median-step, not {window}")
         writable_file(output, "timeline", inputs=(trace,))
         loaded = dataclasses.replace(_load(trace, None, None, False), step_ranges=StepRanges(decode_range, step_range))
         win = pick(loaded, window, step=step)

@@ -98,7 +98,7 @@ def verdict(step: dict, label_a: str, label_b: str, metrics: pl.DataFrame | None
     with both runs' metrics.json, also the targets' own decode time (median), which counts what
     the GPU windows leave out (the CPU side of a graph launch before its first kernel)."""
     if step.get("speedup") is None:
-        return f"no decode steps to compare (a decode range or step config is missing in {label_a} or {label_b})"
+        return f"no decode steps to compare in {label_a} or {label_b} (the warnings say what was tried)"
     x, a, b = step["speedup"], step["a_window_ns"], step["b_window_ns"]
     times = f"{_us(a)} -> {_us(b)} mean GPU time per step"
     if SLOWDOWN_MAX < x < SPEEDUP_MIN:  # the report's win/loss thresholds (decodeprof.thresholds)
@@ -138,8 +138,7 @@ def diff_traces(a: Trace, b: Trace, *, label_a: str = "A", label_b: str = "B", s
     warnings = totals.config_warnings(a, b, label_a, label_b)
     for lbl, p in ((label_a, pa), (label_b, pb)):
         if p.index is None:
-            warnings.append(f"{lbl}: no decode steps found (no NVTX step/decode range, or no config.steps "
-                            "for a CUDA-graph variant: pass --steps)")
+            warnings.append(f"{lbl}: {p.found or 'no decode steps found'}")
     tables = {
         "launches": totals.launch_totals(a, b),
         "host_wait": totals.host_wait_totals(a, b),

@@ -25,10 +25,10 @@ def _valid_export(path: Path) -> bool:
         return False
 
 
-def exported_from(export: Path) -> str | None:
-    """The report file name an nsys export says it was made from (nsys records it: 2025's
-    META_DATA_EXPORT EXPORT_PARAM_INPUT_FILE, 2022's EXPORT_META_DATA EXPORT_INPUT_FILE), or
-    None when the file is no export or does not say."""
+def exported_from(export: Path) -> Path | None:
+    """The report path an nsys export says it was made from (nsys records it: 2025's
+    META_DATA_EXPORT EXPORT_PARAM_INPUT_PATH_ABS / _FILE, 2022's EXPORT_META_DATA
+    EXPORT_INPUT_PATH_ABS / _FILE), or None when the file is no export or does not say."""
     import sqlite3
 
     try:
@@ -36,21 +36,36 @@ def exported_from(export: Path) -> str | None:
     except DecodeprofError:
         return None
     try:
-        for table, key in (("META_DATA_EXPORT", "EXPORT_PARAM_INPUT_FILE"), ("EXPORT_META_DATA", "EXPORT_INPUT_FILE")):
-            try:
-                row = con.execute(f"SELECT value FROM {table} WHERE name = ?", (key,)).fetchone()
-            except sqlite3.DatabaseError:
-                continue
-            if row and row[0]:
-                return Path(str(row[0])).name
+        for table, prefix in (("META_DATA_EXPORT", "EXPORT_PARAM_INPUT"), ("EXPORT_META_DATA", "EXPORT_INPUT")):
+            for key in (f"{prefix}_PATH_ABS", f"{prefix}_FILE"):
+                try:
+                    row = con.execute(f"SELECT value FROM {table} WHERE name = ?", (key,)).fetchone()
+                except sqlite3.DatabaseError:
+                    break
+                if row and row[0]:
+                    return Path(str(row[0]))
         return None
     finally:
         con.close()
 
 
+def _belongs(export: Path, rep_path: Path) -> bool:
+    """The export was made from this report: the path it records is the report's, or (a run
+    folder copied elsewhere) ends in the same folder and file name. A bare file name, all an
+    export may say, must equal the report's."""
+    source = exported_from(export)
+    if source is None:
+        return False
+    rep = rep_path.resolve()
+    if not source.is_absolute() or len(source.parts) < 2:
+        return source.name == rep.name
+    return source == rep or source.parts[-2:] == rep.parts[-2:]
+
+
 def _export_path(rep_path: Path) -> tuple[Path, bool]:
     """(where the export of `rep_path` lives or goes, whether a current one is there). The
-    neighbour <stem>.sqlite is this report's when its export metadata names the report: then
+    neighbour <stem>.sqlite is this report's when its export metadata names the report
+    (`_belongs`): then
     it is reused while it is as new as the report, and replaced when stale. Any other file
     there (another report's export, a file that says nothing) is never touched: the export
     goes to <stem>.export.sqlite (then -2, -3 ...), under the same rule."""
@@ -59,7 +74,7 @@ def _export_path(rep_path: Path) -> tuple[Path, bool]:
     for out in candidates:
         if not out.exists():
             return out, False
-        if exported_from(out) == rep_path.name:
+        if _belongs(out, rep_path):
             return out, out.stat().st_mtime >= rep_path.stat().st_mtime
     raise TraceFileError(f"{rep_path}: every export name beside it is taken by files of other reports",
                          "move the report into a folder of its own, or pass its .sqlite export")

@@ -20,8 +20,17 @@ WHOLE = 1024 * 1024
 
 
 def fingerprint(path: Path | str) -> dict:
-    """{path, size, mtime_ns, ctime_ns, inode, sha256} of `path` (see the module docstring)."""
+    """{path, size, mtime_ns, ctime_ns, inode, sha256} of `path` (see the module docstring),
+    and of its SQLite write-ahead log when one lies beside it (rows may live only there)."""
     path = Path(path)
+    wal = Path(f"{path}-wal")
+    out = _one(path)
+    if wal.exists():
+        out["wal"] = _one(wal)
+    return out
+
+
+def _one(path: Path) -> dict:
     st = path.stat()
     h = hashlib.sha256()
     with open(path, "rb") as f:
