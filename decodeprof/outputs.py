@@ -8,12 +8,14 @@ from pathlib import Path
 
 from decodeprof.capture.runfolder import UNPROFILED_METRICS
 from decodeprof.errors import DecodeprofError
+from decodeprof.load._sqlite import SQLITE_MAGIC
+from decodeprof.load.export import REPORT_MAGIC
 
 
 # Files a run folder holds that commands read: an output written over one destroys an input.
 RUN_FOLDER_INPUTS = ("trace.sqlite", "trace.nsys-rep", "metrics.json", UNPROFILED_METRICS, "ncu.csv", "run.json")
 # The first bytes of the files decodeprof reads as traces: writing over them loses a capture.
-TRACE_HEADERS = (b"SQLite format 3\x00", b"NVIDIA Tegra Profiler Report")  # exports and .nsys-rep reports
+TRACE_HEADERS = (SQLITE_MAGIC, REPORT_MAGIC)  # exports and .nsys-rep reports
 TRACE_SUFFIXES = (".sqlite", ".nsys-rep", ".qdrep", ".sqlite3", ".db")
 
 
@@ -46,7 +48,7 @@ def writable_file(path: Path, what: str, *, inputs: tuple[Path, ...] = ()) -> Pa
 def _starts_with_trace_header(path: Path) -> bool:
     try:
         with open(path, "rb") as f:
-            head = f.read(32)
+            head = f.read(max(len(h) for h in TRACE_HEADERS))
     except OSError:
         return False
     return any(head.startswith(h) for h in TRACE_HEADERS)

@@ -139,8 +139,8 @@ def _selected(trace: Trace, text: str, rng: pl.DataFrame) -> pl.DataFrame:
         keep = [(domain is None or d == domain) and bool(pattern.fullmatch(n or "")) for n, d in zip(names, domains)]
     found = with_dom.filter(pl.Series(keep, dtype=pl.Boolean)).drop("domain")
     if found.is_empty():
-        names = sorted({f"{d}:{n}" if d else str(n) for n, d in zip(with_dom["range_name"], with_dom["domain"])})
-        shown = ", ".join(names[:12]) + (f" (+{len(names) - 12} more)" if len(names) > 12 else "")
+        held = sorted({f"{d}:{n}" if d else str(n) for n, d in zip(names, domains)})
+        shown = ", ".join(held[:12]) + (f" (+{len(held) - 12} more)" if len(held) > 12 else "")
         raise DecodeprofError(f"{trace.source}: no NVTX range matches {text!r} (ranges in the trace: {shown or 'none'})",
                               "name a range the trace holds, as name, regular expression or domain:name")
     return found
@@ -317,13 +317,13 @@ def launch_units(ops: pl.DataFrame) -> pl.DataFrame:
 
 
 def _unit_table(units: pl.DataFrame) -> pl.DataFrame:
-    """One row per unit: _unit, graph, kernel (a kernel or a graph launch: what the pattern is
-    read from), n_ops, name (first op's), token (int: equal units, equal tokens)."""
+    """One row per unit: _unit, graph, n_ops, name (first op's), token (int: equal units,
+    equal tokens)."""
     table = units.group_by("_unit", maintain_order=True).agg(
         (pl.col("api_kind").first() == "graph_launch").fill_null(False).alias("graph"), pl.len().alias("n_ops"),
-        (pl.col("op").first() == "kernel").alias("kernel"), pl.col("name").first().fill_null("?").alias("name"))
+        pl.col("name").first().fill_null("?").alias("name"))
     key = pl.when(pl.col("graph")).then(pl.format("graph:{}:{}", pl.col("name"), pl.col("n_ops"))).otherwise(pl.col("name"))
-    return table.with_columns(key.rank("dense").cast(pl.Int64).alias("token"), (pl.col("kernel") | pl.col("graph")).alias("kernel"))
+    return table.with_columns(key.rank("dense").cast(pl.Int64).alias("token"))
 
 
 @dataclass(frozen=True)
@@ -597,7 +597,7 @@ def _from_user_ranges(trace: Trace, ops: pl.DataFrame, rng: pl.DataFrame, tried:
                          f"each cut into {steps_hint} steps", tuple(tried), steps, labelled, lambda: prologue)
     inside = _ops_in_ranges(launch_ordered_ops(trace), dec, ("range_id",)).drop("range_id").sort(
         pl.coalesce("api_start_ns", "start_ns"), "start_ns", "_op")
-    model = _from_units(trace, inside, tried)
+    model = _per_process(trace, inside, tried)
     if model is None:
         return _empty_model([*tried, f"inside the {dec.height} range(s) named by {named}"])
     return StepModel(model.source, f"{model.summary}, inside the range(s) named by {named}", model.tried, model.steps,
@@ -617,13 +617,13 @@ def _own_prefill(ops: pl.DataFrame, rng: pl.DataFrame, prologue: pl.DataFrame | 
 def step_model(trace: Trace, *, steps: int | None = None) -> StepModel:
     """The decode steps of `trace`, from the first source that finds any (module docstring).
     `steps`: decode steps per decode range when the trace's metrics do not say (own ranges)."""
-    ops = trace_ops(trace)
     rng = ranges(trace)
     tried: list[str] = []
     n = config_steps(trace, steps)
     if trace.step_ranges:
-        return _from_user_ranges(trace, ops, rng, tried, n)
+        return _from_user_ranges(trace, trace_ops(trace), rng, tried, n)
     names = set(rng["range_name"].unique().to_list())
+    ops = trace_ops(trace) if names & {OWN_STEP, OWN_DECODE, OWN_PREFILL_DECODE} else None  # range sources only
     if OWN_STEP in names:
         dec = rng.filter(pl.col("range_name") == OWN_DECODE)
         found, labelled = _from_step_ranges(trace, ops, rng.filter(pl.col("range_name") == OWN_STEP), dec)

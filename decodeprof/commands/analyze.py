@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Optional
 
 from decodeprof.errors import DecodeprofError
+from decodeprof.load.validate import sentences as dropped_sentences
 
 JSON_VERSION = 1
 DECODE_RANGE_HELP = ("NVTX range around your decode loop (name, regular expression, or domain:name); "
@@ -146,12 +147,6 @@ def _empty_because(trace, frames: dict) -> dict:
     return {n: why_empty(trace, n) for n, df in frames.items() if df.is_empty()}
 
 
-def _dropped(meta: dict) -> list[str]:
-    from decodeprof.load.validate import sentences
-
-    return sentences(meta)
-
-
 def _finite(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
@@ -165,7 +160,7 @@ def analyses_json(trace, frames: dict, source: str) -> dict:
         "missing": [{"frame": m.frame, "table": m.table, "fix": m.fix, "message": m.sentence()} for m in trace.missing],
         "empty_because": _empty_because(trace, frames),
         "verdict": getattr(trace, "verdict", None) if isinstance(trace, Loaded) else verdict(trace, frames),
-        "dropped": _dropped(trace.meta),
+        "dropped": dropped_sentences(trace.meta),
         "analyses": {n: [{k: _finite(v) for k, v in row.items()} for row in df.iter_rows(named=True)]
                      for n, df in frames.items()},
     }
@@ -315,7 +310,7 @@ def render(trace, frames: dict, console, *, max_rows: int = 20) -> None:
     console.print(f"[bold]{escape(str(trace.source))}[/]  nsys {escape(str(trace.meta.get('nsys_version', '?')))}")
     for m in trace.missing:
         console.print(f"[yellow]missing:[/] {escape(m.sentence())}")
-    for sentence in _dropped(trace.meta):
+    for sentence in dropped_sentences(trace.meta):
         console.print(f"[yellow]dropped:[/] {escape(sentence)}")
     v = trace.verdict if isinstance(trace, Loaded) else verdict(trace, frames)
     if v is not None:

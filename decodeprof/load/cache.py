@@ -26,7 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from decodeprof import schema
-from decodeprof.load.fingerprint import fingerprint
+from decodeprof.load.fingerprint import file_key, fingerprint
 from decodeprof.load.nsys_sqlite import read_export
 from decodeprof.trace import MissingData
 
@@ -97,16 +97,12 @@ def read_export_cached(export: Path, columns: dict | None = None):
     return frames, meta, missing
 
 
-def _file_key(path: Path | None):
-    return None if path is None else fingerprint(path)
-
-
 def results_key(export: Path, *, ncu_csv: Path | None, metrics_json: Path | None, steps: int | None,
                 outputs: dict, step_ranges: list | None = None) -> dict:
     """What analysis results of `export` depend on; `outputs` is {analysis: {column: dtype}};
     `step_ranges`: the NVTX ranges named as decode loop and step ([decode, step])."""
-    return {"format": RESULTS_FORMAT, "frames": _key(export), "steps": steps, "ncu_csv": _file_key(ncu_csv),
-            "metrics_json": _file_key(metrics_json), "outputs": _digest(outputs), "step_ranges": step_ranges}
+    return {"format": RESULTS_FORMAT, "frames": _key(export), "steps": steps, "ncu_csv": file_key(ncu_csv),
+            "metrics_json": file_key(metrics_json), "outputs": _digest(outputs), "step_ranges": step_ranges}
 
 
 def _results_dir(export: Path, key: dict) -> Path:

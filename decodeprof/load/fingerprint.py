@@ -30,6 +30,11 @@ def fingerprint(path: Path | str) -> dict:
     return out
 
 
+def file_key(path: Path | str | None) -> dict | None:
+    """A cache key's entry for an optional input file (ncu CSV, metrics JSON): None when absent."""
+    return None if path is None else fingerprint(path)
+
+
 def _one(path: Path) -> dict:
     st = path.stat()
     h = hashlib.sha256()

@@ -28,7 +28,7 @@ import os
 import sys
 from pathlib import Path
 
-from decodeprof.load.fingerprint import fingerprint
+from decodeprof.load.fingerprint import file_key, fingerprint
 
 FORMAT = 1
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -36,10 +36,6 @@ PACKAGE = Path(__file__).resolve().parent.parent
 RICH_ENV = ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "TERM", "COLORTERM", "COLUMNS", "LINES",
             "JUPYTER_COLUMNS", "JUPYTER_LINES", "TERM_PROGRAM", "DATABRICKS_RUNTIME_VERSION", "PYCHARM_HOSTED")
 JSON_HEAD = b'{"version": 1, "trace": '  # analyze --json's first bytes, then the trace as typed
-
-
-def _file_key(path: Path | None):
-    return None if path is None else fingerprint(path)
 
 
 _CODE: list[str] = []
@@ -83,7 +79,7 @@ def key(export: Path, ncu: Path | None, metrics: Path | None, *, steps: int | No
         mode: dict) -> dict:
     """The output's key (see the module docstring); `mode` is {"json": True} or the table options."""
     return {"format": FORMAT, "export": {**fingerprint(export), "printed": str(export)},
-            "ncu_csv": _file_key(ncu), "metrics_json": _file_key(metrics), "steps": steps, "only": only,
+            "ncu_csv": file_key(ncu), "metrics_json": file_key(metrics), "steps": steps, "only": only,
             "mode": mode, "code": code_key()}
 
 

@@ -9,8 +9,10 @@ by reason; the count travels with the trace (Trace.dropped) into every output.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-import polars as pl
+if TYPE_CHECKING:
+    import polars as pl
 
 # frame -> (interval always closed?, has bytes)
 CHECKED = {"kernels": (True, False), "memcpys": (True, True), "memsets": (True, True), "runtime": (True, False),
@@ -20,6 +22,7 @@ META_KEY = "dropped_rows"  # where the counts ride in Trace.meta (and so in ever
 
 def drop_impossible(frames: dict[str, pl.DataFrame]) -> tuple[dict[str, pl.DataFrame], list[dict]]:
     """(frames without their impossible rows, [{frame, reason, rows}] for each reason that dropped any)."""
+    import polars as pl  # here: the commands read `sentences` without loading polars
     dropped, out = [], dict(frames)
     for name, (closed, has_bytes) in CHECKED.items():
         f = frames.get(name)
