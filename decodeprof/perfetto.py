@@ -14,7 +14,6 @@ thread per decode run), 3 "CPU" (a thread per host thread: NVTX ranges and CUDA 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,10 +41,8 @@ def window(trace: Trace, which: str, *, step: int | None = None) -> Window:
     if which not in WINDOWS:
         raise DecodeprofError(f"unknown window {which!r}", f"choose one of: {', '.join(WINDOWS)}")
     if which == "all":
-        times = [f.select(pl.col(c).min().alias("lo"), pl.col(c2).max().alias("hi"))
-                 for f, c, c2 in ((trace.kernels, "start_ns", "end_ns"), (trace.memcpys, "start_ns", "end_ns"),
-                                  (trace.memsets, "start_ns", "end_ns"), (trace.runtime, "start_ns", "end_ns"),
-                                  (trace.nvtx, "start_ns", "end_ns")) if f.height]
+        times = [f.select(pl.col("start_ns").min().alias("lo"), pl.col("end_ns").max().alias("hi"))
+                 for f in (trace.kernels, trace.memcpys, trace.memsets, trace.runtime, trace.nvtx) if f.height]
         if not times:
             raise DecodeprofError(f"{trace.source}: the trace holds no events to export", "capture with --trace=cuda,nvtx")
         both = pl.concat(times)
@@ -126,13 +123,7 @@ def trace_events(trace: Trace, win: Window) -> dict:
 
 
 def write_trace_events(doc: dict, path: Path) -> Path:
-    """Write `doc` to `path` atomically (a temporary file renamed into place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        tmp.write_text(json.dumps(doc, allow_nan=False))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """Write `doc` to `path` atomically (the report's writer)."""
+    from decodeprof.report.render import write_atomic
+
+    return write_atomic(path, json.dumps(doc, allow_nan=False))

@@ -47,10 +47,6 @@ def _median(metrics: dict, key: str):
     return None
 
 
-def _metric(tm: dict, key: str):
-    return _median((tm.get("metrics") or {}) if isinstance(tm, dict) else {}, key)
-
-
 def _spread(metrics: dict, key: str) -> float | None:
     """max / min of a timing over the measured iterations (> UNSTABLE_SPREAD: host noise)."""
     m = metrics.get(key) if isinstance(metrics, dict) else None
@@ -61,7 +57,7 @@ def _spread(metrics: dict, key: str) -> float | None:
 
 def _metrics_facts(trace: Trace, tm: dict) -> dict:
     shown, source = trace.timings()
-    traced = _metric(tm, "tpot_ms")
+    traced = _median(tm.get("metrics") or {}, "tpot_ms")  # the profiled run's
     clean = _median(shown, "tpot_ms") if source == "unprofiled run" else None
     return {
         "timing_source": source,
@@ -86,10 +82,8 @@ def _step_facts(frames: dict) -> dict:
     s = frames.get("decode_step_summary", pl.DataFrame())
     return {
         "step_source": _first(s, "source"),
-        "steps_found": _first(s, "found"),
         "steps": _first(s, "steps"),
         "syncs_per_step": _first(s, "syncs"),
-        "ops_per_step": _first(s, "ops"),
         "kernels_per_step": _first(s, "kernels"),
         "launches_per_step": _first(s, "launches"),
         "cpu_api_per_step_ns": _first(s, "cpu_api_ns"),
