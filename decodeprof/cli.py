@@ -27,6 +27,7 @@ def build_app():
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
+        rich_markup_mode=None,  # plain help, as nsys and other command-line tools print it
         context_settings={"help_option_names": ["-h", "--help"]},
     )
 
@@ -44,8 +45,35 @@ def build_app():
                 raise
             continue
         module.register(app)
+    for command in app.registered_commands:
+        _name_metavars(command.callback)
     _APP.append(app)
     return app
+
+
+def _name_metavars(callback) -> None:
+    """Give every option and argument without its own metavar a plain one (N, X, PATH, TEXT,
+    the argument's name in capitals) instead of the parser's `<int range>`, `<list[Path]>`."""
+    import inspect
+    import typing
+    from pathlib import Path
+
+    from typer.models import ArgumentInfo, OptionInfo
+
+    hints = typing.get_type_hints(callback)
+    for name, param in inspect.signature(callback).parameters.items():
+        info = param.default
+        if not isinstance(info, (OptionInfo, ArgumentInfo)) or info.metavar is not None:
+            continue
+        kind = hints.get(name)
+        while typing.get_origin(kind) in (typing.Union, list) or str(typing.get_origin(kind)) == "types.UnionType":
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        if isinstance(info, ArgumentInfo):
+            info.metavar = name.upper()
+        elif kind is bool:
+            continue  # a flag takes no value
+        else:
+            info.metavar = {int: "N", float: "X", Path: "PATH"}.get(kind, "TEXT")
 
 
 def _broken_pipe(exc: BaseException) -> bool:

@@ -25,7 +25,7 @@ def need(path: Path) -> Path:
 
 def test_help():
     r = runner.invoke(app, ["analyze", "--help"])
-    assert r.exit_code == 0 and "--json" in r.output and "--steps" in r.output
+    assert r.exit_code == 0 and "--format" in r.output and "--output" in r.output and "--steps" in r.output
 
 
 def test_tables_on_graph_run_folder():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -72,7 +73,8 @@ def test_bench_prints_speedups_and_updates_then_checks_expectations(tmp_path: Pa
     proc = decodeprof("bench", "baseline", "--args", args, "--update", "--expectations", str(exp),
                       "--json-out", str(tmp_path / "all.json"))
     assert proc.returncode == 0, proc.stderr
-    assert "1.00x" in proc.stdout  # baseline against itself
+    assert "decode ×" in proc.stdout and re.search(r"\s1\.00\s", proc.stdout)  # baseline against itself
+    assert "median (min-max) of N iterations" in proc.stdout
     written = json.loads(exp.read_text())
     assert set(written["targets"]) == {"baseline"}  # merging with other targets: test_expectations
     assert written["targets"]["baseline"]["provenance"]["card"] == "cpu"
@@ -84,6 +86,24 @@ def test_bench_prints_speedups_and_updates_then_checks_expectations(tmp_path: Pa
     proc = decodeprof("bench", "baseline", "--args", args, "--check", "--expectations", str(exp))
     assert proc.returncode == 1
     assert "baseline: tokens_per_s" in proc.stderr
+
+
+def test_bench_csv_on_stdout_and_json_to_a_file(tmp_path: Path):
+    proc = decodeprof("bench", "baseline", "--args", " ".join(FAST), "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    header, row = proc.stdout.strip().splitlines()
+    fields = header.split(",")
+    assert fields[:4] == ["target", "card", "iterations", "ttft_ms_median"] and "unstable" in fields
+    values = dict(zip(fields, row.split(",")))
+    assert values["target"] == "baseline" and values["iterations"] == "2"
+    assert float(values["tpot_ms_min"]) <= float(values["tpot_ms_median"]) <= float(values["tpot_ms_max"])
+
+    out = tmp_path / "bench"
+    proc = decodeprof("bench", "baseline", "--args", " ".join(FAST), "--format", "table,json,csv", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.with_suffix(".json").read_text())["baseline"]["target"] == "baseline"
+    assert out.with_suffix(".csv").read_text().startswith("target,card,")
+    assert "TPOT" in proc.stdout  # the table still on the terminal
 
 
 def test_bench_json_out_into_a_new_folder(tmp_path: Path):

@@ -256,7 +256,7 @@ def write_csvs(frames: dict, folder: Path) -> list[Path]:
     paths = []
     for name, df in frames.items():
         path = folder / f"{name}.csv"
-        df.write_csv(path)
+        _csv_safe_frame(df).write_csv(path)
         paths.append(path)
     return paths
 
@@ -299,8 +299,35 @@ def _display(column: str, values) -> tuple[str, list[str]]:
     return column, ["" if v is None else str(v) for v in values]
 
 
+NAME_MIN_WIDTH = 16  # a folded name column keeps at least this many characters per line
+TABLE_WIDTH = 100  # piped tables without COLUMNS: fit a common terminal and a review diff
+
+
+def _width(col: tuple[str, list[str]]) -> int:
+    header, cells = col
+    return max([*(len(line) for line in header.split("\n")), *(len(c) for c in cells)])
+
+
+def _column_groups(cols: list[tuple[str, list[str]]], numeric: list[bool], width: int) -> list[list[int]]:
+    """Column indices per printed table so that each fits `width`: all in one when they fit;
+    else consecutive groups, each repeating the first (naming) column, numbers never cut."""
+    need = [(_width(c) if numeric[i] else min(NAME_MIN_WIDTH, _width(c))) + 3 for i, c in enumerate(cols)]
+    if sum(need) <= width or len(cols) < 3:
+        return [list(range(len(cols)))]
+    groups, current, used = [], [0], need[0]
+    for j in range(1, len(cols)):
+        if used + need[j] > width and len(current) > 1:
+            groups.append(current)
+            current, used = [0], need[0]
+        current.append(j)
+        used += need[j]
+    groups.append(current)
+    return groups
+
+
 def render(trace, frames: dict, console, *, max_rows: int = 20) -> None:
     """Rich tables of `frames`, the trace's missing inputs first, a reason under empty ones."""
+    from rich import box
     from rich.markup import escape
     from rich.table import Table
 
@@ -325,15 +352,23 @@ def render(trace, frames: dict, console, *, max_rows: int = 20) -> None:
             shown = shown.drop("found")
         if "bytes_per_s" in shown.columns and "gb_per_s" in shown.columns:
             shown = shown.drop("bytes_per_s")  # same number, shown once as GB/s
-        cols = [_display(c, shown[c].to_list()) for c in shown.columns]
-        table = Table(title=title, title_justify="left", title_style="bold")
-        for header, _ in cols:
-            table.add_column(escape(header), overflow="fold")
-        for i in range(shown.height):
-            table.add_row(*(escape(cells[i]) for _, cells in cols))
-        console.print(table)
+        # the unit goes under the name: narrow columns, and numbers set the width
+        cols = [(h.replace(" (", "\n(", 1), cells) for h, cells in (_display(c, shown[c].to_list()) for c in shown.columns)]
+        numeric = [shown[c].dtype.is_numeric() for c in shown.columns]
+        groups = _column_groups(cols, numeric, console.width)
+        for g, group in enumerate(groups):
+            part = f" ({g + 1}/{len(groups)})" if len(groups) > 1 else ""
+            table = Table(title=title + part, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
+                          pad_edge=False)
+            for j in group:
+                # numbers never wrap nor shrink; names fold onto more lines when space is short
+                table.add_column(escape(cols[j][0]), no_wrap=numeric[j], justify="right" if numeric[j] else "left",
+                                 overflow="fold", min_width=None if numeric[j] else min(NAME_MIN_WIDTH, _width(cols[j])))
+            for i in range(shown.height):
+                table.add_row(*(escape(cols[j][1][i]) for j in group))
+            console.print(table)
         if df.height > max_rows:
-            console.print(f"  [dim]... {df.height - max_rows} more rows (--rows N, --json or --csv DIR for all)[/]")
+            console.print(f"  [dim]... {df.height - max_rows} more rows (--rows N, --format json or csv for all)[/]")
 
 
 def print_verdict(v: dict, console) -> None:
@@ -350,6 +385,16 @@ def print_verdict(v: dict, console) -> None:
                       f"{escape(_printable(f['sentence']))} [dim]({escape(f['threshold'])})[/]")
 
 
+def table_console(file=None):
+    """The console tables print on: a terminal's own width; piped, $COLUMNS or TABLE_WIDTH."""
+    import os
+
+    from rich.console import Console
+
+    tty = file is None and sys.stdout.isatty()
+    return Console(file=file, width=None if tty or os.environ.get("COLUMNS") else TABLE_WIDTH)
+
+
 def print_analyses(trace, frames: dict | None = None, *, console=None, max_rows: int = 20, steps: int | None = None) -> dict:
     """Print every analysis of `trace` as rich tables (units converted for reading).
 
@@ -360,17 +405,19 @@ def print_analyses(trace, frames: dict | None = None, *, console=None, max_rows:
     from decodeprof.analyses import run_all
 
     frames = frames if frames is not None else run_all(trace, steps=steps)
-    # Piped output keeps whole tables (no terminal width to fit); a terminal sets its own.
-    console = console or Console(width=None if sys.stdout.isatty() else 200)
+    console = console or table_console()
     render(trace, frames, console, max_rows=max_rows)
     return frames
 
 
 def run_analyze(trace: Path, *, ncu: Path | None = None, metrics: Path | None = None, as_json: bool = False,
                 csv_dir: Path | None = None, steps: int | None = None, only: list[str] | None = None, rows: int = 20,
-                cache: bool = False, decode_range: str | None = None, step_range: str | None = None) -> None:
+                cache: bool = False, decode_range: str | None = None, step_range: str | None = None,
+                json_path: Path | None = None, csv_stdout: bool = False, table: bool | None = None) -> None:
     """The `analyze` command's work, for its parsed options: the typer command below, and
-    decodeprof.cli.main for the plain command lines it reads itself (no typer to import)."""
+    decodeprof.cli.main for the plain command lines it reads itself (no typer to import).
+    Outputs: the tables (`table`, default when nothing else is asked), JSON on stdout
+    (`as_json`) or in `json_path`, CSVs in `csv_dir` or on stdout (`csv_stdout`)."""
     from decodeprof.analyses import ANALYSES
 
     unknown = [n for n in (only or []) if n not in ANALYSES]
@@ -380,15 +427,29 @@ def run_analyze(trace: Path, *, ncu: Path | None = None, metrics: Path | None = 
         from decodeprof.outputs import writable_folder
 
         writable_folder(csv_dir, "CSV files")
+    if json_path is not None:
+        from decodeprof.outputs import writable_file
+
+        writable_file(json_path, "analysis JSON", inputs=tuple(p for p in (trace, ncu, metrics) if p is not None))
+    if table is None:
+        table = not (as_json or csv_dir is not None or json_path is not None or csv_stdout)
     from decodeprof.trace import StepRanges
 
     named = StepRanges(decode_range, step_range)
     loaded, frames = analyze_trace(trace, ncu, metrics, names=list(only) if only else list(ANALYSES),
                                    steps=steps, cache=cache, step_ranges=named)
+    plain = (as_json, table, csv_dir, json_path, csv_stdout) in ((True, False, None, None, False), (False, True, None, None, False))
     keeper = _keeper(trace, ncu, metrics, steps=steps, only=list(only) if only else None, as_json=as_json,
-                     rows=rows) if cache and csv_dir is None and not named else None
+                     rows=rows) if cache and plain and not named else None
     try:
-        _print(loaded, frames, trace, as_json=as_json, csv_dir=csv_dir, rows=rows, keeper=keeper)
+        if table or as_json:
+            _print(loaded, frames, trace, as_json=as_json, csv_dir=None, rows=rows, keeper=keeper)
+        if json_path is not None:
+            _write_json_file(loaded, frames, trace, json_path)
+        if csv_dir is not None:
+            _print(loaded, frames, trace, as_json=False, csv_dir=csv_dir, rows=rows, keeper=None)
+        if csv_stdout:
+            _print_csvs(frames)
     except BaseException:
         if keeper is not None:
             keeper.discard()
@@ -397,16 +458,62 @@ def run_analyze(trace: Path, *, ncu: Path | None = None, metrics: Path | None = 
         keeper.commit()
 
 
+ANALYZE_FORMATS = ("table", "json", "csv")
+
+
+def _write_json_file(loaded, frames: dict, trace: Path, path: Path) -> None:
+    """The analyze JSON written atomically to `path` (a temporary file beside it, renamed)."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write_analyses_json(loaded, frames, str(trace), fh, chunk_rows=None if loaded.from_cache else JSON_CHUNK_ROWS)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def _print_csvs(frames: dict) -> None:
+    """Every analysis as CSV on stdout, each after a `# name` line (as nsys stats prints its reports)."""
+    for i, (name, df) in enumerate(frames.items()):
+        sys.stdout.write(("\n" if i else "") + f"# {name}\n")
+        sys.stdout.write(_csv_safe_frame(df).write_csv())
+    sys.stdout.flush()
+
+
+def _csv_safe_frame(df):
+    """String cells a spreadsheet would run as a formula (=, +, -, @ first) get a leading
+    apostrophe (decodeprof.commands.output.csv_safe); numbers are untouched."""
+    import polars as pl
+
+    from decodeprof.commands.output import FORMULA_LEADS
+
+    fixes = [pl.when(pl.any_horizontal([pl.col(c).str.starts_with(lead) for lead in FORMULA_LEADS]))
+             .then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
+             for c, t in df.schema.items() if t == pl.String]
+    return df.with_columns(fixes) if fixes else df
+
+
 def register(app) -> None:
     import typer
+
+    from decodeprof.commands.output import format_option
 
     @app.command("analyze")
     def analyze(
         trace: Path = typer.Argument(..., help="nsys export (.sqlite), report (.nsys-rep) or run folder."),
         ncu: Optional[Path] = typer.Option(None, "--ncu", help="Nsight Compute CSV (--csv --page raw) of the same variant."),
         metrics: Optional[Path] = typer.Option(None, "--metrics", help="The target's metrics JSON (weight bytes, config, device peak)."),
-        as_json: bool = typer.Option(False, "--json", help="Print one JSON object (documented, stable) instead of tables."),
-        csv_dir: Optional[Path] = typer.Option(None, "--csv", help="Write one CSV per analysis into this folder."),
+        fmt: str = format_option("table", ANALYZE_FORMATS),
+        output: Optional[Path] = typer.Option(None, "-o", "--output", metavar="PATH", help="Write the JSON to this file, or the CSVs (one per analysis) into this folder, instead of stdout; with --format json,csv: PATH.json and the folder PATH."),
+        as_json: bool = typer.Option(False, "--json", hidden=True, help="Same as --format json."),
+        csv_dir: Optional[Path] = typer.Option(None, "--csv", hidden=True, help="Same as --format csv -o DIR."),
         steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Decode steps per decode range, when the metrics JSON lacks config.steps (graph variants)."),
         decode_range: Optional[str] = typer.Option(None, "--decode-range", help=DECODE_RANGE_HELP),
         step_range: Optional[str] = typer.Option(None, "--step-range", help=STEP_RANGE_HELP),
@@ -414,18 +521,30 @@ def register(app) -> None:
         rows: int = typer.Option(20, "--rows", min=1, help="Rows shown per table on the terminal."),
         cache: bool = typer.Option(False, "--cache", help="Keep/reuse loaded frames and analysis results as Parquet beside the export."),
     ) -> None:
-        """Run every analysis on a trace and print what limits its decode, then tables, JSON (--json) or CSVs (--csv DIR).
+        """Run every analysis on a trace and print what limits its decode, then its tables, JSON or CSVs.
 
         Example: decodeprof analyze runs/graph/trace.sqlite --metrics runs/graph/metrics.json
+
+        Machine-readable: --format json (one object, documented in docs/analyze.md), --format csv
+        (each table after a "# name" line; with -o DIR one file per analysis).
 
         Any decode trace works: decodeprof analyze hf_generate.sqlite (steps found from CUDA graph
         replays or the repeating kernel pattern), or name your ranges: --step-range engine:next_token
         """
+        from decodeprof.commands.output import parse_formats
+
         if as_json and csv_dir is not None:
             raise typer.BadParameter("--json and --csv are exclusive: pick one output")
-        run_analyze(trace, ncu=ncu, metrics=metrics, as_json=as_json, csv_dir=csv_dir, steps=steps,
-                    only=list(only) if only else None, rows=rows, cache=cache, decode_range=decode_range,
-                    step_range=step_range)
+        if as_json or csv_dir is not None:  # the older spellings
+            fmt, output = ("json", None) if as_json else ("csv", csv_dir)
+        request = parse_formats(fmt, ANALYZE_FORMATS, output=output)
+        several = len(request.file_formats) > 1
+        run_analyze(trace, ncu=ncu, metrics=metrics, steps=steps, only=list(only) if only else None, rows=rows,
+                    cache=cache, decode_range=decode_range, step_range=step_range, table=request.wants("table"),
+                    as_json=request.wants("json") and output is None,
+                    json_path=(output.with_suffix(".json") if several else output) if request.wants("json") and output else None,
+                    csv_dir=(output.with_suffix("") if several else output) if request.wants("csv") and output else None,
+                    csv_stdout=request.wants("csv") and output is None)
 
 
 def _keeper(trace: Path, ncu: Path | None, metrics: Path | None, *, steps: int | None, only: list[str] | None,
@@ -465,5 +584,5 @@ def _print(loaded: Loaded, frames: dict, trace: Path, *, as_json: bool, csv_dir:
 
             from decodeprof.load.output_cache import TextTee
 
-            console = Console(file=TextTee(sys.stdout, keeper), width=200)  # not a terminal: as print_analyses
+            console = table_console(file=TextTee(sys.stdout, keeper))  # not a terminal: as print_analyses
         print_analyses(loaded, frames, console=console, max_rows=rows)

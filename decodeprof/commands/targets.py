@@ -13,7 +13,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from decodeprof.bench import DEFAULT_TIMEOUT_S
+from decodeprof.commands.output import format_option, output_option
+
 PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+RUN_FORMATS = ("table", "json")
+BENCH_FORMATS = ("table", "json", "csv")
+MAX_GPUS = 64  # torchrun ranks on one host; more is a typo, not a machine
 
 
 def register(app: typer.Typer) -> None:
@@ -41,17 +47,28 @@ def list_targets(
 def run(
     ctx: typer.Context,
     target: str = typer.Argument(..., help="target label (see `decodeprof targets`)"),
-    gpus: int = typer.Option(1, "--gpus", min=1, help="processes for multi-GPU targets (torchrun)"),
+    gpus: int = typer.Option(1, "--gpus", min=1, max=MAX_GPUS, help="processes for multi-GPU targets (torchrun)"),
+    fmt: str = format_option("table", RUN_FORMATS),
+    output: Optional[Path] = output_option("metrics JSON"),
 ) -> None:
     """Run one target and print its metrics; other flags go to the target.
 
-    The target's flags and their defaults: python -m targets TARGET --help.
+    The target's flags and their defaults (--batch, --steps, --iters, --device, ...):
+    python -m targets TARGET --help.
 
-    Example: decodeprof run graph --batch 8 --json
+    Example: decodeprof run graph --batch 8 --format json -o graph.json
     """
     from decodeprof.bench import target_command
+    from decodeprof.commands.output import parse_formats
+    from decodeprof.outputs import writable_file
 
-    command, env = target_command(target, list(ctx.args), gpus=gpus)
+    request = parse_formats(fmt, RUN_FORMATS, output=output)
+    if output is not None:
+        writable_file(output, "metrics JSON")
+    flags = list(ctx.args)
+    if request.formats == ("json",) and output is None:
+        flags.append("--json")
+    command, env = target_command(target, flags, output, gpus=gpus)
     if env is None:  # one process: its output as it comes
         raise typer.Exit(subprocess.call(command))
     # torchrun: when the ranks ended with their own error line, show that, not torchrun's
@@ -71,21 +88,36 @@ def bench(
     check: bool = typer.Option(False, "--check", help="fail on a regression against the expectations file"),
     update: bool = typer.Option(False, "--update", help="rewrite the expectations file from this run"),
     expectations: Optional[Path] = typer.Option(None, "--expectations", help="expectations file (default: targets/expectations/<gpu>.json)"),
-    json_out: Optional[Path] = typer.Option(None, "--json-out", help="write all results as one JSON file"),
+    fmt: str = format_option("table", BENCH_FORMATS),
+    output: Optional[Path] = output_option("results (JSON: every target's metrics; CSV: one row per target)"),
+    timeout: float = typer.Option(DEFAULT_TIMEOUT_S, "--timeout", min=1.0, metavar="SECONDS", help="stop a target that runs longer than this (it is reported as failed; the rest go on)"),
+    json_out: Optional[Path] = typer.Option(None, "--json-out", hidden=True, help="same as --format table,json -o PATH"),
 ) -> None:
     """Run several targets side by side, with speedups over baseline from the same run.
 
-    Each target runs in its own process; one that fails is reported and the rest go on.
+    Each target runs in its own process; one that fails or passes --timeout is reported and
+    the rest go on. Times are medians over the target's measured iterations (N = --iters),
+    with min-max; a timing whose max/min exceeds the unstable-spread threshold is flagged.
 
     Example: decodeprof bench baseline pinned graph --args "--host-payload-mb 32" --check
     """
+    import time
+
+    from rich.markup import escape
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     from decodeprof import expectations as exp
     from decodeprof.bench import run_target, single_gpu_labels, target_labels
+    from decodeprof.commands.output import parse_formats
     from decodeprof.errors import RegressionError, TargetError
     from decodeprof.outputs import writable_file
 
-    if json_out is not None:
-        writable_file(json_out, "results JSON")
+    if json_out is not None:  # the older spelling: the table on the terminal and the JSON file
+        fmt, output = ("table,json" if fmt == "table" else fmt), json_out
+    request = parse_formats(fmt, BENCH_FORMATS, output=output)
+    for f in request.file_formats:
+        if request.path_for(f) is not None:
+            writable_file(request.path_for(f), f"results {f.upper()}")
     if expectations is not None and update:
         writable_file(expectations, "expectations file")
     labels = targets or single_gpu_labels()
@@ -93,24 +125,31 @@ def bench(
     unknown = [t for t in labels if t not in known]
     if unknown:
         raise TargetError(f"unknown target(s) {', '.join(unknown)}", f"choose from: {', '.join(known)}")
-    console = Console(stderr=True)
+    console = Console(stderr=True, highlight=False)
     results: dict[str, dict] = {}
     failed: dict[str, str] = {}
-    for label in labels:
-        with console.status(f"running {label} ..."):
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("", total=len(labels))
+        for i, label in enumerate(labels, 1):
+            progress.update(task, description=f"[{i}/{len(labels)}] running {escape(label)}")
+            start = time.perf_counter()
             try:
-                results[label] = run_target(label, shlex.split(args))
+                results[label] = run_target(label, shlex.split(args), timeout_s=timeout)
             except TargetError as exc:  # keep going: one broken variant must not hide the others
                 failed[label] = exc.message
-                console.print(f"[red]failed[/] {label}: {exc.message}")
-                continue
-        console.print(f"[green]done[/] {label}")
+                console.print(f"[red]failed[/] {escape(label)} after {time.perf_counter() - start:.0f} s: {escape(exc.message)}")
+            else:
+                console.print(f"[green]done[/] {escape(label)} in {time.perf_counter() - start:.0f} s")
+            progress.advance(task)
     if not results:
         raise TargetError("every target failed", "see the errors above")
-    Console(width=None if sys.stdout.isatty() else 200).print(results_table(results))
-    if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(results, indent=2) + "\n")
+    if request.wants("table"):
+        table_console = Console() if sys.stdout.isatty() else Console(width=100)
+        table_console.print(results_table(results))
+        for line in unstable_lines(results):
+            table_console.print(line, markup=False, highlight=False)
+    _write_results(request, results)
     card = next(iter(results.values()))["device"]["name"]
     path = expectations or exp.path_for(exp.gpu_kind(card))
     command = "decodeprof bench " + " ".join(labels) + (f" --args {shlex.quote(args)}" if args else "")
@@ -118,7 +157,7 @@ def bench(
         previous = exp.load(path) if path.exists() else None
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(exp.updated(previous, results, command), indent=2) + "\n")
-        console.print(f"expectations written: {path}")
+        console.print(f"expectations written: {escape(str(path))}")
     if failed:
         raise TargetError(f"{len(failed)} target(s) failed: {', '.join(failed)}", "see each target's error above")
     if check:
@@ -126,18 +165,48 @@ def bench(
         if regressions:
             raise RegressionError("regression beyond tolerance:\n  " + "\n  ".join(r.sentence() for r in regressions),
                                   f"investigate, or accept the new numbers with --update ({path})")
-        console.print(f"[green]no regression[/] against {path}")
+        console.print(f"[green]no regression[/] against {escape(str(path))}")
+
+
+TIMINGS = (("ttft_ms", "TTFT ms", 1.0), ("tpot_ms", "TPOT µs", 1e3), ("decode_ms", "decode ms", 1.0))
+
+
+def spread(result: dict, key: str) -> float | None:
+    """max / min of one timing over the target's measured iterations (None when unknown)."""
+    m = result["metrics"].get(key) or {}
+    lo, hi = m.get("min"), m.get("max")
+    return hi / lo if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > 0 else None
+
+
+def unstable_lines(results: dict[str, dict]) -> list[str]:
+    """One line per target timing whose max/min exceeds UNSTABLE_SPREAD (host noise)."""
+    from decodeprof.thresholds import UNSTABLE_SPREAD
+
+    out = []
+    for label, r in results.items():
+        for key, name, _ in TIMINGS:
+            s = spread(r, key)
+            if s is not None and s > UNSTABLE_SPREAD:
+                out.append(f"! {label}: {name.split()[0]} varied {s:.2f}x between its fastest and slowest of "
+                           f"{r['config'].get('iters', '?')} iterations (> {UNSTABLE_SPREAD:g}x: host noise; compare with care)")
+    return out
 
 
 def results_table(results: dict[str, dict]) -> Table:
-    """Medians per target, with speedups over the baseline of the same run."""
+    """Medians (min-max) per target over its N measured iterations, with speedups over the
+    baseline of the same run. Fits 100 columns: numbers never wrap, the title may."""
+    from rich import box
+
+    from decodeprof.thresholds import UNSTABLE_SPREAD
+
     first = next(iter(results.values()))
-    title = f"{first['device']['name']} | torch {first['device']['torch']} | batch {first['config']['batch']}, " \
-            f"prompt {first['config']['prompt_len']}, steps {first['config']['steps']}, {first['config']['dtype']}"
-    table = Table(title=title)
-    for col in ("target", "TTFT ms", "TPOT ms", "decode ms", "total ms", "tok/s", "decode speedup",
-                "total speedup", "weight GB/s", "tokens"):
-        table.add_column(col, justify="left" if col == "target" else "right")
+    c = first["config"]
+    title = (f"{first['device']['name']}, torch {first['device']['torch']}: batch {c['batch']}, prompt {c['prompt_len']}, "
+             f"steps {c['steps']}, {c['dtype']}; median (min-max) of N iterations")
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("target", "N", "TTFT ms", "TPOT µs", "TPOT min-max", "tok/s", "decode ×", "total ×", "GB/s", "tokens"):
+        table.add_column(col, justify="left" if col in ("target", "tokens") else "right",
+                         no_wrap=col != "target", overflow="fold")
     base = results.get("baseline")
 
     def med(r: dict, key: str) -> float | None:
@@ -146,17 +215,67 @@ def results_table(results: dict[str, dict]) -> Table:
     for label, r in results.items():
         decode_x = total_x = ""
         if base and med(r, "decode_ms") and med(base, "decode_ms"):
-            decode_x = f"{med(base, 'decode_ms') / med(r, 'decode_ms'):.2f}x"
-        if base:
-            total_x = f"{med(base, 'total_ms') / med(r, 'total_ms'):.2f}x"
-        c = r["correctness"]
-        tokens = "match" if c["tokens_match"] else f"{c['token_agreement']:.0%} agree"
-        cells = [label] + [_fmt(med(r, k)) for k in ("ttft_ms", "tpot_ms", "decode_ms", "total_ms", "tokens_per_s")]
-        spread = r["metrics"].get("decode_ms")
-        if spread:
-            cells[3] += f" ({spread['min']:.3g}-{spread['max']:.3g})"
-        table.add_row(*cells, decode_x, total_x, _fmt(med(r, "weight_gbps")), tokens)
+            decode_x = f"{med(base, 'decode_ms') / med(r, 'decode_ms'):.2f}"
+        if base and med(r, "total_ms") and med(base, "total_ms"):
+            total_x = f"{med(base, 'total_ms') / med(r, 'total_ms'):.2f}"
+        corr = r["correctness"]
+        tokens = "match" if corr["tokens_match"] else f"{corr['token_agreement']:.0%} agree"
+        cells = []
+        for key, _, scale in TIMINGS[:2]:
+            v = med(r, key)
+            s = spread(r, key)
+            cells.append(_fmt(None if v is None else v * scale) + ("!" if s is not None and s > UNSTABLE_SPREAD else ""))
+        tpot = r["metrics"].get("tpot_ms") or {}
+        tpot_range = (f"{_fmt(tpot['min'] * 1e3)}-{_fmt(tpot['max'] * 1e3)}"
+                      if isinstance(tpot.get("min"), (int, float)) and isinstance(tpot.get("max"), (int, float)) else "-")
+        table.add_row(label, str(r["config"].get("iters", "-")), *cells, tpot_range, _fmt(med(r, "tokens_per_s")),
+                      decode_x, total_x, _fmt(med(r, "weight_gbps")), tokens)
     return table
+
+
+CSV_FIELDS = ("target", "card", "iterations", "ttft_ms_median", "ttft_ms_min", "ttft_ms_max", "tpot_ms_median",
+              "tpot_ms_min", "tpot_ms_max", "decode_ms_median", "total_ms_median", "tokens_per_s_median",
+              "weight_gbps_median", "decode_speedup", "total_speedup", "unstable", "tokens_match", "token_agreement",
+              "choice_agreement")
+
+
+def csv_rows(results: dict[str, dict]) -> list[dict]:
+    """One row per target (base units of the metrics JSON: ms, tokens/s, GB/s)."""
+    from decodeprof.thresholds import UNSTABLE_SPREAD
+
+    base = results.get("baseline")
+    rows = []
+    for label, r in results.items():
+        m = r["metrics"]
+
+        def get(key: str, stat: str):
+            return (m.get(key) or {}).get(stat)
+
+        def speedup(key: str):
+            return get(key, "median") and base and (base["metrics"].get(key) or {}).get("median", 0) / get(key, "median")
+
+        spreads = [s for s in (spread(r, k) for k, _, _ in TIMINGS) if s is not None]
+        rows.append({
+            "target": label, "card": r["device"]["name"], "iterations": r["config"].get("iters"),
+            "ttft_ms_median": get("ttft_ms", "median"), "ttft_ms_min": get("ttft_ms", "min"), "ttft_ms_max": get("ttft_ms", "max"),
+            "tpot_ms_median": get("tpot_ms", "median"), "tpot_ms_min": get("tpot_ms", "min"), "tpot_ms_max": get("tpot_ms", "max"),
+            "decode_ms_median": get("decode_ms", "median"), "total_ms_median": get("total_ms", "median"),
+            "tokens_per_s_median": get("tokens_per_s", "median"), "weight_gbps_median": get("weight_gbps", "median"),
+            "decode_speedup": speedup("decode_ms") or None, "total_speedup": speedup("total_ms") or None,
+            "unstable": any(s > UNSTABLE_SPREAD for s in spreads),
+            "tokens_match": r["correctness"].get("tokens_match"), "token_agreement": r["correctness"].get("token_agreement"),
+            "choice_agreement": r["correctness"].get("choice_agreement"),
+        })
+    return rows
+
+
+def _write_results(request, results: dict[str, dict]) -> None:
+    from decodeprof.commands.output import write_csv, write_text
+
+    if request.wants("json"):
+        write_text(request.path_for("json"), json.dumps(results, indent=2) + "\n")
+    if request.wants("csv"):
+        write_csv(request.path_for("csv"), CSV_FIELDS, csv_rows(results))
 
 
 def _fmt(value: float | None) -> str:
@@ -164,5 +283,3 @@ def _fmt(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
-
-

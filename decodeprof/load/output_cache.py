@@ -233,7 +233,8 @@ def parse(argv: list[str], *, need_cache: bool = True) -> dict | None:
     if not argv or argv[0] != "analyze":
         return None
     opts: dict = {"only": []}
-    values = {"--rows": "rows", "--steps": "steps", "--metrics": "metrics", "--ncu": "ncu", "--only": "only"}
+    values = {"--rows": "rows", "--steps": "steps", "--metrics": "metrics", "--ncu": "ncu", "--only": "only",
+              "--format": "format"}
     flags = {"--json": "json", "--cache": "cache"}
     args = list(argv[1:])
     positional = []
@@ -256,6 +257,12 @@ def parse(argv: list[str], *, need_cache: bool = True) -> dict | None:
             return None  # --help, --csv, unknown, repeated, a second positional...
     if (need_cache and not opts.get("cache")) or len(positional) != 1:
         return None
+    fmt = opts.pop("format", None)
+    if fmt is not None:  # --format json is --json, --format table the default; anything else is typer's
+        if fmt.strip().lower() not in ("json", "table") or (fmt.strip().lower() == "table" and opts.get("json")):
+            return None
+        if fmt.strip().lower() == "json":
+            opts["json"] = True
     try:
         for n in ("rows", "steps"):
             if n in opts:
