@@ -43,3 +43,38 @@ def test_update_keeps_other_targets_and_tolerances():
 
 def test_targets_missing_from_the_file_are_not_checked():
     assert exp.check({"targets": {}}, {"new": result(1, 1, 1)}) == []
+
+
+def test_a_malformed_file_is_one_error_naming_the_field(tmp_path):
+    import json
+
+    import pytest
+
+    from decodeprof.errors import DecodeprofError
+
+    good = exp.updated(None, {"graph": result(1000.0, 2.0, 0.03)}, "cmd", dt.date(2026, 11, 25))
+    cases = [
+        ({"targets": []}, "targets must be an object"),
+        ({"targets": {"graph": {"tpot_ms": {"median": 0}}}}, "targets.graph.tpot_ms.median must be a positive number"),
+        ({"targets": {"graph": {"tpot_ms": {"median": 1, "tolerance": -1}}}}, "tolerance must be a number >= 0"),
+        ({"targets": {"graph": {"tpot_ms": {"median": "fast"}}}}, "median must be a positive number"),
+    ]
+    for doc, message in cases:
+        path = tmp_path / "x.json"
+        path.write_text(json.dumps(doc))
+        with pytest.raises(DecodeprofError, match=message.replace(".", r"\.")):
+            exp.load(path)
+    path = tmp_path / "good.json"
+    path.write_text(json.dumps(good))
+    assert exp.load(path) == good
+    path.write_text("[" * 100_000)
+    with pytest.raises(DecodeprofError, match="not valid JSON"):
+        exp.load(path)
+
+
+def test_tolerance_bounds_how_many_times_worse_in_both_directions():
+    expected = {"targets": {"g": {"tokens_per_s": {"median": 1000.0, "tolerance": 1.0},
+                                  "tpot_ms": {"median": 0.1, "tolerance": 1.0}}}}
+    assert exp.check(expected, {"g": result(501.0, 1, 0.199)}) == []  # under 2x worse
+    found = exp.check(expected, {"g": result(499.0, 1, 0.201)})
+    assert [r.metric for r in found] == ["tokens_per_s", "tpot_ms"]
