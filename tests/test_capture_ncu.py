@@ -36,6 +36,9 @@ def test_ncu_argv_filters_one_decode_range_at_real_clocks():
 ])
 def test_ncu_run_is_forced_to_one_measured_iteration(given):
     assert ncu.one_iteration(given) == ["--steps", "8", "--warmup", "1", "--iters", "1"]
+    # the decode steps ncu replays are its own (a minute at the default), whatever the capture's
+    assert ncu.one_iteration(["--steps=64", "--batch", "4"], steps=ncu.DEFAULT_STEPS) == [
+        "--batch", "4", "--warmup", "1", "--iters", "1", "--steps", str(ncu.DEFAULT_STEPS)]
 
 
 def test_counter_permission_error_names_the_fix(tmp_path):
@@ -127,10 +130,11 @@ def test_profile_ncu_writes_its_csv_and_its_own_metrics_file(tmp_path, monkeypat
                          nsys=False, ncu=True, command=command, timeout_s=60)
     assert '"gemv_kernel","1,234"' in (run / "ncu.csv").read_text()
     argv = json.loads((run / "ncu-target-metrics.json").read_text())["argv"]
-    assert argv[:6] == ["--device", "cuda", "--steps", "8", "--warmup", "1"] and argv[6:8] == ["--iters", "1"]
+    assert argv[:8] == ["--device", "cuda", "--warmup", "1", "--iters", "1", "--steps", str(ncu.DEFAULT_STEPS)]
     assert not (run / "metrics.json").exists()
     record = json.loads((run / "run.json").read_text())
-    assert record["status"] == "ok" and record["ncu"]["target_args"][-4:] == ["--warmup", "1", "--iters", "1"]
+    assert record["status"] == "ok" and record["ncu"]["target_args"][-6:] == [
+        "--warmup", "1", "--iters", "1", "--steps", str(ncu.DEFAULT_STEPS)]
 
 
 def test_profile_ncu_without_counter_permission_names_the_fix(tmp_path, monkeypatch):

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import shlex
 import sys
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -54,6 +55,7 @@ def profile_target(
     console: Console | None = None,
     timeout_s: float | None = None,
     unprofiled: bool = True,
+    ncu_steps: int = ncu_cmd.DEFAULT_STEPS,
 ) -> Path:
     """Profile one target; return its run folder.
 
@@ -63,6 +65,8 @@ def profile_target(
     The target runs as `sys.executable -m targets LABEL [target_args] --json-out <run>/metrics.json`;
     `command` replaces `sys.executable -m targets LABEL` (tests run their own small programs);
     `timeout_s` bounds each tool step (None: no limit; GPU targets may compile for minutes).
+    `ncu_steps`: decode steps of the one iteration Nsight Compute replays (its time grows with
+    the kernels it profiles: ~1 minute at the default on an H200).
     """
     target_args = [str(a) for a in target_args]
     device = target_device(target_args)
@@ -92,7 +96,7 @@ def profile_target(
         elif not ncu:
             run.check(run.step("target", [], [*prefix, *target_args, "--json-out", str(run_dir / "metrics.json")]))
         if ncu:
-            _ncu_step(run, tools["ncu"], prefix, target_args)
+            _ncu_step(run, tools["ncu"], prefix, target_args, ncu_steps)
         if sqlite is not None:
             _analyse(run, sqlite)
     except DecodeprofError as exc:
@@ -126,12 +130,20 @@ class _Run:
     env: dict[str, str]
     console: Console
     timeout_s: float | None
+    elapsed_s: dict[str, float] = field(default_factory=dict)  # step name -> wall seconds
 
     def step(self, name: str, profiler: list[str], program: list[str]) -> _Step:
         log = self.dir / "logs" / f"{name}.log"
         shown = " ".join(Path(a).name for a in (profiler or program)[:2])
-        with self.console.status(f"{name}: running {shown} ..."):
+        from rich.markup import escape
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=self.console, transient=True) as progress:
+            progress.add_task(f"{escape(name)}: running {escape(shown)} ...", total=None)
+            started = time.perf_counter()
             status = run_logged(name, [*profiler, *program], log, self.record, env=self.env, timeout_s=self.timeout_s)
+        self.elapsed_s[name] = time.perf_counter() - started
         return _Step(name, program, status, log)
 
     def check(self, step: _Step) -> None:
@@ -142,7 +154,9 @@ class _Run:
                 f"step '{step.name}' failed: exit status {step.status}" + (f" (target said: {said})" if said else ""),
                 f"see {step.log}; reproduce without the profiler: {shlex.join(step.program)}",
             )
-        self.console.print(f"[green]ok[/] {step.name} (log: logs/{step.log.name})")
+        took = self.elapsed_s.get(step.name)
+        self.console.print(f"[green]ok[/] {step.name}" + (f" in {took:.0f} s" if took is not None else "")
+                           + f" (log: logs/{step.log.name})")
 
 
 TRANSIENT_NSYS = "Local Endpoint is not available"  # nsys's session daemon did not answer: a retry works
@@ -189,9 +203,12 @@ def _logged_command(log: Path) -> str | None:
     return first[2:] if first.startswith("$ ") else None
 
 
-def _ncu_step(run: _Run, ncu: Path, prefix: list[str], target_args: list[str]) -> None:
+def _ncu_step(run: _Run, ncu: Path, prefix: list[str], target_args: list[str], steps: int) -> None:
     csv_path = run.dir / "ncu.csv"
-    forced = ncu_cmd.one_iteration(target_args)
+    forced = ncu_cmd.one_iteration(target_args, steps)
+    run.console.print(f"ncu: {steps} decode steps of one iteration, each kernel replayed for its counters "
+                      f"(about a minute at {ncu_cmd.DEFAULT_STEPS} steps on an H200; --ncu-steps N for more)",
+                      markup=False)
     run.record.set(ncu={"clock_control": ncu_cmd.CLOCK_CONTROL, "nvtx_include": ncu_cmd.NVTX_INCLUDE,
                         "sections": list(ncu_cmd.SECTIONS), "metrics": list(ncu_cmd.METRICS),
                         "target_args": forced})

@@ -25,6 +25,10 @@ METRICS = (
     "dram__throughput.avg.pct_of_peak_sustained_elapsed",
 )
 FORCED_TARGET_ARGS = ("--warmup", "1", "--iters", "1")
+# Decode steps the ncu run profiles: every kernel is replayed once per counter pass, so the
+# run's time grows with the kernels in it (graph on the H200: 61 s at 8 steps, > 150 s at 64).
+DEFAULT_STEPS = 8
+MAX_STEPS = 4096
 PERMISSION_FIX = (
     "run as root (sudo), or allow all users GPU counters: add `options nvidia "
     "NVreg_RestrictProfilingToAdminUsers=0` to /etc/modprobe.d/nvidia-profiling.conf and reboot "
@@ -42,21 +46,23 @@ def ncu_argv(ncu: Path, csv_path: Path) -> list[str]:
     return argv + ["--metrics", ",".join(METRICS), "--csv", "--page", "raw", "--log-file", str(csv_path)]
 
 
-def one_iteration(target_args: Sequence[str]) -> list[str]:
-    """target_args without --warmup/--iters, then --warmup 1 --iters 1."""
+def one_iteration(target_args: Sequence[str], steps: int | None = None) -> list[str]:
+    """target_args without --warmup/--iters (and --steps when `steps` is given), then
+    --warmup 1 --iters 1 [--steps steps]."""
+    forced = ("--warmup", "--iters") + (("--steps",) if steps is not None else ())
     out: list[str] = []
     skip = False
     for arg in target_args:
         if skip:
             skip = False
             continue
-        if arg in ("--warmup", "--iters"):
+        if arg in forced:
             skip = True
             continue
-        if arg.startswith(("--warmup=", "--iters=")):
+        if arg.startswith(tuple(f"{f}=" for f in forced)):
             continue
         out.append(arg)
-    return out + list(FORCED_TARGET_ARGS)
+    return out + list(FORCED_TARGET_ARGS) + (["--steps", str(steps)] if steps is not None else [])
 
 
 def check_permission(csv_path: Path, log_path: Path) -> None:

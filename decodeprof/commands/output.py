@@ -95,7 +95,7 @@ def write_text(path: Path | None, text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    from decodeprof.report.render import write_atomic
+    from decodeprof.present.files import write_atomic
 
     write_atomic(path, text)
     print(f"wrote {path}", file=sys.stderr)

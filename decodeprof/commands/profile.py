@@ -7,6 +7,9 @@ from pathlib import Path
 import typer
 
 
+from decodeprof.capture.ncu import DEFAULT_STEPS, MAX_STEPS
+
+
 def register(app: typer.Typer) -> None:
     @app.command(
         "profile",
@@ -18,7 +21,8 @@ def register(app: typer.Typer) -> None:
         nsys: bool = typer.Option(True, "--nsys/--no-nsys", help="Capture an Nsight Systems trace and export it to SQLite."),
         ncu: bool = typer.Option(False, "--ncu", help="Also run once under Nsight Compute: decode kernels of one measured iteration -> ncu.csv."),
         out: Path = typer.Option(Path("runs"), "--out", help="Folder that receives the run folder <target>-<YYYYmmdd-HHMMSS>."),
-        gpus: int = typer.Option(1, "--gpus", min=1, help="GPUs: more than 1 launches the target through torchrun."),
+        ncu_steps: int = typer.Option(DEFAULT_STEPS, "--ncu-steps", min=1, max=MAX_STEPS, help="Decode steps the Nsight Compute run profiles (its time grows with them: about a minute at the default on an H200)."),
+        gpus: int = typer.Option(1, "--gpus", min=1, max=64, help="GPUs: more than 1 launches the target through torchrun."),
         unprofiled: bool = typer.Option(True, "--unprofiled/--no-unprofiled", help="First run the target once without any profiler (metrics.unprofiled.json): the times the report shows."),
     ) -> None:
         """Run TARGET under Nsight Systems (and with --ncu, Nsight Compute), export, analyse.
@@ -30,4 +34,5 @@ def register(app: typer.Typer) -> None:
         from decodeprof.outputs import writable_folder
 
         writable_folder(out, "run folder")
-        profile_target(target, list(ctx.args), out_dir=out, nsys=nsys, ncu=ncu, gpus=gpus, unprofiled=unprofiled)
+        profile_target(target, list(ctx.args), out_dir=out, nsys=nsys, ncu=ncu, gpus=gpus, unprofiled=unprofiled,
+                       ncu_steps=ncu_steps)

@@ -187,8 +187,8 @@ def unstable_lines(results: dict[str, dict]) -> list[str]:
         for key, name, _ in TIMINGS:
             s = spread(r, key)
             if s is not None and s > UNSTABLE_SPREAD:
-                out.append(f"! {label}: {name.split()[0]} varied {s:.2f}x between its fastest and slowest of "
-                           f"{r['config'].get('iters', '?')} iterations (> {UNSTABLE_SPREAD:g}x: host noise; compare with care)")
+                out.append(f"! {label}: {name.split()[0]} max/min {s:.2f} over {r['config'].get('iters', '?')} "
+                           f"iterations (> {UNSTABLE_SPREAD:g}: host noise, compare with care)")
     return out
 
 
@@ -201,12 +201,14 @@ def results_table(results: dict[str, dict]) -> Table:
 
     first = next(iter(results.values()))
     c = first["config"]
+    iters = {r["config"].get("iters") for r in results.values()}
+    n = f"{iters.pop()} iterations" if len(iters) == 1 else "N iterations (N in the JSON)"
     title = (f"{first['device']['name']}, torch {first['device']['torch']}: batch {c['batch']}, prompt {c['prompt_len']}, "
-             f"steps {c['steps']}, {c['dtype']}; median (min-max) of N iterations")
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("target", "N", "TTFT ms", "TPOT µs", "TPOT min-max", "tok/s", "decode ×", "total ×", "GB/s", "tokens"):
+             f"steps {c['steps']}, {c['dtype']}; median (min-max) over {n}")
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for col in ("target", "TTFT ms", "TPOT µs", "TPOT range", "tok/s", "decode ×", "total ×", "GB/s", "tokens"):
         table.add_column(col, justify="left" if col in ("target", "tokens") else "right",
-                         no_wrap=col != "target", overflow="fold")
+                         no_wrap=col != "tokens", overflow="fold")
     base = results.get("baseline")
 
     def med(r: dict, key: str) -> float | None:
@@ -219,7 +221,7 @@ def results_table(results: dict[str, dict]) -> Table:
         if base and med(r, "total_ms") and med(base, "total_ms"):
             total_x = f"{med(base, 'total_ms') / med(r, 'total_ms'):.2f}"
         corr = r["correctness"]
-        tokens = "match" if corr["tokens_match"] else f"{corr['token_agreement']:.0%} agree"
+        tokens = "match" if corr["tokens_match"] else f"{corr['token_agreement']:.0%}"
         cells = []
         for key, _, scale in TIMINGS[:2]:
             v = med(r, key)
@@ -228,7 +230,7 @@ def results_table(results: dict[str, dict]) -> Table:
         tpot = r["metrics"].get("tpot_ms") or {}
         tpot_range = (f"{_fmt(tpot['min'] * 1e3)}-{_fmt(tpot['max'] * 1e3)}"
                       if isinstance(tpot.get("min"), (int, float)) and isinstance(tpot.get("max"), (int, float)) else "-")
-        table.add_row(label, str(r["config"].get("iters", "-")), *cells, tpot_range, _fmt(med(r, "tokens_per_s")),
+        table.add_row(label, *cells, tpot_range, _fmt(med(r, "tokens_per_s")),
                       decode_x, total_x, _fmt(med(r, "weight_gbps")), tokens)
     return table
 
