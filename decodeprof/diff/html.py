@@ -1,4 +1,5 @@
-"""The diff as one self-contained HTML file (Jinja2, autoescape on; Plotly JS inlined once)."""
+"""The diff as one self-contained HTML file (Jinja2, autoescape on; Plotly JS inlined once: the
+report's vendored basic bundle, decodeprof/report/vendor, which draws the timeline's bars)."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def _table(d: TraceDiff, name: str, title: str, key: str, values) -> dict:
 
 def render_html(d: TraceDiff) -> str:
     """The HTML text of the diff (see reports/templates/diff.html.j2)."""
-    import plotly.offline
+    from decodeprof.report.render import plotly_js
 
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"], default=True))
     fig = step_timeline_figure(d.trace_a, d.trace_b, d.label_a, d.label_b, ops_a=d.pick_a.ops, ops_b=d.pick_b.ops)
@@ -63,7 +64,7 @@ def render_html(d: TraceDiff) -> str:
                   ("Prefill, aligned", list(d.prefill_alignment.iter_rows(named=True)))]
     return env.get_template("diff.html.j2").render(
         d=d, source_a=str(d.trace_a.source), source_b=str(d.trace_b.source), timeline=timeline,
-        plotly_js=Markup(plotly.offline.get_plotlyjs()), alignments=alignments,
+        plotly_js=plotly_js(), alignments=alignments,
         tables=[_table(d, *t) for t in TABLES], us=lambda ns: _num(ns, 1e3), json_version=JSON_VERSION,
     )
 

@@ -1,5 +1,8 @@
 """Render the report to one self-contained HTML file (Jinja2 + Plotly JS inlined once).
 
+The Plotly JS is the vendored basic bundle (vendor/README.md: where it comes from, its version
+and checksum), which draws the trace types in BUNDLE_TRACE_TYPES; the diff page inlines the same.
+
 Autoescape is on: every trace-derived string (kernel names contain `<`) is escaped. Numbers
 are formatted by the filters below, never in templates. The file is written atomically: the
 whole page is rendered first, written to a temporary file beside the target, then renamed
@@ -14,9 +17,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
-from decodeprof import TEMPLATES
+from decodeprof import TEMPLATES, thresholds
+from decodeprof.report import charts
 
 DASH = "—"
 
@@ -77,25 +81,37 @@ def json_script(text: str) -> Markup:
     return Markup(text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e"))
 
 
+def breakable(name) -> Markup:
+    """A variant name that may wrap after its underscores (double_buffer_tma in a narrow column)."""
+    return Markup(str(escape(str(name))).replace("_", "_<wbr>"))
+
+
 def environment(templates: Path = TEMPLATES) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(FORMATS)
-    env.filters.update(fmt=fmt, json_script=json_script, signed_us=signed_us)
+    env.filters.update(fmt=fmt, json_script=json_script, signed_us=signed_us, breakable=breakable)
+    env.globals.update(thresholds=thresholds)
     return env
 
 
-def plotly_js() -> Markup:
-    from plotly.offline import get_plotlyjs
+VENDOR = Path(__file__).resolve().parent / "vendor"
+PLOTLY_JS = VENDOR / "plotly-basic.min.js"
+PLOTLY_JS_VERSION = "4.1.1"  # the plotly.js that Python plotly 7.1 emits figures for
+BUNDLE_TRACE_TYPES = frozenset({"bar", "pie", "scatter"})  # what the basic bundle draws
 
-    return Markup(get_plotlyjs())
+
+def plotly_js() -> Markup:
+    """The vendored Plotly bundle, for a <script> element (it holds no "</script")."""
+    banner = f"/* plotly.js v{PLOTLY_JS_VERSION}, basic bundle (bar, pie, scatter); see decodeprof/report/vendor */\n"
+    return Markup(banner + PLOTLY_JS.read_text(encoding="utf-8"))
 
 
 def render_html(report, *, templates: Path = TEMPLATES) -> str:
     """The whole page as a string (nothing written)."""
     env = environment(templates)
     return env.get_template("base.html.j2").render(
-        report=report, plotly_js=plotly_js(),
+        report=report, plotly_js=plotly_js(), plotly_template=charts.template_json(),
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     )
 
