@@ -4,9 +4,12 @@ A finding is stated only when its evidence clears a threshold, which it names; w
 variant does not win or loses, a finding says so and points at the largest cause seen.
 Every rule is a pure function of two fact dicts (decodeprof.report.variant.facts: numbers in
 ns, bytes, bytes/s, percent 0-100) plus the waterfall frame; none reads a trace or prints.
+A comparing rule takes `ref`, the words its sentences name the reference by ("the baseline",
+or the variant a step of the optimization ladder builds on).
 
     from decodeprof.findings import findings
     for f in findings("graph", graph_facts, baseline_facts, waterfall_frame): print(f.sentence)
+    compare("fp8", fp8_facts, graph_facts, ref="graph")   # only what changed against graph
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from decodeprof.thresholds import (BW_GAIN_MIN, BYTES_REDUCTION_MIN, COPY_BOUND_PCT, COPY_BW_GAIN_MIN,  # noqa: F401
-                                   DRAM_BOUND_PCT, IDLE_BOUND_PCT, KERNEL_REDUCTION_MIN, LAUNCH_REDUCTION_MIN,
-                                   ON_CHIP_RATIO, OVERLAP_MIN, PAGEABLE_MIN_BYTES, PROFILER_OVERHEAD_PCT,
-                                   REDUCTION_MIN, SLOWDOWN_MAX, SPEEDUP_MIN, UNSTABLE_SPREAD)
+                                   DRAM_BOUND_PCT, HOST_WAIT_GROWTH_MIN, HOST_WAIT_MIN_NS, IDLE_BOUND_PCT,
+                                   KERNEL_REDUCTION_MIN, LAUNCH_REDUCTION_MIN, ON_CHIP_RATIO, OVERLAP_MIN,
+                                   PAGEABLE_MIN_BYTES, PROFILER_OVERHEAD_PCT, REDUCTION_MIN, SLOWDOWN_MAX,
+                                   SPEEDUP_MIN, TOKEN_AGREEMENT_MIN, TTFT_CHANGE_MIN, UNSTABLE_SPREAD)
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class Finding:
     threshold: str
     chart: str  # element id of the chart that shows the evidence
     evidence: dict = field(default_factory=dict)  # raw numbers (ns, bytes, bytes/s, %, counts)
+    fact: str | None = None  # the fact (report.variant.facts key) it judges, when one number carries it
 
 
 # Display helpers (the sentence is text; raw numbers stay in `evidence`).
@@ -65,8 +70,11 @@ def _drop(base: float, new: float) -> float:
     return (base - new) / base if base else 0.0
 
 
-def speed(name: str, v: dict, b: dict) -> list[Finding]:
-    """Decode and total time vs baseline: a win, a loss, or no significant change."""
+BASELINE = "the baseline"
+
+
+def speed(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
+    """Decode and total time vs the reference: a win, a loss, or no significant change."""
     out = []
     for key, label in (("decode_ms", "decode time"), ("total_ms", "total time per iteration")):
         if not _have(v.get(key), b.get(key)) or not v[key]:
@@ -75,15 +83,30 @@ def speed(name: str, v: dict, b: dict) -> list[Finding]:
         ev = {"baseline_ms": b[key], "variant_ms": v[key], "speedup": s}
         thr = f"win at >= {SPEEDUP_MIN:.2f}x, loss at <= {SLOWDOWN_MAX:.2f}x (medians of the {v.get('timing_source', 'profiled run')})"
         if s >= SPEEDUP_MIN:
-            out.append(Finding(name, "win", f"faster {label}", f"{label.capitalize()} {ms(v[key])} vs {ms(b[key])} in the baseline: {s:.2f}x faster.", thr, "chart-step-time", ev))
+            out.append(Finding(name, "win", f"faster {label}", f"{label.capitalize()} {ms(v[key])} vs {ms(b[key])} in {ref}: {s:.2f}x faster.", thr, "chart-step-time", ev, key))
         elif s <= SLOWDOWN_MAX:
-            out.append(Finding(name, "loss", f"slower {label}", f"{label.capitalize()} {ms(v[key])} vs {ms(b[key])} in the baseline: {1 / s:.2f}x slower.", thr, "chart-step-time", ev))
+            out.append(Finding(name, "loss", f"slower {label}", f"{label.capitalize()} {ms(v[key])} vs {ms(b[key])} in {ref}: {1 / s:.2f}x slower.", thr, "chart-step-time", ev, key))
         else:
-            out.append(Finding(name, "no_win", f"no {label} change", f"{label.capitalize()} {ms(v[key])} vs {ms(b[key])} in the baseline ({s:.2f}x): within the {SPEEDUP_MIN:.2f}x threshold, not a win.", thr, "chart-step-time", ev))
+            out.append(Finding(name, "no_win", f"no {label} change", f"{label.capitalize()} {ms(v[key])} vs {ms(b[key])} in {ref} ({s:.2f}x): within the {SPEEDUP_MIN:.2f}x threshold, not a win.", thr, "chart-step-time", ev, key))
     return out
 
 
-def pageable_copies(name: str, v: dict, b: dict) -> list[Finding]:
+def first_token(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
+    """Time to first token (copy + prefill + first token) vs the reference: a clear change either way."""
+    bt, vt = b.get("ttft_ms"), v.get("ttft_ms")
+    if not _have(bt, vt) or not bt or not vt:
+        return []
+    ev = {"baseline_ttft_ms": bt, "variant_ttft_ms": vt, "ratio": vt / bt}
+    thr = (f"stated when TTFT changes by >= {TTFT_CHANGE_MIN:.2f}x either way (medians of the "
+           f"{v.get('timing_source', 'profiled run')})")
+    if vt >= TTFT_CHANGE_MIN * bt:
+        return [Finding(name, "loss", "slower first token", f"Time to first token is {ms(vt)} vs {ms(bt)} in {ref}: {vt / bt:.2f}x longer before the first token, whatever the decode loop gains afterwards.", thr, "summary", ev, "ttft_ms")]
+    if bt >= TTFT_CHANGE_MIN * vt:
+        return [Finding(name, "win", "faster first token", f"Time to first token is {ms(vt)} vs {ms(bt)} in {ref}: {bt / vt:.2f}x shorter.", thr, "summary", ev, "ttft_ms")]
+    return []
+
+
+def pageable_copies(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
     """Pinned memory: pageable H2D copies gone, H2D bandwidth up."""
     if not (b.get("pageable_h2d_copies") and v.get("h2d_copies")):
         return []
@@ -92,22 +115,33 @@ def pageable_copies(name: str, v: dict, b: dict) -> list[Finding]:
     gain = v["h2d_bytes_per_s"] / b["h2d_bytes_per_s"]
     ev = {"baseline_pageable_h2d_copies": b["pageable_h2d_copies"], "variant_pageable_h2d_copies": 0,
           "baseline_h2d_bytes_per_s": b["h2d_bytes_per_s"], "variant_h2d_bytes_per_s": v["h2d_bytes_per_s"], "gain": gain}
-    thr = f"no pageable H2D copy left and H2D bandwidth >= {COPY_BW_GAIN_MIN:.0f}x the baseline's"
+    thr = f"no pageable H2D copy left and H2D bandwidth >= {COPY_BW_GAIN_MIN:.0f}x {ref}'s"
     if gain >= COPY_BW_GAIN_MIN:
-        return [Finding(name, "win", "pageable copies gone", f"All {v['h2d_copies']} H2D copies read pinned memory (the baseline's {b['pageable_h2d_copies']} were pageable, staged by the driver): H2D runs at {gbs(v['h2d_bytes_per_s'])} vs {gbs(b['h2d_bytes_per_s'])}, {gain:.1f}x.", thr, "chart-copy-bw", ev)]
+        return [Finding(name, "win", "pageable copies gone", f"All {v['h2d_copies']} H2D copies read pinned memory ({ref}'s {b['pageable_h2d_copies']} were pageable, staged by the driver): H2D runs at {gbs(v['h2d_bytes_per_s'])} vs {gbs(b['h2d_bytes_per_s'])}, {gain:.1f}x.", thr, "chart-copy-bw", ev)]
     return [Finding(name, "no_win", "pinned copies not faster", f"Pageable H2D copies are gone but H2D bandwidth is {gbs(v['h2d_bytes_per_s'])} vs {gbs(b['h2d_bytes_per_s'])} ({gain:.1f}x): below the threshold.", thr, "chart-copy-bw", ev)]
 
 
-def host_wait(name: str, v: dict, b: dict) -> list[Finding]:
-    """Host time blocked in synchronizing calls and synchronous/pageable copies, per iteration."""
+def host_wait(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
+    """Host time blocked in synchronizing calls and synchronous/pageable copies, per iteration:
+    down (a win), or up by a share and an amount that matter."""
     bv, vv = b.get("host_wait_per_iter_ns"), v.get("host_wait_per_iter_ns")
-    if not _have(bv, vv) or not bv or _drop(bv, vv) < REDUCTION_MIN:
+    if not _have(bv, vv) or not bv:
         return []
-    ev = {"baseline_host_wait_per_iter_ns": bv, "variant_host_wait_per_iter_ns": vv, "reduction": _drop(bv, vv)}
-    return [Finding(name, "win", "host blocked less", f"The host waits {us(vv)} per iteration in blocking CUDA calls vs {us(bv)} in the baseline ({pct(100 * _drop(bv, vv))} less).", f"host wait per iteration down >= {pct(100 * REDUCTION_MIN)}", "chart-copy-bw", ev)]
+    if _drop(bv, vv) >= REDUCTION_MIN:
+        ev = {"baseline_host_wait_per_iter_ns": bv, "variant_host_wait_per_iter_ns": vv, "reduction": _drop(bv, vv)}
+        return [Finding(name, "win", "host blocked less", f"The host waits {us(vv)} per iteration in blocking CUDA calls vs {us(bv)} in {ref} ({pct(100 * _drop(bv, vv))} less).", f"host wait per iteration down >= {pct(100 * REDUCTION_MIN)}", "chart-copy-bw", ev, "host_wait_per_iter_ns")]
+    if vv < (1 + HOST_WAIT_GROWTH_MIN) * bv or vv - bv < HOST_WAIT_MIN_NS:
+        return []
+    ev = {"baseline_host_wait_per_iter_ns": bv, "variant_host_wait_per_iter_ns": vv, "growth": vv / bv - 1}
+    thr = f"host wait per iteration up >= {pct(100 * HOST_WAIT_GROWTH_MIN)} and by >= {us(HOST_WAIT_MIN_NS)}"
+    text = f"The host waits {us(vv)} per iteration in blocking CUDA calls vs {us(bv)} in {ref} (+{pct(100 * (vv / bv - 1))})"
+    bt, vt = b.get("total_ms"), v.get("total_ms")
+    if _have(bt, vt) and vt and bt / vt >= SPEEDUP_MIN:  # the GPU work ends later than the host's launches
+        return [Finding(name, "info", "host waits longer", text + f", while the iteration is {bt / vt:.2f}x faster: the host issues its work sooner and then waits at the synchronize for the GPU to finish.", thr, "chart-copy-bw", ev)]
+    return [Finding(name, "loss", "host blocked more", text + ": time the host spends blocked instead of issuing work, with no faster iteration to show for it.", thr, "chart-copy-bw", ev, "host_wait_per_iter_ns")]
 
 
-def copy_overlap(name: str, v: dict, b: dict) -> list[Finding]:
+def copy_overlap(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
     """Streams: is copy time hidden under compute on another stream?"""
     frac = v.get("copy_overlap_fraction")
     if frac is None or not (v.get("copy_stream_apart") or frac > (b.get("copy_overlap_fraction") or 0.0) + 0.05):
@@ -119,7 +153,7 @@ def copy_overlap(name: str, v: dict, b: dict) -> list[Finding]:
     return [Finding(name, "no_win", "copies not overlapped", f"Copies run on their own stream, but only {pct(100 * frac)} of copy time ({us(v['copy_overlapped_ns'])} of {us(v['copy_ns'])}) overlaps kernels: there is little compute running while they copy, so the copy stream hides almost nothing.", thr, "chart-timeline", ev)]
 
 
-def launches(name: str, v: dict, b: dict) -> list[Finding]:
+def launches(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
     """CUDA graphs: one graph launch replaces N kernel launches; CPU API time per step down."""
     out = []
     bl, vl = b.get("launches_per_step"), v.get("launches_per_step")
@@ -129,18 +163,18 @@ def launches(name: str, v: dict, b: dict) -> list[Finding]:
         if v.get("decode_graph_launches"):
             per = v["decode_kernels"] / v["decode_graph_launches"]
             text = (f"{num(v['decode_graph_launches'])} cudaGraphLaunch calls replay {num(v['decode_kernels'])} decode kernels "
-                    f"({num(per)} per launch): {num(vl)} launch calls per step vs {num(bl)} in the baseline.")
+                    f"({num(per)} per launch): {num(vl)} launch calls per step vs {num(bl)} in {ref}.")
         else:
-            text = f"{num(vl)} launch calls per decode step vs {num(bl)} in the baseline."
+            text = f"{num(vl)} launch calls per decode step vs {num(bl)} in {ref}."
         out.append(Finding(name, "win", "fewer launches", text, f"launch calls per step down >= {pct(100 * LAUNCH_REDUCTION_MIN)}", "chart-kernels", ev))
     ba, va = b.get("cpu_api_per_step_ns"), v.get("cpu_api_per_step_ns")
     if _have(ba, va) and ba and _drop(ba, va) >= REDUCTION_MIN:
         ev = {"baseline_cpu_api_per_step_ns": ba, "variant_cpu_api_per_step_ns": va}
-        out.append(Finding(name, "win", "less CPU API time", f"CUDA API time on the CPU is {us(va)} per decode step vs {us(ba)} ({pct(100 * _drop(ba, va))} less).", f"CPU API time per step down >= {pct(100 * REDUCTION_MIN)}", "chart-kernels", ev))
+        out.append(Finding(name, "win", "less CPU API time", f"CUDA API time on the CPU is {us(va)} per decode step vs {us(ba)} in {ref} ({pct(100 * _drop(ba, va))} less).", f"CPU API time per step down >= {pct(100 * REDUCTION_MIN)}", "chart-kernels", ev))
     return out
 
 
-def trace_launches(name: str, v: dict, b: dict) -> list[Finding]:
+def trace_launches(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
     """Whole-trace launch calls vs kernels, when per-step counts are unavailable on a side."""
     if _have(v.get("launches_per_step"), b.get("launches_per_step")):
         return []
@@ -149,20 +183,20 @@ def trace_launches(name: str, v: dict, b: dict) -> list[Finding]:
         return []
     ev = {"baseline_trace_launch_calls": bl, "variant_trace_launch_calls": vl, "variant_trace_kernels": vk,
           "baseline_trace_kernels": b.get("trace_kernels")}
-    return [Finding(name, "win", "fewer launches", f"In the whole trace, {num(vl)} kernel/graph launch calls run {num(vk)} kernels vs {num(bl)} launch calls for {num(b.get('trace_kernels') or 0)} kernels in the baseline: graph replay replaces per-kernel launches.", f"launch calls down >= {pct(100 * LAUNCH_REDUCTION_MIN)} (whole trace: no per-step split available)", "summary", ev)]
+    return [Finding(name, "win", "fewer launches", f"In the whole trace, {num(vl)} kernel/graph launch calls run {num(vk)} kernels vs {num(bl)} launch calls for {num(b.get('trace_kernels') or 0)} kernels in {ref}: graph replay replaces per-kernel launches.", f"launch calls down >= {pct(100 * LAUNCH_REDUCTION_MIN)} (whole trace: no per-step split available)", "summary", ev)]
 
 
-def gpu_idle(name: str, v: dict, b: dict) -> list[Finding]:
+def gpu_idle(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
     """GPU idle per decode step (median), the launch-bound gap the host leaves."""
     bi, vi = b.get("gpu_idle_per_step_ns"), v.get("gpu_idle_per_step_ns")
     if not _have(bi, vi, b.get("gpu_idle_pct"), v.get("gpu_idle_pct")) or not bi or _drop(bi, vi) < REDUCTION_MIN:
         return []
     ev = {"baseline_gpu_idle_per_step_ns": bi, "variant_gpu_idle_per_step_ns": vi,
           "baseline_gpu_idle_pct": b.get("gpu_idle_pct"), "variant_gpu_idle_pct": v.get("gpu_idle_pct")}
-    return [Finding(name, "win", "GPU idles less", f"The GPU idles {us(vi)} in the median decode step ({pct(v['gpu_idle_pct'])} of all decode-step time) vs {us(bi)} ({pct(b['gpu_idle_pct'])}) in the baseline.", f"GPU idle per step (median) down >= {pct(100 * REDUCTION_MIN)}", "chart-step-time", ev)]
+    return [Finding(name, "win", "GPU idles less", f"The GPU idles {us(vi)} in the median decode step ({pct(v['gpu_idle_pct'])} of all decode-step time) vs {us(bi)} ({pct(b['gpu_idle_pct'])}) in {ref}.", f"GPU idle per step (median) down >= {pct(100 * REDUCTION_MIN)}", "chart-step-time", ev)]
 
 
-def kernels(name: str, v: dict, b: dict) -> list[Finding]:
+def kernels(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
     """Compile / fused kernels: fewer kernels per step."""
     bk, vk = b.get("kernels_per_step"), v.get("kernels_per_step")
     if not _have(bk, vk) or not bk or _drop(bk, vk) < KERNEL_REDUCTION_MIN:
@@ -173,29 +207,29 @@ def kernels(name: str, v: dict, b: dict) -> list[Finding]:
     if v.get("step_source") == "time_slice" and _have(ranges, in_ranges, steps) and ranges:
         # one kernel spans the decode: each step's window holds it, so "1 per step" undersells it
         ev.update(variant_kernels_per_decode_range=in_ranges / ranges, steps_per_decode_range=steps)
-        return [Finding(name, "win", "fewer kernels", f"{num(in_ranges / ranges)} {'kernel runs' if in_ranges == ranges else 'kernels run'} all {num(steps)} decode steps of a decode range (a persistent kernel) vs {num(bk)} per step in the baseline: no launch and no kernel boundary between steps.", thr, "chart-kernels", ev)]
-    return [Finding(name, "win", "fewer kernels", f"{num(vk)} kernels per decode step vs {num(bk)} in the baseline: fused kernels read the activations once.", thr, "chart-kernels", ev)]
+        return [Finding(name, "win", "fewer kernels", f"{num(in_ranges / ranges)} {'kernel runs' if in_ranges == ranges else 'kernels run'} all {num(steps)} decode steps of a decode range (a persistent kernel) vs {num(bk)} per step in {ref}: no launch and no kernel boundary between steps.", thr, "chart-kernels", ev)]
+    return [Finding(name, "win", "fewer kernels", f"{num(vk)} kernels per decode step vs {num(bk)} in {ref}: fused kernels read the activations once.", thr, "chart-kernels", ev)]
 
 
-def weight_bytes(name: str, v: dict, b: dict) -> list[Finding]:
+def weight_bytes(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
     """Low precision: fewer weight bytes streamed per step."""
     bb, vb = b.get("weight_bytes_per_step"), v.get("weight_bytes_per_step")
     if not _have(bb, vb) or not bb or _drop(bb, vb) < BYTES_REDUCTION_MIN:
         return []
     ev = {"baseline_weight_bytes_per_step": bb, "variant_weight_bytes_per_step": vb}
-    return [Finding(name, "win", "fewer bytes per step", f"Each decode step streams {mb(vb)} of weights vs {mb(bb)} ({pct(100 * _drop(bb, vb))} less).", f"weight bytes per step down >= {pct(100 * BYTES_REDUCTION_MIN)}", "chart-bandwidth", ev)]
+    return [Finding(name, "win", "fewer bytes per step", f"Each decode step streams {mb(vb)} of weights vs {mb(bb)} in {ref} ({pct(100 * _drop(bb, vb))} less).", f"weight bytes per step down >= {pct(100 * BYTES_REDUCTION_MIN)}", "chart-bandwidth", ev)]
 
 
-def bandwidth(name: str, v: dict, b: dict) -> list[Finding]:
+def bandwidth(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
     """Achieved weight bandwidth (trace GPU time) up, and its share of the GPU's peak."""
     bb, vb = b.get("achieved_bytes_per_s"), v.get("achieved_bytes_per_s")
     if not _have(bb, vb, v.get("bw_utilization_pct"), v.get("peak_bytes_per_s")) or not bb or vb / bb < BW_GAIN_MIN:
         return []
     ev = {"baseline_bytes_per_s": bb, "variant_bytes_per_s": vb, "variant_utilization_pct": v.get("bw_utilization_pct")}
-    return [Finding(name, "win", "more bandwidth", f"Decode streams weights at {gbs(vb)} ({pct(v['bw_utilization_pct'])} of the {gbs(v['peak_bytes_per_s'])} peak) vs {gbs(bb)} in the baseline, {vb / bb:.1f}x.", f"achieved weight bandwidth up >= {BW_GAIN_MIN:.1f}x", "chart-bandwidth", ev)]
+    return [Finding(name, "win", "more bandwidth", f"Decode streams weights at {gbs(vb)} ({pct(v['bw_utilization_pct'])} of the {gbs(v['peak_bytes_per_s'])} peak) vs {gbs(bb)} in {ref}, {vb / bb:.1f}x.", f"achieved weight bandwidth up >= {BW_GAIN_MIN:.1f}x", "chart-bandwidth", ev)]
 
 
-def dram(name: str, v: dict, b: dict) -> list[Finding]:
+def dram(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
     """Nsight Compute: time-weighted DRAM throughput of the profiled kernels."""
     vd = v.get("ncu_dram_pct")
     if vd is None:
@@ -203,7 +237,7 @@ def dram(name: str, v: dict, b: dict) -> list[Finding]:
     ev = {"ncu_dram_pct": vd, "ncu_kernels": v.get("ncu_kernels"), "top_kernel": v.get("ncu_top_kernel"), "top_dram_pct": v.get("ncu_top_dram_pct")}
     bd = b.get("ncu_dram_pct")
     thr = f"DRAM throughput (time-weighted over profiled kernels) >= {pct(DRAM_BOUND_PCT)} of peak counts as bandwidth-bound"
-    vs = f" vs {pct(bd)} in the baseline" if bd is not None and b is not v else ""
+    vs = f" vs {pct(bd)} in {ref}" if bd is not None and b is not v else ""
     delivered, pulled = v.get("achieved_bytes_per_s"), v.get("ncu_dram_bytes_per_s")
     if _have(delivered, pulled) and pulled > 0 and delivered >= ON_CHIP_RATIO * pulled:
         # (ncu flushes the caches before each profiled kernel: a kernel that re-reads its
@@ -215,7 +249,9 @@ def dram(name: str, v: dict, b: dict) -> list[Finding]:
     return [Finding(name, "info", "kernels below the DRAM roofline", f"Profiled kernels run at {pct(vd)} of peak DRAM throughput{vs} (ncu, {v['ncu_kernels']} kernels; best {pct(v['ncu_top_dram_pct'])} in {v['ncu_top_kernel']}): small decode kernels leave bandwidth unused, so faster kernels could still win.", thr, "chart-bandwidth", ev)]
 
 
-def correctness(name: str, v: dict, b: dict) -> list[Finding]:
+def correctness(name: str, v: dict, b: dict | None = None) -> list[Finding]:
+    """The target's own check against the eager reference (`b` is not read): a failed check,
+    a fallback, a free-running divergence (a warning when few tokens agree)."""
     out = []
     c = v.get("correctness") or {}
     if v.get("tokens_match") is False:
@@ -225,9 +261,13 @@ def correctness(name: str, v: dict, b: dict) -> list[Finding]:
             margin = c.get("reference_margin_at_divergence")  # runs recorded before choice_agreement
             at = f" from position {c['first_divergent_step']}" if c.get("first_divergent_step") is not None else ""
             near = f", where the reference's top-2 logit margin is {margin:.3g}" if margin is not None and choice is None else ""
-            text = (f"Free-running tokens agree {pct(100 * c['token_agreement'])} with the eager reference: they diverge{at}{near} "
+            agreement = c.get("token_agreement")
+            low = agreement is not None and agreement < TOKEN_AGREEMENT_MIN
+            text = (f"Free-running tokens agree {pct(100 * agreement)} with the eager reference: they diverge{at}{near} "
                     f"(a near-tie, flipped by different rounding or quantization).")
-            thr = []
+            if low:
+                text += " Most of the generated text differs from the reference's, so compare its speed knowing that."
+            thr = [f"a warning below {pct(100 * TOKEN_AGREEMENT_MIN)} free-running agreement"] if low else []
             if choice is not None:
                 window = 2 * tol.get("max_abs_logit_err", 0.0)
                 text += (f" Fed the variant's own tokens, the reference finds {pct(100 * choice)} of them within {window:.3g} "
@@ -239,9 +279,10 @@ def correctness(name: str, v: dict, b: dict) -> list[Finding]:
                          f"with max |logit error| {forced['max_abs_logit_err']:.3g}.")
                 thr.append(f"teacher-forced token agreement >= {pct(100 * tol.get('min_token_agreement', 1.0))} and "
                            f"max |logit error| <= {tol.get('max_abs_logit_err', 0.0)}")
-            out.append(Finding(name, "info", "tokens diverge at a near-tie", text, "; ".join(thr), "summary", {"correctness": c}))
+            kind, title = ("warning", "low token agreement") if low else ("info", "tokens diverge at a near-tie")
+            out.append(Finding(name, kind, title, text, "; ".join(thr), "summary", {"correctness": c}, "token_agreement_pct"))
         else:
-            out.append(Finding(name, "warning", "tokens differ", "The target's correctness check failed: its tokens differ from the eager reference, so its speed does not count.", "tokens must match the reference", "summary", {}))
+            out.append(Finding(name, "warning", "tokens differ", "The target's correctness check failed: its tokens differ from the eager reference, so its speed does not count.", "tokens must match the reference", "summary", {}, "token_agreement_pct"))
     if v.get("fallbacks"):
         out.append(Finding(name, "warning", "fell back", "The target fell back: " + "; ".join(map(str, v["fallbacks"])) + ".", "no fallback", "summary", {}))
     return out
@@ -323,10 +364,10 @@ def measurement(name: str, v: dict) -> list[Finding]:
         ev = {"profiler_overhead_pct": over, "profiled_tpot_ms": v.get("profiled_tpot_ms"), "tpot_ms": v.get("tpot_ms")}
         cause = ("tracing each kernel a CUDA graph replays, --cuda-graph-trace=node" if v.get("decode_graph_launches")
                  else "the tracer's cost on every launch")
-        out.append(Finding(name, "warning", "profiler overhead", f"Under Nsight Systems each decode step took {ms(v['profiled_tpot_ms'])} vs {ms(v['tpot_ms'])} unprofiled (+{pct(over)}): the times shown come from the unprofiled run; the trace's own durations are inflated by this much ({cause}).", f"profiled TPOT > {pct(PROFILER_OVERHEAD_PCT)} above the unprofiled run's", "summary", ev))
+        out.append(Finding(name, "warning", "profiler overhead", f"Under Nsight Systems each decode step took {ms(v['profiled_tpot_ms'])} vs {ms(v['tpot_ms'])} unprofiled (+{pct(over)}): the times shown come from the unprofiled run; the trace's own durations are inflated by this much ({cause}).", f"profiled TPOT > {pct(PROFILER_OVERHEAD_PCT)} above the unprofiled run's", "summary", ev, "profiler_overhead_pct"))
     spread = v.get("tpot_spread")
     if spread is not None and spread > UNSTABLE_SPREAD:
-        out.append(Finding(name, "warning", "unstable timing", f"TPOT varied {spread:.2f}x between its fastest and slowest measured iteration ({v.get('timing_source')}): host noise; compare medians with care or measure more iterations.", f"max / min of TPOT > {UNSTABLE_SPREAD:.1f}", "summary", {"tpot_spread": spread}))
+        out.append(Finding(name, "warning", "unstable timing", f"TPOT varied {spread:.2f}x between its fastest and slowest measured iteration ({v.get('timing_source')}): host noise; compare medians with care or measure more iterations.", f"max / min of TPOT > {UNSTABLE_SPREAD:.1f}", "summary", {"tpot_spread": spread}, "tpot_ms"))
     return out
 
 
@@ -339,23 +380,48 @@ def limits(name: str, v: dict) -> list[Finding]:
     return [f for rule in LIMIT_RULES for f in rule(name, v)] + dram(name, v, v) + correctness(name, v, v) + measurement(name, v)
 
 
-RULES = (correctness, speed, pageable_copies, host_wait, copy_overlap, launches, trace_launches, gpu_idle, kernels, weight_bytes, bandwidth, dram)
+# The comparing rules after `speed` (whose loss alone makes "why it loses").
+COMPARE_RULES = (first_token, pageable_copies, host_wait, copy_overlap, launches, trace_launches, gpu_idle, kernels,
+                 weight_bytes, bandwidth, dram)
+RULES = (correctness, speed) + COMPARE_RULES
+KIND_ORDER = ("warning", "win", "loss", "no_win", "limit", "info")
+
+
+def _ordered(fs: list[Finding]) -> list[Finding]:
+    return sorted(fs, key=lambda f: KIND_ORDER.index(f.kind))
+
+
+def compare(name: str, v: dict, b: dict, wf: pl.DataFrame | None = None, *, ref: str = BASELINE,
+            waterfall_chart: str | None = None) -> list[Finding]:
+    """What changed from the reference (facts `b`, named `ref` in the sentences) to variant
+    `name` (facts `v`): the comparing rules, then a verdict. Slower than the reference: "why it
+    loses", naming the part of the waterfall `wf` (variant - reference) that grew most; no win
+    at all: "does not win". `waterfall_chart`: the id of that waterfall's chart."""
+    chart = waterfall_chart or f"chart-waterfall-{name}"
+    timing = speed(name, v, b, ref)
+    out = timing + [f for rule in COMPARE_RULES for f in rule(name, v, b, ref)]
+    cause = _largest_cause(wf, +1.0)
+    if cause and any(f.kind == "loss" for f in timing):  # only with the waterfall's numbers as evidence
+        out.append(Finding(name, "loss", "why it loses", f"This variant is slower than {ref}." + cause, "see the waterfall", chart, {}))
+    elif not any(f.kind == "win" for f in out):
+        out.append(Finding(name, "no_win", "does not win", f"No measured win clears its threshold against {ref}." + _largest_cause(wf, -1.0), "each finding's own threshold", chart, {}))
+    return _ordered(out)
+
+
+def own(name: str, v: dict) -> list[Finding]:
+    """What one variant shows without a reference: its correctness check, how far its timings
+    can be trusted, and what limits its decode (`limits` less the ncu DRAM finding, which
+    `compare` states against the reference)."""
+    return _ordered(correctness(name, v) + measurement(name, v) + [f for rule in LIMIT_RULES for f in rule(name, v)])
 
 
 def findings(name: str, v: dict, b: dict | None, wf: pl.DataFrame | None = None) -> list[Finding]:
     """Every finding for variant `name` (facts `v`) against the baseline's facts `b`.
 
     With no baseline (`b` None, or the variant is the baseline) only what limits the variant
-    on its own is described (`limits`). A variant with no win gets a "no_win" summary saying
-    so, and a loss names the waterfall part that grew most.
+    on its own is described (`limits`). Otherwise its correctness, `compare` against the
+    baseline and its measurement warnings.
     """
     if b is None or b is v:
         return limits(name, v)
-    out = [f for rule in RULES for f in rule(name, v, b)] + measurement(name, v)
-    wins = [f for f in out if f.kind == "win"]
-    cause = _largest_cause(wf, +1.0)
-    if cause and any(f.kind == "loss" for f in out):  # only with the waterfall's numbers as evidence
-        out.append(Finding(name, "loss", "why it loses", "This variant is slower than the baseline." + cause, "see the waterfall", f"chart-waterfall-{name}", {}))
-    elif not wins:
-        out.append(Finding(name, "no_win", "does not win", "No measured win clears its threshold against the baseline." + _largest_cause(wf, -1.0), "each finding's own threshold", f"chart-waterfall-{name}", {}))
-    return sorted(out, key=lambda f: ("warning", "win", "loss", "no_win", "limit", "info").index(f.kind))
+    return _ordered(correctness(name, v) + compare(name, v, b, wf) + measurement(name, v))

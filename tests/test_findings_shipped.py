@@ -12,7 +12,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import report_sql as q  # noqa: E402
 
-from decodeprof.findings import findings  # noqa: E402
+from decodeprof.findings import compare, findings  # noqa: E402
+from decodeprof.thresholds import HOST_WAIT_GROWTH_MIN, TOKEN_AGREEMENT_MIN, TTFT_CHANGE_MIN  # noqa: E402
 from decodeprof.report import load_variant  # noqa: E402
 
 H100 = Path(__file__).parent / "data" / "h100"
@@ -20,7 +21,7 @@ H100 = Path(__file__).parent / "data" / "h100"
 
 @pytest.fixture(scope="module")
 def v():
-    return {n: load_variant(H100 / n) for n in ("baseline", "pinned", "fp8", "fp4")}
+    return {n: load_variant(H100 / n) for n in ("baseline", "pinned", "fp8", "fp4", "compile", "persistent", "persistent_smem")}
 
 
 def of(v, name):
@@ -36,8 +37,10 @@ def by_title(fs, title):
 def test_fp8_near_tie_names_the_divergent_step_and_the_agreement(v):
     c = q.metrics("fp8")["correctness"]
     assert c["tokens_match"] is False and "choice_agreement" not in c  # a run recorded before choice_agreement
-    f = by_title(of(v, "fp8"), "tokens diverge at a near-tie")
-    assert f.kind == "info"
+    # 21.9% of free-running tokens agree: below TOKEN_AGREEMENT_MIN, a warning the summary repeats
+    f = by_title(of(v, "fp8"), "low token agreement")
+    assert f.kind == "warning" and f.fact == "token_agreement_pct" and c["token_agreement"] < TOKEN_AGREEMENT_MIN
+    assert f"a warning below {100 * TOKEN_AGREEMENT_MIN:.1f}% free-running agreement" in f.threshold
     assert f"agree {100 * c['token_agreement']:.1f}% with the eager reference" in f.sentence  # 21.9%
     assert f"they diverge from position {c['first_divergent_step']}," in f.sentence  # 2
     # the run passed its teacher-forced check: its numbers are in the sentence too
@@ -135,3 +138,47 @@ def test_tokens_differ_without_passing_checks_is_a_warning(against_baseline):
     assert "does not count" in f.sentence
     assert "tokens diverge at a near-tie" not in [x.title for x in fs]
     assert fs[0].kind == "warning"  # warnings sort first
+
+
+def test_a_near_tie_above_the_agreement_threshold_stays_an_info(v):
+    c = q.metrics("compile")["correctness"]
+    assert c["token_agreement"] >= TOKEN_AGREEMENT_MIN  # 68.5%
+    f = by_title(of(v, "compile"), "tokens diverge at a near-tie")
+    assert f.kind == "info" and "low token agreement" not in [x.title for x in of(v, "compile")]
+
+
+def test_fp4_agreement_is_a_warning_in_its_own_findings(v):
+    c = q.metrics("fp4")["correctness"]
+    f = by_title(of(v, "fp4"), "low token agreement")
+    assert f.kind == "warning" and f"agree {100 * c['token_agreement']:.1f}% with the eager reference" in f.sentence  # 3.1%
+
+
+def test_persistent_smem_ttft_regression_against_baseline_and_persistent(v):
+    """persistent_smem's TTFT (metrics.json median, 6.1 ms) is 2.2x the baseline's (2.7 ms) and
+    persistent's: a loss, whatever its decode gains."""
+    ttft = {n: q.metrics(n)["metrics"]["ttft_ms"]["median"] for n in ("baseline", "persistent", "persistent_smem")}
+    for ref in ("baseline", "persistent"):
+        fs = compare("persistent_smem", v["persistent_smem"].facts, v[ref].facts, ref=ref)
+        f = by_title(fs, "slower first token")
+        assert f.kind == "loss" and f.fact == "ttft_ms"
+        assert f.evidence["ratio"] == pytest.approx(ttft["persistent_smem"] / ttft[ref])
+        assert f.evidence["ratio"] >= TTFT_CHANGE_MIN
+        assert f"{ttft['persistent_smem']:,.3f} ms vs {ttft[ref]:,.3f} ms in {ref}" in f.sentence
+    # pinned's first token comes 6x sooner (its prompt copy no longer staged): a win
+    assert by_title(of(v, "pinned"), "faster first token").kind == "win"
+    # fp8's TTFT is within the threshold of the baseline's: nothing said
+    assert not {"slower first token", "faster first token"} & {f.title for f in of(v, "fp8")}
+
+
+def test_more_host_wait_is_a_loss_only_without_a_faster_iteration(v):
+    """persistent_smem waits 4.9 ms per iteration in blocking calls (SQL, as above): +123% over
+    the baseline's while 2x faster in total (the host waits for a faster GPU: info), +74% over
+    persistent's while slower in total (a loss)."""
+    wait = {n: host_wait_per_iteration(n)[0] for n in ("baseline", "persistent", "persistent_smem")}
+    f = by_title(of(v, "persistent_smem"), "host waits longer")
+    assert f.kind == "info" and f.evidence["growth"] == pytest.approx(wait["persistent_smem"] / wait["baseline"] - 1, rel=1e-9)
+    f = by_title(compare("persistent_smem", v["persistent_smem"].facts, v["persistent"].facts, ref="persistent"), "host blocked more")
+    assert f.kind == "loss" and f.fact == "host_wait_per_iter_ns"
+    assert f.evidence["growth"] == pytest.approx(wait["persistent_smem"] / wait["persistent"] - 1, rel=1e-9)
+    assert f.evidence["growth"] >= HOST_WAIT_GROWTH_MIN
+    assert "vs 2,825.3 µs in persistent (+74.1%)" in f.sentence
