@@ -4,11 +4,17 @@ Each function takes the report's variants (decodeprof.report.variant.Variant) an
 `Chart` (element id, title, the figure as JSON) or None when no variant has the data.
 Trace-derived text (kernel names contain `<`) is HTML-escaped: Plotly renders labels as
 HTML-like markup, and entities display as the characters they stand for.
+
+Every figure uses only trace types of the vendored basic Plotly bundle (render.BUNDLE_TRACE_TYPES:
+the waterfall is drawn as floating bars) and one template (TEMPLATE), which the page holds once
+instead of in every figure. Labels on bars are never drawn below MIN_TEXT_PX: one that does not
+fit is left out, and its value stays in the hover text and the axis.
 """
 
 from __future__ import annotations
 
 import html
+import json
 from dataclasses import dataclass
 
 import plotly.graph_objects as go
@@ -21,8 +27,11 @@ FAMILY_COLORS = {
     "embedding": "#72B7B2", "copy": "#B279A2", "nccl": "#FF9DA6", "triton": "#9D755D",
     "other": "#BAB0AC", "memcpy": "#EECA3B", "memset": "#EECA3B",
 }
-LAYOUT = dict(template="plotly_white", height=380, margin=dict(l=70, r=30, t=60, b=60),
-              font=dict(family="system-ui, sans-serif", size=12), legend=dict(orientation="h", y=-0.2))
+TEMPLATE = "plotly_white"
+MIN_TEXT_PX = 10  # bar labels smaller than this are hidden (Plotly's uniformtext), not shrunk
+LAYOUT = dict(template=TEMPLATE, height=380, margin=dict(l=70, r=30, t=60, b=60),
+              font=dict(family="system-ui, sans-serif", size=12), legend=dict(orientation="h", y=-0.2),
+              uniformtext=dict(minsize=MIN_TEXT_PX, mode="hide"))
 
 
 @dataclass(frozen=True)
@@ -37,10 +46,20 @@ def esc(text) -> str:
     return html.escape(str(text), quote=False)
 
 
-def _chart(cid: str, title: str, fig: go.Figure, note: str = "") -> Chart:
+def template_json() -> str:
+    """TEMPLATE as the figures would carry it: the page sets it on each figure before drawing."""
+    return json.dumps(json.loads(go.Figure(layout=dict(template=TEMPLATE)).to_json())["layout"]["template"])
+
+
+def _chart(cid: str, title: str, fig: go.Figure, note: str = "", subtitle: str = "") -> Chart:
+    """`title` names what the chart shows, `subtitle` over what (a median step, a mean, which
+    traces): both stay short enough for half the page's width."""
     fig.update_layout(**LAYOUT)
-    fig.update_layout(title=dict(text=esc(title)))
-    return Chart(cid, title, fig.to_json(), note)
+    fig.update_layout(title=dict(text=esc(title), subtitle=dict(text=esc(subtitle)), automargin=True, yref="container"),
+                      margin_t=80 if subtitle else LAYOUT["margin"]["t"])
+    figure = json.loads(fig.to_json())
+    figure["layout"].pop("template", None)  # the page holds TEMPLATE once (render.py)
+    return Chart(cid, title, json.dumps(figure, separators=(",", ":")), note)
 
 
 def step_time(variants) -> Chart | None:
@@ -56,8 +75,9 @@ def step_time(variants) -> Chart | None:
         go.Bar(name="GPU busy (kernels)", x=names, y=busy, marker_color="#4C78A8", text=[f"{b:.1f}" for b in busy], textposition="inside"),
         go.Bar(name="GPU idle", x=names, y=idle, marker_color="#E45756", text=[f"{i:.1f}" for i in idle], textposition="inside"),
     ])
-    fig.update_layout(barmode="stack", yaxis_title="time per decode step (µs, median)", xaxis_title="variant")
-    return _chart("chart-step-time", "Decode step on the GPU: busy vs idle (median step, µs)", fig)
+    fig.update_layout(barmode="stack", yaxis_title="µs per decode step (median step)", xaxis_title="variant")
+    return _chart("chart-step-time", "Decode step on the GPU: busy vs idle", fig,
+                  subtitle="µs, the median decode step of each variant's trace")
 
 
 def kernels_per_step(variants) -> Chart | None:
@@ -74,11 +94,14 @@ def kernels_per_step(variants) -> Chart | None:
                text=[f"{r[2]:.3g}" for r in rows], textposition="outside"),
     ])
     fig.update_layout(barmode="group", yaxis_title="count per decode step (median)", xaxis_title="variant")
-    return _chart("chart-kernels", "Kernels and launch calls per decode step", fig)
+    return _chart("chart-kernels", "Kernels and launch calls per decode step", fig,
+                  subtitle="the median decode step of each variant's trace")
 
 
 def _one_step(v) -> pl.DataFrame:
-    """GPU work of the decode step whose GPU window is the median one, times from its start."""
+    """GPU work of the decode step whose GPU window is the median one, clipped to that window
+    (a persistent kernel runs through every step; a step's first op can start before its window):
+    x0 = µs from the window's start, w = µs inside it, dur_us = the op's whole duration."""
     steps = v.frames.get("decode_steps", pl.DataFrame())
     if steps.is_empty() or steps["gpu_start_ns"].null_count() == steps.height:
         return pl.DataFrame()
@@ -89,11 +112,15 @@ def _one_step(v) -> pl.DataFrame:
     k = v.trace.kernels.select("start_ns", "end_ns", "stream_id", "name", kernel_family(pl.col("name")).alias("family"))
     c = v.trace.memcpys.select("start_ns", "end_ns", "stream_id", pl.col("copy_kind").alias("name"), pl.lit("memcpy").alias("family"))
     work = pl.concat([k, c]).filter((pl.col("end_ns") > t0) & (pl.col("start_ns") < t1))
-    return work.with_columns(((pl.col("start_ns") - t0) / 1e3).alias("x0"), ((pl.col("end_ns") - pl.col("start_ns")) / 1e3).alias("w"))
+    a, b = pl.max_horizontal("start_ns", pl.lit(t0)), pl.min_horizontal("end_ns", pl.lit(t1))
+    return work.with_columns(((a - t0) / 1e3).alias("x0"), ((b - a) / 1e3).alias("w"),
+                             ((pl.col("end_ns") - pl.col("start_ns")) / 1e3).alias("dur_us"),
+                             ((pl.col("start_ns") < t0) | (pl.col("end_ns") > t1)).alias("clipped"))
 
 
 def timeline(variants) -> Chart | None:
-    """One decode step per variant: kernels and copies on their streams (µs from step start)."""
+    """One decode step per variant: kernels and copies on their streams, clipped to the step's
+    GPU window (µs from the window's start)."""
     traces = {}
     for v in variants:
         work = _one_step(v)
@@ -105,21 +132,27 @@ def timeline(variants) -> Chart | None:
             t["y"].append(esc(f"{v.name} · stream {r['stream_id']}"))
             t["x"].append(r["w"])
             t["base"].append(r["x0"])
-            t["text"].append(esc(r["name"]))
+            whole = f"{r['dur_us']:,.1f} µs" + (", the part inside this step shown" if r["clipped"] else "")
+            t["text"].append(f"{esc(r['name'])}<br>{whole}")
     if not traces:
         return None
     fig = go.Figure([go.Bar(name=esc(f), orientation="h", y=t["y"], x=t["x"], base=t["base"], hovertext=t["text"],
-                            marker_color=FAMILY_COLORS.get(f, "#BAB0AC"), marker_line_width=0.5, marker_line_color="#fff")
+                            hoverinfo="text", marker_color=FAMILY_COLORS.get(f, "#BAB0AC"), marker_line_width=0.5,
+                            marker_line_color="#fff")
                      for f, t in sorted(traces.items())])
-    fig.update_layout(barmode="overlay", xaxis_title="time since the step's first kernel (µs)",
-                      yaxis=dict(autorange="reversed"), height=max(300, 60 + 40 * len({y for t in traces.values() for y in t["y"]})))
-    return _chart("chart-timeline", "One decode step per variant (the median step): GPU work on each stream", fig,
-                  "Bars are kernels coloured by family (and copies); gaps between bars are GPU idle time.")
+    fig.update_layout(barmode="overlay", xaxis_title="time since the start of the step's GPU window (µs)",
+                      xaxis_rangemode="tozero", yaxis=dict(autorange="reversed", automargin=True),
+                      height=max(300, 60 + 40 * len({y for t in traces.values() for y in t["y"]})))
+    note = ("Bars are kernels coloured by family (and copies), cut at the step's GPU window: a kernel that runs "
+            "through several steps (a persistent kernel) shows only its part inside this one (hover for its whole "
+            "duration). Gaps between bars are GPU idle time.")
+    return _chart("chart-timeline", "One decode step per variant: GPU work on each stream", fig, note,
+                  subtitle="the median step (by GPU window) of each trace, cut at that window")
 
 
 def copy_bandwidth(variants) -> Chart | None:
     """Host-to-device copy bandwidth, pageable vs pinned, GB/s."""
-    names, vals, colors, text = [], [], [], []
+    names, vals, colors, text, hover = [], [], [], [], []
     for v in variants:
         m = v.frames.get("memory_throughput", pl.DataFrame())
         if m.is_empty():
@@ -129,12 +162,15 @@ def copy_bandwidth(variants) -> Chart | None:
             names.append(esc(f"{v.name} ({kind})"))
             vals.append(r["gb_per_s"] or 0.0)
             colors.append("#E45756" if r["pageable"] else "#54A24B")
-            text.append(f"{r['gb_per_s'] or 0:.1f} GB/s, {r['bytes'] / 1e6:.0f} MB")
+            text.append(f"{r['gb_per_s'] or 0:.1f}")
+            hover.append(f"{esc(v.name)}, {kind}: {r['gb_per_s'] or 0:.1f} GB/s, {r['count']} copies, {r['bytes'] / 1e6:.0f} MB")
     if not names:
         return None
-    fig = go.Figure(go.Bar(x=names, y=vals, marker_color=colors, text=text, textposition="outside", showlegend=False))
+    fig = go.Figure(go.Bar(x=names, y=vals, marker_color=colors, text=text, textposition="outside", hovertext=hover,
+                           hoverinfo="text", showlegend=False, cliponaxis=False))
     fig.update_layout(yaxis_title="H2D bandwidth (GB/s = bytes / copy time)", xaxis_title="variant (host memory kind)")
-    return _chart("chart-copy-bw", "Host-to-device copy bandwidth (red: pageable, green: pinned)", fig)
+    return _chart("chart-copy-bw", "Host-to-device copy bandwidth", fig,
+                  subtitle="all H2D copies of each trace; red: pageable host memory, green: pinned")
 
 
 def bandwidth(variants) -> Chart | None:
@@ -144,45 +180,52 @@ def bandwidth(variants) -> Chart | None:
     if not rows:
         return None
     peak = max((r[3] for r in rows if r[3]), default=None)
+    hover = [f"{esc(r[0])}: {r[1] / 1e9:,.0f} GB/s" + (f", {r[2]:.1f}% of peak" if r[2] is not None else "") for r in rows]
     fig = go.Figure(go.Bar(x=[esc(r[0]) for r in rows], y=[r[1] / 1e9 for r in rows], marker_color="#4C78A8",
-                           text=[f"{r[1] / 1e9:,.0f} GB/s" + (f" ({r[2]:.1f}% of peak)" if r[2] is not None else "") for r in rows],
-                           textposition="outside", showlegend=False))
+                           text=[f"{r[1] / 1e9:,.0f}" for r in rows], textposition="outside", hovertext=hover,
+                           hoverinfo="text", showlegend=False, cliponaxis=False))
     if peak:
         fig.add_hline(y=peak / 1e9, line_dash="dash", line_color="#E45756",
                       annotation_text=f"GPU peak {peak / 1e9:,.0f} GB/s", annotation_position="top left")
-    fig.update_layout(yaxis_title="weight bytes streamed / decode GPU time (GB/s)", xaxis_title="variant",
+    fig.update_layout(yaxis_title="weight bytes / decode GPU time (GB/s)", xaxis_title="variant",
                       yaxis_range=[0, (peak or max(r[1] for r in rows)) / 1e9 * 1.15])
-    return _chart("chart-bandwidth", "Decode weight bandwidth vs the GPU's peak (memory roofline)", fig)
+    return _chart("chart-bandwidth", "Decode weight bandwidth vs the GPU's peak", fig,
+                  subtitle="memory roofline: weight bytes / decode GPU time, all decode ranges of each trace")
 
 
-def waterfall(name: str, base_name: str, wf: pl.DataFrame, base_span: float, var_span: float) -> Chart:
-    """The savings waterfall of one variant vs the baseline, µs per decode step."""
-    labels = [esc(f"{base_name} decode step")] + [esc(p) for p in wf["part"].to_list()] + [esc(f"{name} decode step")]
-    values = [base_span / 1e3] + [d / 1e3 for d in wf["delta_ns"].to_list()] + [var_span / 1e3]
-    measure = ["absolute"] + ["relative"] * wf.height + ["total"]
-    fig = go.Figure(go.Waterfall(x=labels, y=values, measure=measure, text=[f"{v:+,.1f}" if m == "relative" else f"{v:,.1f}" for v, m in zip(values, measure)],
-                                 textposition="outside", decreasing=dict(marker_color="#54A24B"),
-                                 increasing=dict(marker_color="#E45756"), totals=dict(marker_color="#4C78A8"), showlegend=False))
-    fig.update_layout(yaxis_title="GPU decode span per step (µs, mean)", xaxis_tickangle=-30, height=420)
-    return _chart(f"chart-waterfall-{name}", f"Where {name} saves decode time vs {base_name} (µs per step)", fig)
+def waterfall(cid: str, name: str, ref: str, wf: pl.DataFrame, ref_span: float, var_span: float, verb: str) -> Chart:
+    """Decode span per step of `ref`, each part's change to `name`, and `name`'s span (µs per
+    step, mean over the decode steps), as floating bars: each change spans the running total
+    before and after it (green: it shrinks the span, red: it grows it)."""
+    labels = [esc(f"{ref} decode step")] + [esc(p) for p in wf["part"].to_list()] + [esc(f"{name} decode step")]
+    deltas = [d / 1e3 for d in wf["delta_ns"].to_list()]
+    base, height, colors, text = [0.0], [ref_span / 1e3], ["#4C78A8"], [f"{ref_span / 1e3:,.1f}"]
+    level = ref_span / 1e3
+    for d in deltas:
+        base.append(min(level, level + d))
+        height.append(abs(d))
+        colors.append("#54A24B" if d < 0 else "#E45756")
+        text.append(f"{d:+,.1f}")
+        level += d
+    base.append(0.0)
+    height.append(var_span / 1e3)
+    colors.append("#4C78A8")
+    text.append(f"{var_span / 1e3:,.1f}")
+    fig = go.Figure(go.Bar(x=labels, y=height, base=base, marker_color=colors, text=text, textposition="outside",
+                           hovertext=[f"{lab}: {t} µs" for lab, t in zip(labels, text)], hoverinfo="text",
+                           showlegend=False, cliponaxis=False))
+    fig.update_layout(yaxis_title="µs per decode step (mean)", xaxis_tickangle=-30, height=420, yaxis_rangemode="tozero")
+    return _chart(cid, f"Where {name} {verb} decode time vs {ref}", fig,
+                  subtitle="GPU decode span, µs per step, mean over all decode steps")
 
 
-def step_diffs(variants, base) -> list[Chart]:
-    """Per variant: one decode step of the baseline above one of the variant, same time scale
-    (the diff command's timeline). Variants without decode steps get none."""
-    if base is None or base.facts.get("kernels_per_step") is None:
-        return []
-    from decodeprof.diff.steps import pick_step
+def step_diff(cid: str, v, ref, ref_ops: pl.DataFrame) -> Chart:
+    """One decode step of `ref` above one of `v`, same time scale (the diff command's timeline)."""
     from decodeprof.diff.timeline import step_timeline_figure
 
-    base_ops = pick_step(base.trace).ops
-    out = []
-    for v in variants:
-        if v is base or v.facts.get("kernels_per_step") is None:
-            continue
-        fig = step_timeline_figure(base.trace, v.trace, base.name, v.name, ops_a=base_ops)
-        out.append(_chart(f"chart-stepdiff-{v.name}", f"One decode step: {base.name} above {v.name} (same µs scale)", fig))
-    return out
+    fig = step_timeline_figure(ref.trace, v.trace, ref.name, v.name, ops_a=ref_ops)
+    return _chart(cid, f"One decode step: {ref.name} above {v.name}", fig,
+                  subtitle="the median step of each trace, on the same µs scale")
 
 
 def overview(variants) -> list[Chart]:

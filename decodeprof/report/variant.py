@@ -55,6 +55,12 @@ def _spread(metrics: dict, key: str) -> float | None:
     return None
 
 
+def _agreement_pct(correctness) -> float | None:
+    """Free-running tokens equal to the eager reference's, percent (metrics.json correctness)."""
+    a = correctness.get("token_agreement") if isinstance(correctness, dict) else None
+    return 100.0 * float(a) if isinstance(a, (int, float)) and not isinstance(a, bool) else None
+
+
 def _metrics_facts(trace: Trace, tm: dict) -> dict:
     shown, source = trace.timings()
     traced = _median(tm.get("metrics") or {}, "tpot_ms")  # the profiled run's
@@ -74,6 +80,7 @@ def _metrics_facts(trace: Trace, tm: dict) -> dict:
         "active": list(tm.get("active") or []),
         "fallbacks": list(tm.get("fallbacks") or []),
         "tokens_match": (tm.get("correctness") or {}).get("tokens_match"),
+        "token_agreement_pct": _agreement_pct(tm.get("correctness")),
         "correctness": dict(tm.get("correctness") or {}),
     }
 
