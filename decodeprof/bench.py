@@ -8,43 +8,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
+from decodeprof.capture.launch import target_command
 from decodeprof.errors import TargetError
-
-
-def target_labels() -> dict[str, str]:
-    """label -> one-line summary, from the targets registry (imports no torch)."""
-    from targets import registry
-
-    return {label: info.summary for label, info in registry.TARGETS.items()}
-
-
-def single_gpu_labels() -> list[str]:
-    """Labels of the targets that run as one process on one device (imports no torch)."""
-    from targets import registry
-
-    return registry.single_gpu_labels()
-
-
-def target_command(label: str, target_args: list[str], json_out: Path | None = None,
-                   gpus: int = 1) -> tuple[list[str], dict[str, str] | None]:
-    """The command line that runs one target, and the environment it needs (None: ours).
-    Multi-process targets go through torchrun with NCCL multicast off."""
-    from targets import registry
-
-    info = registry.get(label)
-    args = [label, *target_args] + (["--json-out", str(json_out)] if json_out else [])
-    if info.launcher == "torchrun" or gpus > 1:
-        import os
-
-        from targets.launch import target_device, torchrun_command
-
-        command, extra = torchrun_command(args, gpus, target_device(target_args))
-        return command, {**os.environ, **extra}
-    return [sys.executable, "-m", "targets", *args], None
 
 
 DEFAULT_TIMEOUT_S = 600.0  # one target's build, warm-up and measured iterations at the default shape take < 60 s

@@ -93,8 +93,10 @@ def _ranges(sqlite: Path) -> dict[str, int]:
 
 @pytest.mark.nsys
 def test_cpu_capture_chain_records_our_ranges(nsys, program, tmp_path):
+    from decodeprof.commands.profile import analyse_run
+
     run = profile_target("small", ["--device", "cpu", "--steps", "3", "--iters", "2"], out_dir=tmp_path / "runs",
-                         command=program, timeout_s=STEP_TIMEOUT_S)
+                         command=program, timeout_s=STEP_TIMEOUT_S, analyse=analyse_run)
     assert run.parent == tmp_path / "runs" and run.name.startswith("small-")
     for name in ("trace.nsys-rep", "trace.sqlite", "metrics.json", "run.json", "logs/nsys.log", "logs/export.log",
                  "report.html"):

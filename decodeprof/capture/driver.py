@@ -1,4 +1,4 @@
-"""profile_target: target under nsys -> export -> analyses, and optionally a second run under ncu.
+"""profile_target: target under nsys -> export (-> the caller's analysis), and optionally a second run under ncu.
 
 Every artefact lands in one fresh run folder; each failing step prints its log tail, marks
 run.json failed, keeps what was made and raises CaptureError naming the step and the fix.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,12 +19,12 @@ import decodeprof
 from decodeprof.capture import ncu as ncu_cmd
 from decodeprof.capture import nsys as nsys_cmd
 from decodeprof.capture.export import export_sqlite
+from decodeprof.capture.launch import target_device, target_prefix
 from decodeprof.capture.gpu import gpu_info
 from decodeprof.capture.process import child_env, run_logged, show_tail, target_error_line
 from decodeprof.capture.runfolder import UNPROFILED_METRICS, RunRecord, new_run_dir
 from decodeprof.errors import CaptureError, DecodeprofError
 from decodeprof.tools import find_ncu, find_nsys, tool_version
-from targets.launch import target_device
 
 
 def launcher(label: str, gpus: int, device: str, command: Sequence[str] | None) -> tuple[list[str], dict[str, str] | None]:
@@ -34,13 +34,7 @@ def launcher(label: str, gpus: int, device: str, command: Sequence[str] | None) 
         if gpus > 1:
             raise ValueError("a custom command cannot be launched on several GPUs")
         return [str(c) for c in command], None
-    from targets import registry
-
-    if gpus > 1 or registry.get(label).launcher == "torchrun":
-        from targets.launch import torchrun_command
-
-        return torchrun_command([label], gpus, device)
-    return [sys.executable, "-m", "targets", label], None
+    return target_prefix(label, gpus, device)
 
 
 def profile_target(
@@ -56,6 +50,7 @@ def profile_target(
     timeout_s: float | None = None,
     unprofiled: bool = True,
     ncu_steps: int = ncu_cmd.DEFAULT_STEPS,
+    analyse: Callable[[Path, Console], dict] | None = None,
 ) -> Path:
     """Profile one target; return its run folder.
 
@@ -65,6 +60,9 @@ def profile_target(
     The target runs as `sys.executable -m targets LABEL [target_args] --json-out <run>/metrics.json`;
     `command` replaces `sys.executable -m targets LABEL` (tests run their own small programs);
     `timeout_s` bounds each tool step (None: no limit; GPU targets may compile for minutes).
+    `analyse(run_dir, console)`, when given, runs after a successful nsys capture and returns
+    the fields of its run.json step (the profile command passes the analysis and report; the
+    capture layer itself imports neither).
     `ncu_steps`: decode steps of the one iteration Nsight Compute replays (its time grows with
     the kernels it profiles: ~1 minute at the default on an H200).
     """
@@ -97,8 +95,8 @@ def profile_target(
             run.check(run.step("target", [], [*prefix, *target_args, "--json-out", str(run_dir / "metrics.json")]))
         if ncu:
             _ncu_step(run, tools["ncu"], prefix, target_args, ncu_steps)
-        if sqlite is not None:
-            _analyse(run, sqlite)
+        if sqlite is not None and analyse is not None:
+            run.record.add_step(name="analyse", **analyse(run_dir, run.console))
     except DecodeprofError as exc:
         record.finish("failed", error=exc.message, hint=exc.hint)
         run.console.print(f"partial artefacts kept in {run_dir}", markup=False)
@@ -223,24 +221,3 @@ def _ncu_step(run: _Run, ncu: Path, prefix: list[str], target_args: list[str], s
         show_tail(run.console, "ncu", step.log)
         raise
     run.check(step)
-
-
-def _analyse(run: _Run, sqlite: Path) -> None:
-    """Print the analysis tables and write report.html into the run folder. Where the
-    analysis stack (polars, plotly) is not installed, e.g. a bare GPU box, the capture still
-    succeeds and says how to analyse the folder elsewhere."""
-    try:
-        from decodeprof.commands.analyze import print_analyses
-        from decodeprof.report import assemble, load_variant, write_report
-    except ModuleNotFoundError as exc:
-        run.console.print(f"analysis skipped ({exc.name} is not installed here): copy {run.dir} and run "
-                          f"`decodeprof report {run.dir}` where decodeprof is installed", markup=False)
-        run.record.add_step(name="analyse", exit_status=None, skipped=f"{exc.name} not installed")
-        return
-    with run.console.status("analysing ..."):
-        variant = load_variant(run.dir)
-    print_analyses(variant.trace, variant.frames)  # tables on stdout; progress stays on stderr
-    report = write_report(assemble([variant]), run.dir / "report.html")
-    run.record.add_step(name="analyse", exit_status=0)
-    run.console.print(f"report: {report}", markup=False)
-    run.console.print(f"again later: decodeprof analyze {sqlite}", markup=False)

@@ -35,4 +35,25 @@ def register(app: typer.Typer) -> None:
 
         writable_folder(out, "run folder")
         profile_target(target, list(ctx.args), out_dir=out, nsys=nsys, ncu=ncu, gpus=gpus, unprofiled=unprofiled,
-                       ncu_steps=ncu_steps)
+                       ncu_steps=ncu_steps, analyse=analyse_run)
+
+
+def analyse_run(run_dir: Path, console) -> dict:
+    """After a capture: print the analysis tables and write report.html into the run folder;
+    returns its run.json step fields. Where the analysis stack (polars, plotly) is not
+    installed, e.g. a bare GPU box, the capture still succeeds and says how to analyse the
+    folder elsewhere."""
+    try:
+        from decodeprof.commands.analyze import print_analyses
+        from decodeprof.report import assemble, load_variant, write_report
+    except ModuleNotFoundError as exc:
+        console.print(f"analysis skipped ({exc.name} is not installed here): copy {run_dir} and run "
+                      f"`decodeprof report {run_dir}` where decodeprof is installed", markup=False)
+        return {"exit_status": None, "skipped": f"{exc.name} not installed"}
+    with console.status("analysing ..."):
+        variant = load_variant(run_dir)
+    print_analyses(variant.trace, variant.frames)  # tables on stdout; progress stays on stderr
+    report = write_report(assemble([variant]), run_dir / "report.html")
+    console.print(f"report: {report}", markup=False)
+    console.print(f"again later: decodeprof analyze {run_dir}", markup=False)
+    return {"exit_status": 0}

@@ -36,7 +36,7 @@ def list_targets(
 
     Example: decodeprof targets --single-gpu --names
     """
-    from decodeprof.bench import single_gpu_labels, target_labels
+    from decodeprof.capture.launch import single_gpu_labels, target_labels
 
     keep = set(single_gpu_labels()) if single_gpu else None
     for label, summary in target_labels().items():
@@ -58,7 +58,7 @@ def run(
 
     Example: decodeprof run graph --batch 8 --format json -o graph.json
     """
-    from decodeprof.bench import target_command
+    from decodeprof.capture.launch import target_command
     from decodeprof.commands.output import parse_formats
     from decodeprof.outputs import writable_file
 
@@ -107,7 +107,8 @@ def bench(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from decodeprof import expectations as exp
-    from decodeprof.bench import run_target, single_gpu_labels, target_labels
+    from decodeprof.bench import run_target
+    from decodeprof.capture.launch import single_gpu_labels, target_labels
     from decodeprof.commands.output import parse_formats
     from decodeprof.errors import RegressionError, TargetError
     from decodeprof.outputs import writable_file
