@@ -7,6 +7,8 @@ import sys
 from targets import registry
 from targets.errors import TargetError
 
+GPU_EXTRA = ("torch", "triton", "nvtx")  # what `pip install decodeprof[gpu]` brings
+
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
@@ -22,7 +24,14 @@ def main(argv: list[str]) -> int:
     except TargetError as exc:
         print(f"error: {exc.message}\nhint: {exc.hint}", file=sys.stderr)
         return 2
-    module = info.load()
+    try:
+        module = info.load()
+    except ModuleNotFoundError as exc:
+        if exc.name not in GPU_EXTRA:
+            raise
+        print(f"error: target {info.label!r} needs {exc.name}, which is not installed here\n"
+              f"hint: install the target side: pip install 'decodeprof[gpu]' (torch, triton, nvtx)", file=sys.stderr)
+        return 2
     if info.launcher == "torchrun":  # owns its entry: process group, GPU per rank, output on rank 0
         return module.main(argv[1:])
     from targets.harness import main as harness_main

@@ -125,3 +125,21 @@ def test_run_and_bench_json_out_never_overwrite_a_trace(tmp_path):
         assert proc.returncode == 2, proc.stdout
         assert "holds a trace" in proc.stderr and "Traceback" not in proc.stderr
     assert victim.read_bytes() == before
+
+
+def test_a_target_without_torch_says_which_extra_to_install(tmp_path):
+    """On an analysis-only install (no torch), a target ends in one error line naming the extra."""
+    script = tmp_path / "no_torch.py"
+    script.write_text(
+        "import runpy, sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'triton'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "sys.argv = ['targets', 'baseline', '--device', 'cpu']\n"
+        "runpy.run_module('targets', run_name='__main__')\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "needs torch" in proc.stderr and "decodeprof[gpu]" in proc.stderr
