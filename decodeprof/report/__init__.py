@@ -5,8 +5,9 @@
     write_report(report, "report.html")
 
 variant.py reads facts from analysis frames; waterfall.py splits decode time exactly;
-charts.py builds Plotly figures; build.py assembles; render.py writes HTML (templates in
-reports/templates). Findings live in decodeprof.findings.
+ladder.py says which variant each builds on; charts.py builds Plotly figures; build.py
+assembles; render.py writes HTML (templates in reports/templates; the Plotly bundle it
+inlines in vendor/). Findings live in decodeprof.findings.
 """
 
 __all__ = ["Report", "assemble", "load_variant", "render_html", "write_report"]
