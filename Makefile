@@ -1,5 +1,5 @@
 # decodeprof: the commands a newcomer runs. Each installs what it needs into .venv.
-#   make demo                 render the report from the shipped H200 sample runs (no GPU needed)
+#   make demo                 render the report from the shipped H200 sample runs (no GPU, no torch)
 #   make test                 run the test suite (CPU; GPU tests skip without CUDA)
 #   make profile TARGET=graph profile one target under nsys (GPU machine)
 #   make ncu TARGET=graph     the same with Nsight Compute per-kernel counters
@@ -21,16 +21,24 @@ BENCH ?=
 
 .PHONY: demo test venv profile ncu profile-all bench diff doctor clean
 
-$(VENV)/.installed: pyproject.toml requirements-ci.txt
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-ci.txt
+
+# The analysis side only (no torch, no triton): enough to analyse traces and render reports.
+$(VENV)/.analysis: pyproject.toml requirements.txt | $(PY)
+	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+# Everything the tests need: the analysis side, torch's CPU build, Triton's interpreter, pytest.
+$(VENV)/.installed: $(VENV)/.analysis requirements-ci.txt
+	$(PY) -m pip install -q -r requirements-ci.txt
 	touch $@
 
 venv: $(VENV)/.installed
 
-demo: venv
+demo: $(VENV)/.analysis
 	$(DECODEPROF) report tests/data/h200/*/ -o reports/out/decodeprof-report.html
 
 test: venv
