@@ -15,12 +15,13 @@ def _failed_run(folder: Path) -> str | None:
     """Why a run folder's capture did not finish (its run.json status), or None."""
     try:
         record = json.loads((folder / "run.json").read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None  # not written by `decodeprof profile` (e.g. a folder of traces): nothing to judge by
     status = record.get("status") if isinstance(record, dict) else None
-    if status in (None, "ok"):
+    if status in (None, "ok") or not isinstance(status, str):
         return None
-    return f"its capture ended {status}" + (f": {record['error']}" if record.get("error") else "")
+    error = record.get("error")
+    return f"its capture ended {status}" + (f": {error}" if isinstance(error, str) and error else "")
 
 
 def _runs(paths: list[Path], err) -> list[Path]:
@@ -31,14 +32,14 @@ def _runs(paths: list[Path], err) -> list[Path]:
     for p in paths:
         why = _failed_run(p) if p.is_dir() else None
         if why and not (p / "trace.sqlite").is_file():
-            err.print(f"skipping {p}: {why}")
+            err.print(f"skipping {p}: {why}", markup=False)
         elif why:
-            err.print(f"note: {p}: {why}; its exported trace is shown")
+            err.print(f"note: {p}: {why}; its exported trace is shown", markup=False)
             keep.append(p)
         elif p.is_dir() or (p.is_file() and p.suffix in TRACE_SUFFIXES):
             keep.append(p)
         elif p.exists():
-            err.print(f"skipping {p}: not a run folder or trace file")
+            err.print(f"skipping {p}: not a run folder or trace file", markup=False)
         else:
             keep.append(p)  # let the loader say "no such file" with its hint
     return keep

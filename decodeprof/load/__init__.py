@@ -62,14 +62,10 @@ def resolve_export(path: Path | str) -> Path:
 
 
 def _metrics(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TraceFileError(f"{path}: not a readable metrics JSON ({exc})",
-                             "pass the metrics.json a decodeprof target wrote, or leave it out") from exc
-    if not isinstance(data, dict):
-        raise TraceFileError(f"{path}: metrics JSON is not an object", "pass the metrics.json a decodeprof target wrote")
-    return data
+    """A target's metrics JSON, checked against its schema (decodeprof.load.target_metrics)."""
+    from decodeprof.load import target_metrics
+
+    return target_metrics.read(path)
 
 
 def load_trace(path: Path | str, *, ncu_csv: Path | str | None = None, metrics_json: Path | str | None = None,

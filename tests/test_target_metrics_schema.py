@@ -1,0 +1,75 @@
+"""The metrics JSON's schema (decodeprof/load/target_metrics.py): every shipped file passes; a
+wrong type, an impossible number or deep nesting is one error naming the file and the field,
+before any analysis reads it."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from decodeprof.errors import TraceFileError
+from decodeprof.load import target_metrics
+
+DATA = Path(__file__).resolve().parent / "data"
+SHIPPED = sorted(DATA.glob("*/*/metrics*.json"))
+GRAPH = DATA / "h200" / "graph" / "metrics.json"
+
+
+def test_every_shipped_metrics_file_passes():
+    assert len(SHIPPED) >= 24
+    for path in SHIPPED:
+        assert target_metrics.read(path) == json.loads(path.read_text()), path
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda d: d["config"].__setitem__("steps", 0), "config.steps"),
+    (lambda d: d["config"].__setitem__("batch", "4"), "config.batch"),
+    (lambda d: d["config"].__setitem__("iters", 2.5), "config.iters"),
+    (lambda d: d.__setitem__("weight_bytes_per_step", -1), "weight_bytes_per_step"),
+    (lambda d: d["metrics"]["tpot_ms"].__setitem__("median", float("nan")), "metrics.tpot_ms.median"),
+    (lambda d: d["metrics"]["tpot_ms"].__setitem__("min", 1e9), "metrics.tpot_ms"),
+    (lambda d: d["metrics"].__setitem__("ttft_ms", [1, 2]), "metrics.ttft_ms"),
+    (lambda d: d["device"].__setitem__("peak_gbps", -5), "device.peak_gbps"),
+    (lambda d: d["device"].__setitem__("name", 7), "device.name"),
+    (lambda d: d["correctness"].__setitem__("token_agreement", 3), "correctness.token_agreement"),
+    (lambda d: d.__setitem__("ranks", [{"rank": -1, "pid": 1}]), "ranks[0].rank"),
+    (lambda d: d.__setitem__("config", []), "config"),
+    (lambda d: d.__setitem__("active", "cuda_graph_decode"), "active"),
+])
+def test_a_bad_field_is_one_error_naming_it(tmp_path, change, field):
+    doc = copy.deepcopy(json.loads(GRAPH.read_text()))
+    change(doc)
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(TraceFileError) as err:
+        target_metrics.read(path)
+    assert f"field {field} " in err.value.message and str(path) in err.value.message
+
+
+def test_deep_nesting_and_non_json_are_one_error(tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"a": ' + "[" * 50 + "]" * 50 + "}")
+    with pytest.raises(TraceFileError, match="nested deeper"):
+        target_metrics.read(deep)
+    hostile = tmp_path / "hostile.json"
+    hostile.write_text("[" * 200_000)
+    with pytest.raises(TraceFileError, match="not a readable metrics JSON"):
+        target_metrics.read(hostile)
+
+
+def test_analyze_of_a_run_with_a_bad_metrics_file_says_which_field(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "trace.sqlite").write_bytes((DATA / "h200" / "graph" / "trace.sqlite").read_bytes())
+    doc = json.loads(GRAPH.read_text())
+    doc["config"]["steps"] = 0
+    (run / "metrics.json").write_text(json.dumps(doc))
+    proc = subprocess.run([sys.executable, "-m", "decodeprof", "analyze", str(run)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "field config.steps must be an integer >= 1" in proc.stderr
