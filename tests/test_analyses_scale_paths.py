@@ -62,10 +62,11 @@ def test_sums_in_ranges_equal_summed_pairs():
         assert got.sort("rid").equals(expected.sort("rid").select(got.columns)), (points, ranges)
 
 
-def test_sums_in_ranges_declines_an_overflowing_axis():
-    points = pl.DataFrame({"t": [0, 2**61], "tid": [1, 2], "v": [1, 1]})
-    ranges = pl.DataFrame({"s": [0], "e": [1], "tid": [1]})
-    assert sums_in_ranges(points, ranges, at="t", start="s", end="e", by="tid", values={"v": pl.col("v")}) is None
+def test_sums_in_ranges_sums_each_key_apart_where_one_axis_would_overflow():
+    points = pl.DataFrame({"t": [0, 2**61, 2**62 - 5], "tid": [1, 2, 2], "v": [1, 1, 4]})
+    ranges = pl.DataFrame({"s": [0, 2**62 - 9, 0], "e": [1, 2**62, 1], "tid": [1, 2, None]})
+    got = sums_in_ranges(points, ranges, at="t", start="s", end="e", by="tid", values={"v": pl.col("v")})
+    assert got["v"].to_list() == [1, 4, 0]
 
 
 def test_previous_end_equals_the_window():

@@ -58,7 +58,7 @@ def gpu_gaps(trace: Trace) -> pl.DataFrame:
     k = gpu_work(trace, ("kernel",), (
         "device_id", "start_ns", "end_ns", "name", "stream_id", "api_start_ns", "api_name", "global_tid",
     )).sort("device_id", "start_ns").with_columns(
-        pl.col("end_ns").cum_max().shift(1).over("device_id").alias("gap_start_ns")
+        pl.col("end_ns").cum_max().forward_fill().shift(1).over("device_id").alias("gap_start_ns")
     )
     cause = (
         pl.when(pl.col("api_start_ns").is_null()).then(pl.lit("unknown"))

@@ -37,18 +37,20 @@ CALL_COLUMNS = {
 
 
 def _previous_end(k: pl.DataFrame, by: list[str]) -> pl.Series:
-    """`end_ns.cum_max().shift(1).over(by)` for `k` sorted by `by`: its groups are runs of
-    rows, so each run's ends are lifted above the runs before it (run number x span) and one
-    running maximum serves all (no window group-by over every kernel). The window itself
-    where ends are null or the lifted axis would overflow."""
+    """The latest end among the earlier rows of each row's group (`by`; null for a group's
+    first row), for `k` sorted by `by`: a null end is skipped, never a reason to forget the
+    ends before it. Its groups are runs of rows, so each run's ends are lifted above the runs
+    before it (run number x span) and one running maximum serves all (no window group-by over
+    every kernel). A window where ends are null or the lifted axis would overflow."""
     run = pl.any_horizontal(pl.col(c).ne_missing(pl.col(c).shift(1)) for c in by).fill_null(True)
     ends = k.get_column("end_ns")
+    window = pl.col("end_ns").cum_max().forward_fill().shift(1).over(by)
     if k.is_empty() or ends.has_nulls():
-        return k.select(pl.col("end_ns").cum_max().shift(1).over(by)).to_series()
+        return k.select(window).to_series()
     lo, span = int(ends.min()), int(ends.max()) - int(ends.min()) + 1
     runs = k.select(run.alias("_new"), run.cum_sum().cast(pl.Int64).alias("_run"))
-    if int(runs.get_column("_run").max()) * span >= 2**62:  # pragma: no cover - absurd spans only
-        return k.select(pl.col("end_ns").cum_max().shift(1).over(by)).to_series()
+    if int(runs.get_column("_run").max()) * span >= 2**62:  # times near 2^62
+        return k.select(window).to_series()
     lifted = (ends - lo + runs.get_column("_run") * span).cum_max() - runs.get_column("_run") * span + lo
     return pl.select(pl.when(runs.get_column("_new")).then(None).otherwise(lifted.shift(1))).to_series()
 
