@@ -17,13 +17,17 @@ from decodeprof import schema
 
 @dataclass(frozen=True)
 class MissingData:
-    """A table the export lacks: which frame it would fill and the capture flag that adds it."""
+    """A table the export lacks: which frame it would fill and the capture flag that adds it,
+    or (`frame` not a frame of schema.FRAMES: "names", "copy kinds") what it would name and
+    how the rows are shown without it."""
 
     frame: str
     table: str
     fix: str
 
     def sentence(self) -> str:
+        if self.frame not in schema.FRAMES:
+            return f"{self.frame} unreadable (table {self.table} absent): {self.fix}"
         return f"no {self.frame} data (table {self.table} absent): {self.fix}"
 
 

@@ -81,6 +81,9 @@ def test_a_write_ahead_log_export_is_read_without_touching_it(tmp_path):
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA wal_autocheckpoint=0")
     con.execute("INSERT INTO CUPTI_ACTIVITY_KIND_KERNEL SELECT * FROM CUPTI_ACTIVITY_KIND_KERNEL LIMIT 5")
+    # five more kernels (not copies: a copy of a row is dropped as one), only in the log
+    con.execute("UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET correlationId = correlationId + 1000000 "
+                "WHERE rowid > (SELECT max(rowid) - 5 FROM CUPTI_ACTIVITY_KIND_KERNEL)")
     con.commit()
     kernels = con.execute("SELECT count(*) FROM CUPTI_ACTIVITY_KIND_KERNEL").fetchone()[0]
     work = tmp_path / "in"

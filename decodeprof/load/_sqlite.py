@@ -88,6 +88,7 @@ def connect(path: Path) -> sqlite3.Connection:
         # check_same_thread=False: read_export reads the kernels in a second thread, whose
         # sqlite3 fallback (read_sql) uses this connection (serialized by SQLite itself).
         con = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        con.text_factory = _text  # a damaged string is shown with U+FFFD, never a crash
         names = table_names(con)
     except sqlite3.DatabaseError as exc:
         raise TraceFileError(f"{path}: cannot read as SQLite ({exc})", EXPORT_HINT) from exc
@@ -98,6 +99,17 @@ def connect(path: Path) -> sqlite3.Connection:
             EXPORT_HINT,
         )
     return con
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+def _cell(value):
+    """A value as polars can type it next to others of its column: a BLOB (which nsys never
+    writes) becomes text, so a number column holding one reads as text and the loader's
+    checks see a row without that number, instead of a frame that cannot be built."""
+    return _text(value) if isinstance(value, bytes) else value
 
 
 def table_names(con: sqlite3.Connection) -> set[str]:
@@ -131,7 +143,24 @@ def read_sql(path: Path, con: sqlite3.Connection, sql: str) -> "pl.DataFrame":
     except sqlite3.DatabaseError as exc:
         raise TraceFileError(f"{path}: query failed ({exc})", "the export may be damaged; " + EXPORT_HINT) from exc
     names = [d[0] for d in cur.description]
-    rows = cur.fetchall()
+    try:
+        rows = cur.fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise TraceFileError(f"{path}: query failed ({exc})", "the export may be damaged; " + EXPORT_HINT) from exc
     if not rows:
         return pl.DataFrame(schema={n: pl.Null for n in names})
-    return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
+    try:
+        return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
+    except (pl.exceptions.PolarsError, TypeError, OverflowError):  # mixed types: numbers, text, BLOBs
+        columns = [[_cell(v) for v in col] for col in zip(*rows)]
+        return pl.DataFrame({n: _series(n, c) for n, c in zip(names, columns)})
+
+
+def _series(name: str, values: list) -> "pl.Series":
+    """A column of mixed SQLite values: typed by polars where it can, else as text."""
+    import polars as pl
+
+    try:
+        return pl.Series(name, values, strict=False)
+    except (pl.exceptions.PolarsError, TypeError, OverflowError):
+        return pl.Series(name, [None if v is None else str(v) for v in values], dtype=pl.Utf8)

@@ -24,7 +24,7 @@ import polars as pl
 from decodeprof import schema
 from decodeprof.errors import TraceFileError
 from decodeprof.load._sqlite import columns, connect, read_sql, table_names
-from decodeprof.load.validate import drop_impossible, to_meta
+from decodeprof.load.validate import check_refusal, check_sums, drop_impossible, to_meta
 from decodeprof.trace import MissingData
 
 TID_MASK = 0xFFFFFF  # nsys serializes globalTid as (... << 48) | (pid << 24) | tid
@@ -52,6 +52,44 @@ SOURCES = {
 }
 
 
+# Columns every nsys export has in these tables (the loader asks, never assumes, for the
+# others). A table without one was edited or damaged: its rows cannot be read as events.
+REQUIRED = {
+    "CUPTI_ACTIVITY_KIND_KERNEL": ("start", "end", "deviceId", "streamId", "correlationId", "shortName"),
+    "CUPTI_ACTIVITY_KIND_RUNTIME": ("start", "end", "globalTid", "correlationId", "nameId"),
+    "CUPTI_ACTIVITY_KIND_MEMCPY": ("start", "end", "deviceId", "streamId", "correlationId", "bytes", "copyKind",
+                                   "srcKind", "dstKind"),
+    "CUPTI_ACTIVITY_KIND_MEMSET": ("start", "end", "deviceId", "streamId", "correlationId", "bytes"),
+    "CUPTI_ACTIVITY_KIND_SYNCHRONIZATION": ("start", "end"),
+    "NVTX_EVENTS": ("start", "end", "eventType", "globalTid"),
+    "StringIds": ("id", "value"),
+}
+REEXPORT = "the file was edited or damaged: export the report again with `nsys export --type sqlite`"
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    """A table that names the numbers of others (StringIds, an ENUM_* table): the frame
+    whose rows it names, and what is shown when it is absent."""
+
+    table: str
+    frame: str  # the frame that needs it (no rows there: its absence does not matter)
+    what: str  # the MissingData frame: what becomes unreadable
+    shown: str
+
+
+LOOKUPS = (
+    _Lookup("StringIds", "kernels", "names", "kernel, CUDA API, NVTX and thread names are shown as their ids "
+            "(shortName=<id>)"),
+    _Lookup("ENUM_CUDA_MEMCPY_OPER", "memcpys", "copy kinds", "copy kinds are shown as copyKind=<number>"),
+    _Lookup("ENUM_CUDA_MEM_KIND", "memcpys", "memory kinds", "memory kinds are shown as srcKind=/dstKind=<number>: "
+            "pageable copies cannot be told"),
+    _Lookup("ENUM_CUPTI_SYNC_TYPE", "syncs", "sync types", "sync types are shown as syncType=<number>"),
+    _Lookup("ENUM_NSYS_EVENT_TYPE", "nvtx", "NVTX event types", "NVTX events are kept by number (eventType=<n>), "
+            "ranges and marks not told apart"),
+)
+
+
 class _Export:
     """An open export: its path, a read-only connection and its table/column catalogue."""
 
@@ -61,6 +99,7 @@ class _Export:
         self.tables = table_names(self.con)
         self._cols: dict[str, list[str]] = {}
         self._strings: pl.DataFrame | None = None
+        self.notes: list[dict] = []  # rows a reader dropped or kept unnamed: {frame, reason, rows[, action]}
 
     def cols(self, table: str) -> list[str]:
         if table not in self._cols:
@@ -75,9 +114,13 @@ class _Export:
         have = set(self.cols(table))
         return [f'{alias}."{c}" AS {out}' for c, out in wanted.items() if c in have]
 
+    def has_enum(self, enum: str) -> bool:
+        return enum in self.tables and {"id"} <= set(self.cols(enum)) and bool({"name", "label"} & set(self.cols(enum)))
+
     def enum_join(self, enum: str, alias: str, on: str) -> tuple[str, str]:
-        """(select item, join clause) naming `on` from ENUM table `enum`, or nothing if absent."""
-        if enum not in self.tables:
+        """(select item, join clause) naming `on` from ENUM table `enum`, or nothing if absent
+        (or without its id and name columns)."""
+        if not self.has_enum(enum):
             return "", ""
         field = "name" if "name" in self.cols(enum) else "label"
         return f", {alias}.{field} AS {alias}_name", f" LEFT JOIN {enum} AS {alias} ON {alias}.id = {on}"
@@ -87,21 +130,31 @@ class _Export:
         if self._strings is None:
             self._strings = (
                 self.read("SELECT s.id AS id, s.value AS value FROM StringIds AS s").with_columns(
-                    pl.col("id").cast(pl.Int64), pl.col("value").cast(pl.Utf8))
+                    pl.col("id").cast(pl.Int64, strict=False), pl.col("value").cast(pl.Utf8))
+                .filter(pl.col("id").is_not_null()).unique("id", keep="first", maintain_order=True)
                 if "StringIds" in self.tables else pl.DataFrame(schema={"id": pl.Int64, "value": pl.Utf8})
             )
         return self._strings
 
-    def name(self, frame: pl.DataFrame, id_col: str, out: str) -> pl.DataFrame:
-        """Add `out` = StringIds.value for `id_col`. Looked up here rather than joined in SQL:
-        the result strings then share StringIds' buffers (measured on 1M kernels with long
-        demangled names: SQL join 0.73 s / 579 MB peak, this about 0.1 s / +40 MB)."""
+    def name(self, frame: pl.DataFrame, id_col: str, out: str, *, label: str, of: str) -> pl.DataFrame:
+        """Add `out` = StringIds.value for `id_col`; an id StringIds lacks is shown as
+        "<label>=<id>" (never a blank that merges unlike rows), counted against frame `of`.
+        Looked up here rather than joined in SQL: the result strings then share StringIds'
+        buffers (measured on 1M kernels with long demangled names: SQL join 0.73 s / 579 MB
+        peak, this about 0.1 s / +40 MB)."""
         if id_col not in frame.columns:
             return frame.with_columns(pl.lit(None, dtype=pl.Utf8).alias(out))
         lookup = self.strings()
-        value = pl.col(id_col).cast(pl.Int64).replace_strict(lookup["id"], lookup["value"], default=None,
-                                                             return_dtype=pl.Utf8)
-        return frame.with_columns(value.alias(out))
+        ids = pl.col(id_col).cast(pl.Int64, strict=False)
+        value = ids.replace_strict(lookup["id"], lookup["value"], default=None, return_dtype=pl.Utf8)
+        unnamed = pl.lit(f"{label}=") + ids.cast(pl.Utf8)
+        frame = frame.with_columns(pl.coalesce(value, unnamed).alias(out))
+        if "StringIds" in self.tables:
+            n = frame.select((ids.is_not_null() & value.is_null()).sum()).item()
+            if n:
+                self.notes.append({"frame": of, "reason": f"{label} id absent from StringIds (kept as {label}=<id>)",
+                                   "rows": int(n), "action": "kept"})
+        return frame
 
 
 def _with_nulls(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame:
@@ -118,13 +171,13 @@ def _kind(frame: pl.DataFrame, raw: str, label: str, out: str) -> pl.Expr:
 
 def _timed(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(
-        pl.col("start_ns").cast(pl.Int64), pl.col("end_ns").cast(pl.Int64),
-        (pl.col("end_ns").cast(pl.Int64) - pl.col("start_ns").cast(pl.Int64)).alias("dur_ns"),
+        pl.col("start_ns").cast(pl.Int64, strict=False), pl.col("end_ns").cast(pl.Int64, strict=False),
+        (pl.col("end_ns").cast(pl.Int64, strict=False) - pl.col("start_ns").cast(pl.Int64, strict=False)).alias("dur_ns"),
     )
 
 
 def _split_tid(col: str = "global_tid") -> list[pl.Expr]:
-    gt = pl.col(col).cast(pl.Int64)
+    gt = pl.col(col).cast(pl.Int64, strict=False)
     return [(gt - (gt & TID_MASK)).alias("global_pid"), (gt & TID_MASK).alias("tid")]
 
 
@@ -150,14 +203,14 @@ def read_kernels(ex: _Export, columns: tuple[str, ...] | None = None) -> pl.Data
         needed |= {src for c in columns for src in _KERNEL_DERIVED.get(c, ())}
         wanted = {c: out for c, out in wanted.items() if out in needed}
     df = ex.read(f"SELECT {', '.join(ex.pick(t, 'k', wanted))} FROM {t} AS k")
-    for id_col, out in (("short_id", "name"), ("demangled_id", "demangled_name")):
+    for id_col, out, label in (("short_id", "name", "shortName"), ("demangled_id", "demangled_name", "demangledName")):
         if columns is None or out in columns:
-            df = ex.name(df, id_col, out)
+            df = ex.name(df, id_col, out, label=label, of="kernels")
     df = _timed(_with_nulls(df, list(wanted.values())))
     if columns is not None and "shared_memory_bytes" not in columns:
         return df
     return df.with_columns(
-        (pl.col("static_smem").cast(pl.Int64) + pl.col("dynamic_smem").cast(pl.Int64)).alias("shared_memory_bytes"),
+        (pl.col("static_smem").cast(pl.Int64, strict=False) + pl.col("dynamic_smem").cast(pl.Int64, strict=False)).alias("shared_memory_bytes"),
     )
 
 
@@ -165,7 +218,8 @@ def read_runtime(ex: _Export) -> pl.DataFrame:
     t = SOURCES["runtime"].table
     wanted = {"start": "start_ns", "end": "end_ns", "globalTid": "global_tid", "correlationId": "correlation_id",
               "nameId": "name_id"}
-    df = ex.name(ex.read(f"SELECT {', '.join(ex.pick(t, 'r', wanted))} FROM {t} AS r"), "name_id", "name")
+    df = ex.name(ex.read(f"SELECT {', '.join(ex.pick(t, 'r', wanted))} FROM {t} AS r"), "name_id", "name",
+                 label="nameId", of="runtime")
     df = _with_nulls(df, list(wanted.values()))
     return _timed(df).with_columns(*_split_tid())
 
@@ -209,7 +263,7 @@ def read_syncs(ex: _Export) -> pl.DataFrame:
     df = ex.read(f"SELECT {', '.join(ex.pick(t, 's', wanted))}{e_sel} FROM {t} AS s{e_join}")
     df = _with_nulls(df, list(wanted.values()))
     if "deprecatedSyncType" in have:  # the name where the CUPTI code is known, else "syncType=<n>"
-        old = pl.col("deprecatedSyncType").cast(pl.Int64)
+        old = pl.col("deprecatedSyncType").cast(pl.Int64, strict=False)
         df = df.with_columns(pl.when(old.is_not_null()).then(old).otherwise(pl.col("syncType")).alias("syncType"))
     return _timed(df).with_columns(_kind(df, "syncType", "st_name", "sync_type"))
 
@@ -234,25 +288,29 @@ def read_nvtx(ex: _Export) -> pl.DataFrame:
               "globalTid": "global_tid", "domainId": "domainId", "textId": "text_id"}
     e_sel, e_join = ex.enum_join("ENUM_NSYS_EVENT_TYPE", "et", "n.eventType")
     df = ex.read(f"SELECT {', '.join(ex.pick(t, 'n', wanted))}{e_sel} FROM {t} AS n{e_join}")
-    df = _with_nulls(ex.name(df, "text_id", "tx_value"), list(wanted.values())).with_columns(
+    df = _with_nulls(ex.name(df, "text_id", "tx_value", label="textId", of="nvtx"), list(wanted.values())).with_columns(
         pl.coalesce(pl.col("text").cast(pl.Utf8), pl.col("tx_value").cast(pl.Utf8)).alias("text"), *_split_tid())
+    number = pl.col("eventType").cast(pl.Int64, strict=False).cast(pl.Utf8)  # null where no integer
     if "et_name" in df.columns:
         names = df.get_column("et_name").cast(pl.Utf8).unique().to_list()
         kinds = {n: _nvtx_kind(n) for n in names}
         domain_types = [n for n in names if n and n.lower().replace("_", "").endswith("domaincreate")]
         kind = pl.col("et_name").cast(pl.Utf8).replace_strict(kinds, default=None, return_dtype=pl.Utf8)
-        unknown = pl.lit("eventType=") + pl.col("eventType").cast(pl.Utf8)  # a type the ENUM table lacks
+        unknown = pl.lit("eventType=") + number  # a type the ENUM table lacks
         df = df.with_columns(pl.when(pl.col("et_name").is_null()).then(unknown).otherwise(kind).alias("event_kind"))
     else:  # no enum table: keep every row and say which numeric type it was
         domain_types = []
-        df = df.with_columns((pl.lit("eventType=") + pl.col("eventType").cast(pl.Utf8)).alias("event_kind"))
+        df = df.with_columns((pl.lit("eventType=") + number).alias("event_kind"))
     domains = (
         df.filter(pl.col("et_name").is_in(domain_types))
-        .select("global_pid", pl.col("domainId").cast(pl.Int64), pl.col("text").alias("domain"))
+        .select("global_pid", pl.col("domainId").cast(pl.Int64, strict=False), pl.col("text").alias("domain"))
         .unique(["global_pid", "domainId"], keep="first")
         if domain_types else pl.DataFrame(schema={"global_pid": pl.Int64, "domainId": pl.Int64, "domain": pl.Utf8})
     )
-    df = df.filter(pl.col("event_kind").is_not_null()).with_columns(pl.col("domainId").cast(pl.Int64))
+    untyped = df.select(number.is_null().sum()).item()
+    if untyped:
+        ex.notes.append({"frame": "nvtx", "reason": "no event type", "rows": int(untyped)})
+    df = df.filter(pl.col("event_kind").is_not_null()).with_columns(pl.col("domainId").cast(pl.Int64, strict=False))
     df = df.join(domains, on=["global_pid", "domainId"], how="left", maintain_order="left")
     domain = (
         pl.when(pl.col("domainId").is_null() | (pl.col("domainId") == 0)).then(pl.lit(""))
@@ -286,7 +344,7 @@ def read_gpus(ex: _Export) -> tuple[pl.DataFrame, str | None]:
         row = {}
         for out, (col, scale) in fields.items():
             v = raw.get(col) if col in have else None
-            row[out] = v if (v is None or scale is None) else int(round(v * scale))
+            row[out] = _text(v) if scale is None else _scaled(v, scale)
         cc = None if row["cc_major"] is None else f"{row['cc_major']}.{row['cc_minor'] or 0}"
         rows.append({**row, "compute_capability": cc})
     frame = pl.DataFrame(rows, schema={**schema.FRAMES["gpus"], "cc_major": pl.Int64, "cc_minor": pl.Int64}, orient="row") \
@@ -294,13 +352,29 @@ def read_gpus(ex: _Export) -> tuple[pl.DataFrame, str | None]:
     return frame.unique("device_id", keep="first", maintain_order=True), table
 
 
+def _text(value) -> str | None:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else None if value is None else str(value)
+
+
+def _scaled(value, scale: float) -> int | None:
+    """`value` x `scale` as an integer within Int64, or None where it is not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        out = int(round(value * scale))
+    except (OverflowError, ValueError):  # inf, nan
+        return None
+    return out if -(2**63) <= out < 2**63 else None
+
+
 def read_threads(ex: _Export) -> pl.DataFrame:
     wanted = {"globalTid": "global_tid", "nameId": "name_id"}
     df = ex.read(f"SELECT {', '.join(ex.pick('ThreadNames', 't', wanted))} FROM ThreadNames AS t")
-    df = _with_nulls(ex.name(df, "name_id", "thread_name"), list(wanted.values())).with_columns(*_split_tid())
+    df = _with_nulls(ex.name(df, "name_id", "thread_name", label="nameId", of="threads"),
+                     list(wanted.values())).with_columns(*_split_tid())
     if "PROCESSES" in ex.tables and {"globalPid", "name"} <= set(ex.cols("PROCESSES")):
         procs = ex.read("SELECT p.globalPid AS global_pid, p.name AS process_name FROM PROCESSES AS p")
-        procs = procs.with_columns(pl.col("global_pid").cast(pl.Int64), pl.col("process_name").cast(pl.Utf8))
+        procs = procs.with_columns(pl.col("global_pid").cast(pl.Int64, strict=False), pl.col("process_name").cast(pl.Utf8))
         df = df.join(procs.unique("global_pid", keep="first"), on="global_pid", how="left", maintain_order="left")
     else:
         df = df.with_columns(pl.lit(None, dtype=pl.Utf8).alias("process_name"))
@@ -333,6 +407,43 @@ def _frame(name: str, ex: _Export, columns: tuple[str, ...] | None) -> pl.DataFr
     return schema.conform(name, frame, columns).rechunk()
 
 
+def _check_columns(ex: _Export) -> None:
+    """Raise TraceFileError naming a table that lacks a column every export has (REQUIRED)."""
+    for table, needed in REQUIRED.items():
+        if table in ex.tables:
+            absent = [c for c in needed if c not in ex.cols(table)]
+            if absent:
+                raise TraceFileError(f"{ex.path}: table {table} has no column {', '.join(absent)}, which every "
+                                     "Nsight Systems export has", REEXPORT)
+
+
+def _lookups_missing(ex: _Export, frames: dict[str, pl.DataFrame]) -> list[MissingData]:
+    """A MissingData for each naming table (LOOKUPS) absent (or without its columns) where
+    the frame it names has rows."""
+    out = []
+    for lk in LOOKUPS:
+        present = "StringIds" in ex.tables if lk.table == "StringIds" else ex.has_enum(lk.table)
+        f = frames.get(lk.frame)
+        if not present and f is not None and f.height:
+            out.append(MissingData(lk.what, lk.table, f"{lk.shown}; {REEXPORT}"))
+    return out
+
+
+def read_capture(ex: _Export, meta: dict[str, str]) -> tuple[int, int] | None:
+    """(first, last) ns of the capture on the events' clock: 0 to ANALYSIS_DETAILS.duration
+    (events are stamped from the session start), widened by 1% (at least 1 ms) at the end.
+    None where the export does not state it, or its times were normalized or shifted."""
+    if "ANALYSIS_DETAILS" not in ex.tables or "duration" not in ex.cols("ANALYSIS_DETAILS"):
+        return None
+    if meta.get("EXPORT_PARAM_TIME_NORMALIZE", "false").lower() != "false" or any(
+            meta.get(k, "0").strip() not in ("0", "") for k in ("EXPORT_PARAM_TIME_SHIFT", "EXPORT_CONFIG_TIME_SHIFT")):
+        return None
+    durations = [d for (d,) in ex.con.execute("SELECT duration FROM ANALYSIS_DETAILS") if isinstance(d, int) and d > 0]
+    if len(durations) != 1:
+        return None
+    return 0, durations[0] + max(durations[0] // 100, 1_000_000)
+
+
 def read_export(path: Path, columns: dict[str, tuple[str, ...]] | None = None
                 ) -> tuple[dict[str, pl.DataFrame], dict[str, str], tuple[MissingData, ...]]:
     """All frames of the export at `path`, its metadata, and what it lacks.
@@ -340,10 +451,14 @@ def read_export(path: Path, columns: dict[str, tuple[str, ...]] | None = None
     `columns`: {frame: schema columns} to load only those columns of a frame (the others
     are absent from it, not null); frames not named are whole. The kernels are read in a
     second thread while the other frames are read here (~0.2 s less at 1M kernels on 2
-    cores; connectorx holds the GIL for part of its work, so not twice as fast)."""
+    cores; connectorx holds the GIL for part of its work, so not twice as fast).
+    Impossible rows are dropped and counted (decodeprof.load.validate, in meta); an export
+    whose core frames are mostly impossible, or lacks a column every export has, raises
+    TraceFileError."""
     columns = columns or {}
     ex = _Export(path)
     try:
+        _check_columns(ex)
         frames: dict[str, pl.DataFrame] = {}
         missing: list[MissingData] = []
         kernels = None
@@ -367,8 +482,19 @@ def read_export(path: Path, columns: dict[str, tuple[str, ...]] | None = None
         frames["gpus"] = schema.conform("gpus", gpus, columns.get("gpus"))
         if gpu_table is None:
             missing.append(MissingData("gpus", "TARGET_INFO_GPU (or TARGET_INFO_CUDA_GPU)", SOURCES["gpus"].fix))
-        frames, dropped = drop_impossible(frames)
-        return frames, {**read_meta(ex), **to_meta(dropped)}, tuple(missing)
+        lookups = _lookups_missing(ex, frames)
+        meta = read_meta(ex)
+        named = frozenset(c for c, t in (("copy_kind", "ENUM_CUDA_MEMCPY_OPER"), ("src_kind", "ENUM_CUDA_MEM_KIND"),
+                                         ("dst_kind", "ENUM_CUDA_MEM_KIND"), ("sync_type", "ENUM_CUPTI_SYNC_TYPE"),
+                                         ("event_kind", "ENUM_NSYS_EVENT_TYPE")) if ex.has_enum(t))
+        before = {n: f.height for n, f in frames.items()}
+        frames, dropped = drop_impossible(frames, capture=read_capture(ex, meta), named=named)
+        order = list(READERS)
+        notes = sorted(ex.notes, key=lambda d: (order.index(d["frame"]) if d["frame"] in order else len(order), d["reason"]))
+        refused = check_refusal(before, frames, notes + dropped) or check_sums(frames)
+        if refused:
+            raise TraceFileError(f"{path}: {refused}", REEXPORT)
+        return frames, {**meta, **to_meta(notes + dropped)}, tuple(missing + lookups)
     except sqlite3.DatabaseError as exc:
         raise TraceFileError(f"{path}: cannot read the export ({exc})",
                              "the file may be damaged: export it again with `nsys export --type sqlite`") from exc

@@ -1,46 +1,154 @@
 """Rows the loader cannot use, dropped at the boundary and counted, never silently.
 
 A row whose interval is impossible (no start, no end where the table always has one, an end
-before its start) or whose byte count is negative would turn into negative totals, shares
-outside 0-100% or gaps that are not there. Each frame's bad rows are dropped here and counted
-by reason; the count travels with the trace (Trace.dropped) into every output.
+before its start, a time outside the capture or past +-2^61 ns), that lacks a value nsys
+always writes (a device, stream, thread, correlation id, byte count or kind), that repeats
+an earlier row exactly, or whose byte count is negative or past 1 PiB, would turn into
+negative totals, shares outside 0-100%, sums that wrap around Int64, doubled kernels or gaps
+that are not there. Each frame's bad rows are dropped here and counted by reason; rows kept
+with a value the export could not name (a kind missing from its ENUM table, a name id
+missing from StringIds) are counted too. The counts travel with the trace (Trace.dropped)
+into every output. A core frame that loses more than half its rows is refused
+(`check_refusal`): such an export is damaged, not a trace with a few bad rows.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import polars as pl
 
-# frame -> (interval always closed?, has bytes)
-CHECKED = {"kernels": (True, False), "memcpys": (True, True), "memsets": (True, True), "runtime": (True, False),
-           "nvtx": (False, False)}
 META_KEY = "dropped_rows"  # where the counts ride in Trace.meta (and so in every cache of it)
+TIME_LIMIT_NS = 2**61  # no trace time lies this far from its capture's start (73 years)
+BYTES_LIMIT = 2**50  # 1 PiB: more than any device holds, and 4096 such rows still sum in Int64
+SUM_LIMIT = 2**62  # a frame's durations or bytes summed must stay this far inside Int64
 
 
-def drop_impossible(frames: dict[str, pl.DataFrame]) -> tuple[dict[str, pl.DataFrame], list[dict]]:
-    """(frames without their impossible rows, [{frame, reason, rows}] for each reason that dropped any)."""
+@dataclass(frozen=True)
+class Checked:
+    """What is checked in one frame: whether its rows always have an end, whether it
+    counts bytes, the columns nsys never leaves null (column -> what it is, for the
+    reason), the columns that make two rows the same event, and its kind columns."""
+
+    closed: bool
+    has_bytes: bool
+    required: dict[str, str]
+    identity: tuple[str, ...]
+    kinds: dict[str, str]  # column -> the export column whose number it holds when unnamed
+    cupti: bool = True  # CUDA activity: recorded only while the capture runs
+
+
+_GPU = {"device_id": "device id", "stream_id": "stream id", "correlation_id": "correlation id"}
+CHECKED = {
+    "kernels": Checked(True, False, {**_GPU, "name": "name id"},
+                       ("start_ns", "end_ns", "device_id", "stream_id", "correlation_id", "global_pid"), {}),
+    "memcpys": Checked(True, True, {**_GPU, "bytes": "byte count", "copy_kind": "copy kind"},
+                       ("start_ns", "end_ns", "device_id", "stream_id", "correlation_id", "global_pid", "bytes"),
+                       {"copy_kind": "copyKind", "src_kind": "srcKind", "dst_kind": "dstKind"}),
+    "memsets": Checked(True, True, {**_GPU, "bytes": "byte count"},
+                       ("start_ns", "end_ns", "device_id", "stream_id", "correlation_id", "global_pid", "bytes"), {}),
+    "runtime": Checked(True, False, {"global_tid": "thread id", "correlation_id": "correlation id", "name": "name id"},
+                       ("start_ns", "end_ns", "global_tid", "correlation_id"), {}),
+    # sync types are not checked: nsys 2025's syncType holds codes its ENUM table never names
+    "syncs": Checked(True, False, {}, ("start_ns", "end_ns", "device_id", "stream_id", "correlation_id", "sync_type"), {}),
+    "nvtx": Checked(False, False, {"global_tid": "thread id"},
+                    ("start_ns", "end_ns", "global_tid", "text", "domain", "event_kind"), {"event_kind": "eventType"},
+                    cupti=False),
+}
+CORE = ("kernels", "runtime", "memcpys", "nvtx")  # refused, not trimmed, when most rows are bad
+RANGE_KINDS = ("push_pop", "start_end")
+
+
+def _reasons(name: str, f: pl.DataFrame, spec: Checked, capture: tuple[int, int] | None) -> dict[str, pl.Expr]:
+    import polars as pl
+
+    start, end = pl.col("start_ns"), pl.col("end_ns")
+    out = {"no start time": start.is_null()}
+    if spec.closed:
+        out["no end time"] = end.is_null()
+    elif "event_kind" in f.columns:
+        out["a range without an end"] = end.is_null() & pl.col("event_kind").is_in(RANGE_KINDS)
+    out["ends before it starts"] = end.is_not_null() & (end < start)
+    out["a time past +-2^61 ns"] = (start.abs() >= TIME_LIMIT_NS) | (end.abs() >= TIME_LIMIT_NS)
+    if capture is not None:
+        lo, hi = capture
+        out[f"outside the capture ({lo:,} to {hi:,} ns)"] = ((start < lo) if spec.cupti else pl.lit(False)) | (end > hi)
+    for col, what in spec.required.items():
+        if col in f.columns:
+            out[f"no {what}"] = pl.col(col).is_null()
+    if spec.has_bytes and "bytes" in f.columns:
+        out["negative byte count"] = pl.col("bytes") < 0
+        out["byte count past 1 PiB"] = pl.col("bytes") >= BYTES_LIMIT
+    return out
+
+
+def _duplicates(f: pl.DataFrame, spec: Checked) -> pl.Series | None:
+    """Rows equal to an earlier row in every identity column (the first copy is kept)."""
+    import polars as pl
+
+    key = [c for c in spec.identity if c in f.columns]
+    if len(key) < 3:
+        return None
+    return ~f.select(pl.struct(key).is_first_distinct()).to_series()
+
+
+def drop_impossible(frames: dict[str, pl.DataFrame], *, capture: tuple[int, int] | None = None,
+                    named: frozenset[str] = frozenset()) -> tuple[dict[str, pl.DataFrame], list[dict]]:
+    """(frames without their impossible rows, [{frame, reason, rows[, action]}] for each
+    reason that dropped any, and each unnamed kind kept). `capture`: the capture's first and
+    last ns where the export states them (CUDA activity outside it, and NVTX ending after
+    it, is dropped). `named`: kind columns whose ENUM table is present (an unnamed kind in
+    one is counted; where the table is absent, the trace's `missing` says so once)."""
     import polars as pl  # here: the commands read `sentences` without loading polars
+
     dropped, out = [], dict(frames)
-    for name, (closed, has_bytes) in CHECKED.items():
+    for name, spec in CHECKED.items():
         f = frames.get(name)
         if f is None or f.is_empty() or not {"start_ns", "end_ns"} <= set(f.columns):
             continue
-        reasons = {"no start time": pl.col("start_ns").is_null(),
-                   "ends before it starts": pl.col("end_ns").is_not_null() & (pl.col("end_ns") < pl.col("start_ns"))}
-        if closed:
-            reasons["no end time"] = pl.col("end_ns").is_null()
-        if has_bytes and "bytes" in f.columns:
-            reasons["negative byte count"] = pl.col("bytes") < 0
-        counts = f.select(*(e.fill_null(False).sum().alias(r) for r, e in reasons.items())).row(0, named=True)
-        if not any(counts.values()):
-            continue
-        bad = pl.any_horizontal(e.fill_null(False) for e in reasons.values())
-        out[name] = f.filter(~bad)
-        dropped += [{"frame": name, "reason": r, "rows": int(n)} for r, n in counts.items() if n]
+        reasons = {r: e.fill_null(False) for r, e in _reasons(name, f, spec, capture).items()}
+        flags = f.select(**{r: e for r, e in reasons.items()})
+        dup = _duplicates(f, spec)
+        if dup is not None:
+            bad_before = flags.select(pl.any_horizontal(pl.all())).to_series()
+            flags = flags.with_columns((dup & ~bad_before).alias("a copy of an earlier row"))
+        counts = flags.sum().row(0, named=True)
+        if any(counts.values()):
+            f = f.filter(~flags.select(pl.any_horizontal(pl.all())).to_series())
+            out[name] = f
+            dropped += [{"frame": name, "reason": r, "rows": int(n)} for r, n in counts.items() if n]
+        for col, raw in spec.kinds.items():
+            if col in f.columns and col in named:
+                n = int(f.select(pl.col(col).str.starts_with(f"{raw}=").sum()).item() or 0)
+                if n:
+                    dropped.append({"frame": name, "reason": f"{col.replace('_', ' ')} unknown to the export's ENUM "
+                                    f"table (kept as {raw}=<number>)", "rows": n, "action": "kept"})
     return out, dropped
+
+
+def check_sums(frames: dict[str, pl.DataFrame]) -> str | None:
+    """A sentence when a frame's durations or bytes add up past 2^62 (an Int64 sum would
+    wrap around), else None."""
+    for name, f in frames.items():
+        for col in ("dur_ns", "bytes"):
+            if name in CHECKED and col in f.columns and f.height:
+                total = f.get_column(col).cast(float).abs().sum()
+                if total >= SUM_LIMIT:
+                    return f"the {name} {col} add up to {total:.3g}, past 2^62"
+    return None
+
+
+def check_refusal(before: dict[str, int], after: dict[str, pl.DataFrame], dropped: list[dict]) -> str | None:
+    """A sentence when a core frame lost more than half its rows (`before`: row counts), else None."""
+    for name in CORE:
+        lost = before.get(name, 0) - (after[name].height if name in after else 0)
+        if lost * 2 > before.get(name, 0) > 0:
+            why = "; ".join(f"{d['rows']} {d['reason']}" for d in dropped if d["frame"] == name and "action" not in d)
+            return f"{lost} of its {before[name]} {name} rows are impossible ({why})"
+    return None
 
 
 def to_meta(dropped: list[dict]) -> dict[str, str]:
@@ -48,9 +156,9 @@ def to_meta(dropped: list[dict]) -> dict[str, str]:
 
 
 def sentences(meta: dict) -> list[str]:
-    """One sentence per reason rows were dropped (from the trace's meta)."""
+    """One sentence per reason rows were dropped or kept unnamed (from the trace's meta)."""
     try:
         items = json.loads(meta.get(META_KEY) or "[]")
     except ValueError:
         return []
-    return [f"{d['rows']} {d['frame']} row(s) dropped: {d['reason']}" for d in items]
+    return [f"{d['rows']} {d['frame']} row(s) {d.get('action', 'dropped')}: {d['reason']}" for d in items]
