@@ -417,7 +417,15 @@ def main(label: str, build: Builder, argv: list[str] | None = None, needs_cuda: 
         cfg, args = parse_args(label, argv)
         if needs_cuda and cfg.device != "cuda":
             raise TargetError(f"target {label!r} needs a CUDA GPU", "run it with --device cuda on a GPU machine")
-        result = run(label, build, cfg)
+        try:
+            result = run(label, build, cfg)
+        except torch.OutOfMemoryError as exc:
+            raise TargetError(f"out of {cfg.device} memory while running {label!r} (batch {cfg.batch}, hidden "
+                              f"{cfg.hidden}, vocab {cfg.vocab}): {str(exc).splitlines()[0]}",
+                              "lower --batch, --hidden, --vocab or --host-payload-mb, or free the device") from exc
+        except MemoryError as exc:
+            raise TargetError(f"out of host memory while running {label!r}",
+                              "lower --batch, --prompt-len, --hidden, --vocab or --host-payload-mb") from exc
     except TargetError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:

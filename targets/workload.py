@@ -49,6 +49,14 @@ class Config:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise TargetError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        for name, most in LIMITS.items():
+            if getattr(self, name) > most:
+                raise TargetError(f"--{name.replace('_', '-')} {getattr(self, name)} is above the limit {most}",
+                                  "a decode benchmark needs far less; lower it")
+        weight_gb = (self.vocab * self.hidden * 2 + 2 * 4 * self.hidden * self.hidden) * 4 / 1e9
+        if weight_gb > MAX_WEIGHT_GB:
+            raise TargetError(f"--hidden {self.hidden} with --vocab {self.vocab} needs ~{weight_gb:.0f} GB of fp32 weights "
+                              f"(limit {MAX_WEIGHT_GB} GB)", "lower --hidden or --vocab")
         if self.vocab < 2:
             raise TargetError(f"--vocab must be at least 2 (with one token there is nothing to choose), got {self.vocab}")
         if self.warmup < 0:
@@ -63,6 +71,13 @@ class Config:
             raise TargetError(f"--device must be 'cuda' or 'cpu', got {self.device!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise TargetError("--device cuda but no CUDA GPU is visible", "pass --device cpu (eager targets only)")
+
+
+# Upper bounds of the workload flags: far above any decode benchmark, low enough that a typo
+# (--steps 1000000000) is one error line instead of an allocation that takes the machine down.
+LIMITS = {"batch": 4096, "prompt_len": 131072, "steps": 65536, "hidden": 65536, "vocab": 1 << 20,
+          "warmup": 10000, "iters": 100000, "host_payload_mb": 65536}
+MAX_WEIGHT_GB = 64  # embedding + lm_head + MLP in fp32, the largest copy a target holds
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:

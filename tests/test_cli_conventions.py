@@ -41,3 +41,18 @@ def test_a_closed_pipe_ends_quietly(args):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=300) == 141, err
     assert len(head) == 100 and err == ""
+
+
+def test_unbounded_work_is_refused_with_the_limit_named():
+    """A typo such as --steps 1000000000 is one usage error naming the limit, not hours of work."""
+    import subprocess
+    import sys
+
+    run = Path(__file__).resolve().parent / "data" / "h200" / "graph"
+    for argv in (["analyze", str(run), "--steps", "1000000000"],
+                 ["diff", str(run), str(run), "--steps", "1000000000"]):
+        proc = subprocess.run([sys.executable, "-m", "decodeprof", *argv], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and "65536" in proc.stderr and "Traceback" not in proc.stderr, argv
+    proc = subprocess.run([sys.executable, "-m", "targets", "baseline", "--device", "cpu", "--steps", "1000000000"],
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 2 and "above the limit 65536" in proc.stderr and "Traceback" not in proc.stderr

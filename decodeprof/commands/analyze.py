@@ -503,7 +503,7 @@ def _csv_safe_frame(df):
 def register(app) -> None:
     import typer
 
-    from decodeprof.commands.output import format_option
+    from decodeprof.commands.output import MAX_STEPS, format_option
 
     @app.command("analyze")
     def analyze(
@@ -514,7 +514,7 @@ def register(app) -> None:
         output: Optional[Path] = typer.Option(None, "-o", "--output", metavar="PATH", help="Write the JSON to this file, or the CSVs (one per analysis) into this folder, instead of stdout; with --format json,csv: PATH.json and the folder PATH."),
         as_json: bool = typer.Option(False, "--json", hidden=True, help="Same as --format json."),
         csv_dir: Optional[Path] = typer.Option(None, "--csv", hidden=True, help="Same as --format csv -o DIR."),
-        steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Decode steps per decode range, when the metrics JSON lacks config.steps (graph variants)."),
+        steps: Optional[int] = typer.Option(None, "--steps", min=1, max=MAX_STEPS, help="Decode steps per decode range, when the metrics JSON lacks config.steps (graph variants)."),
         decode_range: Optional[str] = typer.Option(None, "--decode-range", help=DECODE_RANGE_HELP),
         step_range: Optional[str] = typer.Option(None, "--step-range", help=STEP_RANGE_HELP),
         only: Optional[list[str]] = typer.Option(None, "--only", help="Run only this analysis (repeatable)."),

@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 
 from decodeprof.commands.analyze import DECODE_RANGE_HELP, STEP_RANGE_HELP
+from decodeprof.commands.output import MAX_STEPS
 from decodeprof.errors import RegressionError
 
 
@@ -31,7 +32,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object (documented in docs/diff.md)."),
         output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write a self-contained HTML diff here."),
         step: Optional[int] = typer.Option(None, "--step", min=0, help="Align this decode step (0-based over all decode steps) instead of the median one."),
-        steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Decode steps per decode range when a run has no metrics.json (graph variants)."),
+        steps: Optional[int] = typer.Option(None, "--steps", min=1, max=MAX_STEPS, help="Decode steps per decode range when a run has no metrics.json (graph variants)."),
         exit_on_regression: Optional[float] = typer.Option(None, "--exit-on-regression", min=0.0, metavar="PCT",
                                                            help="Exit 1 when B is slower than A by more than PCT percent on decode time or tokens/s."),
         rows: int = typer.Option(12, "--rows", min=1, help="Rows shown per totals table on the terminal."),

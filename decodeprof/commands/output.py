@@ -14,6 +14,10 @@ from pathlib import Path
 
 from decodeprof.errors import DecodeprofError
 
+# Bounded work: the most decode steps per decode range any command accepts (--steps). Far
+# above real generations; a typo such as --steps 1000000000 is refused instead of run.
+MAX_STEPS = 65536
+
 FORMAT_HELP = "What to print: {choices} (comma-separated for several, e.g. table,json)."
 OUTPUT_HELP = "Write the {what} here instead of stdout (several formats: one file per format, by suffix)."
 

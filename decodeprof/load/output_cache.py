@@ -28,6 +28,7 @@ import os
 import sys
 from pathlib import Path
 
+from decodeprof.commands.output import MAX_STEPS
 from decodeprof.load.fingerprint import file_key, fingerprint
 
 FORMAT = 1
@@ -267,8 +268,8 @@ def parse(argv: list[str], *, need_cache: bool = True) -> dict | None:
         for n in ("rows", "steps"):
             if n in opts:
                 opts[n] = int(opts[n])
-                if opts[n] < 1:
-                    return None
+                if opts[n] < 1 or (n == "steps" and opts[n] > MAX_STEPS):
+                    return None  # typer says what the limit is
     except ValueError:
         return None
     opts["trace"] = positional[0]
