@@ -302,3 +302,18 @@ def test_align_split_added_and_unlike_pairs_synthetic():
     unlike = align_ops(ops("mm", "gelu"), ops("tri_mm", "argmax"))
     assert unlike.select("status", "a_name", "b_name").rows() == [
         ("replaced", "mm", "tri_mm"), ("removed", "gelu", None), ("added", None, "argmax")]
+
+
+def test_cli_format_and_output_convention(tmp_path):
+    """--format json on stdout; --format json,html -o BASE writes BASE.json and BASE.html."""
+    a, b = str(DATA / "baseline"), str(DATA / "graph")
+    res = _cli(a, b, "--format", "json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["version"] == 1
+    base = tmp_path / "d"
+    res = _cli(a, b, "--format", "json,html", "-o", str(base))
+    assert res.returncode == 0, res.stderr
+    assert json.loads(base.with_suffix(".json").read_text())["version"] == 1
+    assert "<html" in base.with_suffix(".html").read_text()[:500].lower()
+    res = _cli(a, b, "--format", "html")
+    assert res.returncode == 2 and "pass -o PATH" in res.stderr

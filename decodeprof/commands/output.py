@@ -40,7 +40,7 @@ class OutputRequest:
     def path_for(self, fmt: str) -> Path | None:
         """Where `fmt` is written: None for stdout; the -o path itself for the one file
         format; the -o path with `fmt` as suffix when there are several."""
-        if self.output is None or fmt == "table":
+        if self.output is None or fmt == "table" or fmt not in self.formats:
             return None
         if len(self.file_formats) == 1:
             return self.output
