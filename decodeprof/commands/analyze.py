@@ -400,8 +400,6 @@ def print_analyses(trace, frames: dict | None = None, *, console=None, max_rows:
 
     The `profile` command calls this after a capture. Returns the frames it printed.
     """
-    from rich.console import Console
-
     from decodeprof.analyses import run_all
 
     frames = frames if frames is not None else run_all(trace, steps=steps)
@@ -580,8 +578,6 @@ def _print(loaded: Loaded, frames: dict, trace: Path, *, as_json: bool, csv_dir:
     else:
         console = None
         if keeper is not None:
-            from rich.console import Console
-
             from decodeprof.load.output_cache import TextTee
 
             console = table_console(file=TextTee(sys.stdout, keeper))  # not a terminal: as print_analyses
