@@ -8,7 +8,6 @@ Only this package knows SQL or CSV. No torch here.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
