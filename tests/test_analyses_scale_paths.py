@@ -83,3 +83,25 @@ def test_previous_end_equals_the_window():
         k = k.sort([*by, "start_ns"])
         expected = k.select(pl.col("end_ns").cum_max().shift(1).over(by)).to_series()
         assert _previous_end(k, by).equals(expected), k
+
+
+@pytest.mark.parametrize("n, seconds", [(5_000, 1.0), (200_000, 5.0)])
+def test_overlapping_ranges_join_in_time_linear_in_the_pairs(n, seconds):
+    """n start/end ranges on one thread (SYNTHETIC), each overlapping the next 20 (never
+    nested), over 4,000 calls: every (call, range) pair found, in bounded time. The ranges
+    once went one nesting level at a time (5,000 levels: 27-49 s)."""
+    import time
+
+    from decodeprof.analyses.events import in_ranges_chunks
+
+    span, step = 4_000 * 100, max(4_000 * 100 // n, 1)
+    calls = pl.DataFrame({"api_start_ns": range(0, span, 100), "global_tid": [7] * 4_000, "c": range(4_000)})
+    rng = pl.DataFrame({"range_id": range(n), "range_start_ns": [i * step for i in range(n)],
+                        "range_end_ns": [i * step + 20 * step for i in range(n)], "global_tid": [7] * n})
+    t0 = time.perf_counter()
+    pairs = sum(chunk.height for chunk in in_ranges_chunks(calls, rng, keep=("range_id",), keep_points=("c",)))
+    elapsed = time.perf_counter() - t0
+    want = sum(len(range(-(-s // 100) * 100, min(e, span), 100)) for s, e in
+               zip(rng["range_start_ns"], rng["range_end_ns"]))
+    assert pairs == want
+    assert elapsed < seconds, f"{n} overlapping ranges joined in {elapsed:.2f} s"

@@ -224,14 +224,17 @@ def in_ranges(frame: pl.DataFrame, rng: pl.DataFrame, *, at: str = "api_start_ns
 
 
 def in_ranges_chunks(frame: pl.DataFrame, rng: pl.DataFrame, *, at: str = "api_start_ns",
-                     keep: tuple[str, ...] | None = None, keep_points: tuple[str, ...] | None = None):
+                     keep: tuple[str, ...] | None = None, keep_points: tuple[str, ...] | None = None,
+                     whole: str | None = None):
     """`in_ranges` as a generator of chunks (see intervals.nested_pairs): no range spans two
-    chunks, so per-range aggregates can be taken chunk by chunk, one chunk in memory at a time.
+    chunks (nor, with `whole`, two ranges of equal `whole`), so per-range (per-`whole`)
+    aggregates can be taken chunk by chunk, one chunk in memory at a time.
     `keep` / `keep_points`: the range / frame columns to carry (default: all but global_tid /
     all)."""
     return nested_pairs(
         frame.filter(pl.col("global_tid").is_not_null() & pl.col(at).is_not_null()),
         rng, at=at, start="range_start_ns", end="range_end_ns", by="global_tid", keep=keep, keep_points=keep_points,
+        whole=whole,
     )
 
 

@@ -115,6 +115,101 @@ def _sums_on_axis(p: pl.DataFrame, ranges: pl.DataFrame, at: pl.Expr, start: pl.
     )
 
 
+def points_in_nested_ranges(
+    points: pl.DataFrame, ranges: pl.DataFrame, *, at: str, start: str, end: str, by: str
+) -> pl.DataFrame:
+    """Same result as `points_in_ranges(..., by=by)`, for ranges that nest or overlap any way.
+
+    The points of each range are one slice of the points sorted on the key axis (`by`'s rank
+    x span + time), found by two binary searches per range; the pairs are those slices
+    written out (`_slices`). Cost: O((points + ranges) log points + pairs), however deep the
+    ranges nest or overlap (5,000 overlapping ranges cost what 5,000 disjoint ones do).
+
+    The searches run on row numbers and the three key columns only; each frame's other
+    columns are gathered once, for the matching pairs (ranges in row order, points by time).
+    """
+    if points.is_empty() or ranges.is_empty():
+        return _empty_pairs(points, ranges, by)
+    chunks = list(nested_pairs(points, ranges, at=at, start=start, end=end, by=by))
+    return pl.concat(chunks, how="vertical_relaxed") if chunks else _empty_pairs(points, ranges, by)
+
+
+PAIR_CHUNK = 4_000_000  # pairs per chunk of `nested_pairs`: ~50 MB of row numbers and keys
+
+
+def nested_pairs(points: pl.DataFrame, ranges: pl.DataFrame, *, at: str, start: str, end: str, by: str,
+                 keep: tuple[str, ...] | None = None, keep_points: tuple[str, ...] | None = None,
+                 whole: str | None = None):
+    """`points_in_nested_ranges` in chunks (a generator of frames, same columns): each chunk
+    holds every pair of the ranges it covers (about PAIR_CHUNK pairs, or one range's), and no
+    range appears in two chunks. A per-range aggregate over the chunks, concatenated, equals
+    the aggregate over the whole result, while only one chunk lives at a time. `keep` names
+    the only range columns to carry (default: all but `by`), `keep_points` the only point
+    columns (default: all); `whole`: a range column whose equal values stay in one chunk
+    (so that an aggregate per value, a median say, can be taken chunk by chunk)."""
+    if points.is_empty() or ranges.is_empty():
+        return
+    carried = ranges.drop(by) if keep is None else ranges.select(keep)
+    own = points if keep_points is None else points.select(keep_points)
+    for pairs in _slices(points.select(at, by), ranges.select(start, end, by, *([whole] if whole else [])),
+                         at=at, start=start, end=end, by=by, whole=whole):
+        yield pl.concat([own[pairs.get_column("_pi")], carried[pairs.get_column("_ri")]], how="horizontal")
+
+
+def _slices(points: pl.DataFrame, ranges: pl.DataFrame, *, at: str, start: str, end: str, by: str,
+            whole: str | None = None):
+    """(_pi, _ri) frames: row numbers of every (point, range) pair with equal non-null `by`
+    and start <= at < end, in chunks of whole ranges (see nested_pairs)."""
+    p = points.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_pi"), pl.col(at).alias("_at"),
+                      pl.col(by).alias("_by")).filter(pl.col("_at").is_not_null() & pl.col("_by").is_not_null())
+    r = ranges.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_ri"), pl.col(start).alias("_s"),
+                      pl.col(end).alias("_e"), pl.col(by).alias("_by"), *([pl.col(whole).alias("_w")] if whole else []))
+    r = r.filter(pl.col("_s").is_not_null() & pl.col("_e").is_not_null() & pl.col("_by").is_not_null()
+                 & (pl.col("_e") > pl.col("_s")))
+    if p.is_empty() or r.is_empty():
+        return
+    keys = pl.concat([p.select("_by"), r.select("_by")]).unique().sort("_by")
+    lo = min(p["_at"].min(), r["_s"].min())
+    span = max(p["_at"].max(), r["_e"].max()) - lo + 1
+    if keys.height > 1 and span * keys.height >= _I64_MAX:  # times near 2^62: each key on its own axis
+        for k in keys.get_column("_by"):
+            yield from _slices_on_axis(p.filter(pl.col("_by") == k), r.filter(pl.col("_by") == k),
+                                       pl.col("_at"), pl.col("_s"), pl.col("_e"), whole)
+        return
+    if keys.height == 1:
+        yield from _slices_on_axis(p, r, pl.col("_at"), pl.col("_s"), pl.col("_e"), whole)
+        return
+    rank = pl.col("_by").replace_strict(keys.get_column("_by"), pl.int_range(keys.height, dtype=pl.Int64, eager=True))
+    yield from _slices_on_axis(p, r, rank * span + pl.col("_at") - lo, rank * span + pl.col("_s") - lo,
+                               rank * span + pl.col("_e") - lo, whole)
+
+
+def _slices_on_axis(p: pl.DataFrame, r: pl.DataFrame, at: pl.Expr, start: pl.Expr, end: pl.Expr, whole: str | None):
+    sorted_p = p.select("_pi", at.alias("_k")).sort("_k")
+    keys = sorted_p.get_column("_k")
+    r = r.select("_ri", start.alias("_rs"), end.alias("_re"), *(["_w"] if whole else []))
+    r = r.with_columns(keys.search_sorted(r.get_column("_rs"), side="left").alias("_first"),
+                       keys.search_sorted(r.get_column("_re"), side="left").alias("_past"))
+    r = r.filter(pl.col("_past") > pl.col("_first"))
+    if r.is_empty():
+        return
+    if whole:
+        r = r.sort("_w", "_ri", maintain_order=True)
+    n = (r.get_column("_past") - r.get_column("_first")).cast(pl.Int64)
+    # chunk boundaries: a new chunk where the running pair count passes a multiple of
+    # PAIR_CHUNK (and, with `whole`, only where the `whole` value changes)
+    done = n.cum_sum() - n
+    cut = (done // PAIR_CHUNK).diff().fill_null(1) > 0
+    if whole:
+        cut = cut & r.get_column("_w").ne_missing(r.get_column("_w").shift(1)).fill_null(True)
+    chunk = cut.cast(pl.Int64).cum_sum()
+    order = sorted_p.get_column("_pi")
+    for _, part in r.with_columns(chunk.alias("_chunk")).group_by("_chunk", maintain_order=True):
+        pairs = part.select(pl.col("_ri").repeat_by(pl.col("_past") - pl.col("_first")).explode(),
+                            pl.int_ranges("_first", "_past", dtype=pl.Int64).explode().alias("_pos"))
+        yield pairs.select(order.gather(pairs.get_column("_pos")).alias("_pi"), "_ri")
+
+
 def nesting_levels(ranges: pl.DataFrame, *, start: str, end: str, by: str) -> pl.Series:
     """A level per range such that ranges sharing (by, level) never overlap, when ranges nest.
 
@@ -131,81 +226,6 @@ def nesting_levels(ranges: pl.DataFrame, *, start: str, end: str, by: str) -> pl
     ]).sort([by, "_t", "_d", "_tie"], nulls_last=True)  # at equal time: -1 (ends) before +1 (starts)
     level = events.with_columns((pl.col("_d").cast(pl.Int64).cum_sum().over(by) - 1).alias("_level")).filter(pl.col("_d") == 1)
     return idx.join(level.select("_i", "_level"), on="_i", how="left").sort("_i")["_level"]
-
-
-def points_in_nested_ranges(
-    points: pl.DataFrame, ranges: pl.DataFrame, *, at: str, start: str, end: str, by: str
-) -> pl.DataFrame:
-    """Same result as `points_in_ranges(..., by=by)`, faster for nested ranges.
-
-    Ranges are split into nesting levels (`nesting_levels`); within a level they are
-    disjoint per `by`, so one backward as-of join per level finds the only candidate. Ranges
-    in a (by, level) that do overlap (start/end ranges need not nest) go through the
-    IE-join of `points_in_ranges` instead. Cost: O(levels x points log points).
-
-    The joins run on row numbers and the three key columns only; each frame's other columns
-    are gathered once, for the matching pairs (pairs in level order, points by time).
-    """
-    if points.is_empty() or ranges.is_empty():
-        return _empty_pairs(points, ranges, by)
-    chunks = list(nested_pairs(points, ranges, at=at, start=start, end=end, by=by))
-    return pl.concat(chunks, how="vertical_relaxed") if chunks else _empty_pairs(points, ranges, by)
-
-
-def nested_pairs(points: pl.DataFrame, ranges: pl.DataFrame, *, at: str, start: str, end: str, by: str,
-                 keep: tuple[str, ...] | None = None, keep_points: tuple[str, ...] | None = None):
-    """`points_in_nested_ranges` in chunks (a generator of frames, same columns): each chunk
-    holds every pair of the ranges it covers (one nesting level, or the overlapping ranges),
-    and no range appears in two chunks. A per-range aggregate over the chunks, concatenated,
-    equals the aggregate over the whole result, while only one chunk lives at a time.
-    `keep` names the only range columns to carry (default: all but `by`), `keep_points` the
-    only point columns (default: all)."""
-    if points.is_empty() or ranges.is_empty():
-        return
-    for pairs in _nested_pairs(points.select(at, by), ranges.select(start, end, by), at=at, start=start, end=end, by=by):
-        carried = ranges.drop(by) if keep is None else ranges.select(keep)
-        own = points if keep_points is None else points.select(keep_points)
-        yield pl.concat([own[pairs.get_column("_pi")], carried[pairs.get_column("_ri")]], how="horizontal")
-
-
-def _nested_pairs(points: pl.DataFrame, ranges: pl.DataFrame, *, at: str, start: str, end: str, by: str):
-    """(_pi, _ri) frames: row numbers of every (point, enclosing range) pair, one frame per
-    nesting level (and one for the overlapping ranges)."""
-    p = points.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_pi"), pl.col(at).alias("_at"),
-                      pl.col(by).alias("_by")).sort("_at")
-    good, bad = _levelled(ranges.select(pl.col(by).alias("_by"), pl.col(start).alias("_s"), pl.col(end).alias("_e")))
-    for level in good.get_column("_level").unique().sort():
-        lv = good.filter(pl.col("_level") == level).select("_ri", "_by", "_s", "_e").sort("_s")
-        hit = p.join_asof(lv, left_on="_at", right_on="_s", by="_by", strategy="backward", check_sortedness=False)
-        inside = hit.get_column("_s").is_not_null() & (hit.get_column("_at") < hit.get_column("_e"))
-        pairs = hit.select("_pi", "_ri").filter(inside)  # filter only the two kept columns
-        del hit, inside  # not alive while the caller holds this chunk
-        yield pairs
-    if bad.height:
-        hit = points_in_ranges(p, bad.select("_ri", "_by", "_s", "_e"), at="_at", start="_s", end="_e", by="_by")
-        yield hit.select("_pi", "_ri")
-
-
-_LEVELLED: list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]] = []  # a few recent range sets
-
-
-def _levelled(keys: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Ranges (_by, _s, _e) with row number _ri and nesting _level, split into `good` (disjoint
-    within each (_by, _level)) and `bad` (the rest). Analyses of one trace ask for the same
-    NVTX ranges again and again, so the last few results are kept, reused when the keys are
-    equal (checked in full: a reuse is exact, never a guess)."""
-    for known, good, bad in _LEVELLED:
-        if known.height == keys.height and known.equals(keys):
-            return good, bad
-    r = keys.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_ri"), "_by", "_s", "_e",
-                    nesting_levels(keys, start="_s", end="_e", by="_by").alias("_level"))
-    r = r.sort(["_by", "_level", "_s"]).with_columns(
-        (pl.col("_s") < pl.col("_e").shift(1).over(["_by", "_level"])).fill_null(False).alias("_clash")
-    ).with_columns(pl.col("_clash").any().over(["_by", "_level"]).alias("_clash"))
-    good, bad = r.filter(~pl.col("_clash")), r.filter(pl.col("_clash"))
-    _LEVELLED.insert(0, (keys, good, bad))
-    del _LEVELLED[3:]
-    return good, bad
 
 
 def _empty_pairs(points: pl.DataFrame, ranges: pl.DataFrame, by: str | None) -> pl.DataFrame:

@@ -107,17 +107,17 @@ def launch_overhead(trace: Trace) -> pl.DataFrame:
         return pl.DataFrame(schema=SUMMARY_COLUMNS)
     rng = ranges(trace)
     # The (launch x range) pairs carry only what _summary reads, and the range name as a
-    # small integer code (_name), built one nesting level at a time.
+    # small integer code (_name).
     names = rng.select("range_name").unique(maintain_order=True).with_row_index("_name")
     coded = rng.join(names, on="range_name", how="left", nulls_equal=True)
     slim = per.select("api_start_ns", "global_tid", "kernels", "api_dur_ns", "queue_delay_ns")
     points = ("kernels", "api_dur_ns", "queue_delay_ns")
-    # Summaries per nesting level; exact as long as no range name spans two levels (medians
-    # do not add up), else taken again over all pairs at once.
-    parts = [_summary(c, "_name") for c in in_ranges_chunks(slim, coded, keep=("_name",), keep_points=points)]
-    per_name = pl.concat(parts) if parts else None
-    if per_name is None or per_name.get_column("_name").is_duplicated().any():
-        per_name = _summary(in_ranges_slim(slim, coded, keep=("_name",), keep_points=points), "_name")
+    # Summaries per chunk of pairs, each holding every pair of the names it covers (medians
+    # do not add up across chunks)
+    parts = [_summary(c, "_name") for c in in_ranges_chunks(slim, coded, keep=("_name",), keep_points=points,
+                                                            whole="_name")]
+    per_name = pl.concat(parts) if parts else _summary(in_ranges_slim(slim, coded, keep=("_name",), keep_points=points),
+                                                       "_name")
     summary = per_name.join(names, on="_name", how="left").select("range_name", pl.exclude("_name", "range_name"))
     order = rng.group_by("range_name").agg(pl.col("range_start_ns").min().alias("_first"))
     by_range = summary.join(order, on="range_name").sort("_first", "range_name").drop("_first")
