@@ -1,9 +1,10 @@
 """diff_traces: everything the diff shows, computed once (pure; no printing).
 
-The decode-step numbers (window, busy, idle, launches per step) are means over every decode
-step of each trace (decodeprof.diff.steps): window = busy + idle, so the gain splits exactly
-into kernel time saved and GPU idle removed. The aligned sequences come from one
-representative step of each (median by window, or --step).
+The decode-step numbers (window, busy, idle, launches) are those of one representative step of
+each trace: the step model's median step (the lower median by GPU window, the same step and
+value analyze and the report show), or --step. Window = busy + idle within that step, so the
+gain splits exactly into kernel time saved and GPU idle removed; the aligned op sequences
+come from the same steps.
 """
 
 from __future__ import annotations
@@ -65,14 +66,14 @@ def _finite(v):
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
-def step_means(a: StepPick, b: StepPick) -> dict:
-    """Mean decode step of each side (see module docstring) and the split of the change."""
-    out: dict = {}
+def step_figures(a: StepPick, b: StepPick, which: str = "median step") -> dict:
+    """The picked decode step of each side (see module docstring) and the split of the change."""
+    out: dict = {"which": which}
     for side, p in (("a", a), ("b", b)):
-        s = p.steps
-        out[f"{side}_steps"] = s.height
+        row = p.row()
+        out[f"{side}_steps"] = p.steps.height
         for c in ("window_ns", "busy_ns", "idle_ns", "launches", "ops"):
-            out[f"{side}_{c}"] = float(s[c].mean()) if s.height else None
+            out[f"{side}_{c}"] = float(row[c]) if row.get(c) is not None else None
     if out["a_window_ns"] and out["b_window_ns"]:
         gain = out["a_window_ns"] - out["b_window_ns"]
         out["speedup"] = out["a_window_ns"] / out["b_window_ns"]
@@ -100,7 +101,7 @@ def verdict(step: dict, label_a: str, label_b: str, metrics: pl.DataFrame | None
     if step.get("speedup") is None:
         return f"no decode steps to compare in {label_a} or {label_b} (the warnings say what was tried)"
     x, a, b = step["speedup"], step["a_window_ns"], step["b_window_ns"]
-    times = f"{_us(a)} -> {_us(b)} mean GPU time per step"
+    times = f"{_us(a)} -> {_us(b)} GPU time of the {step.get('which', 'median step')}"
     if SLOWDOWN_MAX < x < SPEEDUP_MIN:  # the report's win/loss thresholds (decodeprof.thresholds)
         return (f"{label_b} and {label_a} take the same time per decode step ({times}; {_ratio(x)}, within the "
                 f"{SPEEDUP_MIN:.2f}x threshold)" + _own_timing(metrics))
@@ -134,7 +135,7 @@ def diff_traces(a: Trace, b: Trace, *, label_a: str = "A", label_b: str = "B", s
     time order) to align instead of the median one, in both; `steps`: decode steps per
     decode range when a trace's metrics lack config.steps."""
     pa, pb = pick_step(a, step=step, steps=steps), pick_step(b, step=step, steps=steps)
-    means = step_means(pa, pb)
+    means = step_figures(pa, pb, "median step" if step is None else f"decode step {step}")
     warnings = totals.config_warnings(a, b, label_a, label_b)
     for lbl, p in ((label_a, pa), (label_b, pb)):
         if p.index is None:
@@ -147,6 +148,7 @@ def diff_traces(a: Trace, b: Trace, *, label_a: str = "A", label_b: str = "B", s
         "kernels": totals.kernel_totals(a, b, pa.steps.height, pb.steps.height),
         "metrics": totals.metric_totals(a, b),
     }
+    warnings += totals.unstable_warnings(tables["metrics"], label_a, label_b)
     step_al = align_ops(pa.ops, pb.ops)
     return TraceDiff(
         label_a=label_a, label_b=label_b, trace_a=a, trace_b=b, pick_a=pa, pick_b=pb,
@@ -214,7 +216,7 @@ def regressions(d: TraceDiff, pct: float) -> list[str]:
     """Sentences, one per measure on which B is slower than A by more than `pct` percent.
 
     Measures: the targets' decode_ms and tokens_per_s medians when both traces carry
-    metrics, else the mean decode-step GPU window from the traces. With neither, raises
+    metrics, else the median decode step's GPU window from the traces. With neither, raises
     DecodeprofError: a regression gate that cannot measure must not pass.
     """
     m = {r["metric"]: r for r in d.tables["metrics"].iter_rows(named=True) if r["presence"] == "both"}

@@ -51,6 +51,29 @@ def _compare_table(title: str, frame: pl.DataFrame, key: str, values: list[tuple
     return t
 
 
+def _metrics_table(frame: pl.DataFrame, source: str, rows: int) -> Table:
+    """The targets' own timings: median (min-max) over N iterations per run, change of the
+    medians; '!' marks a run whose max/min exceeds UNSTABLE_SPREAD (host noise)."""
+    from decodeprof.thresholds import UNSTABLE_SPREAD
+
+    t = Table(title=f"Target metrics: median (min-max) over N iterations ({source})", title_justify="left",
+              title_style="bold")
+    t.add_column("metric", overflow="fold")
+    for header in ("A", "A range", "B", "B range", "Δ%"):
+        t.add_column(header, justify="right", no_wrap=True)
+    num = lambda v: "" if v is None else f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.4g}"  # noqa: E731
+    for r in frame.head(rows).iter_rows(named=True):
+        cells = [escape(r["metric"])]
+        for side in ("a", "b"):
+            lo, hi = r[f"{side}_min"], r[f"{side}_max"]
+            flag = "!" if lo and hi and lo > 0 and hi / lo > UNSTABLE_SPREAD else ""
+            n = f" n={r[f'{side}_iters']}" if r[f"{side}_iters"] else ""
+            cells += [num(r[f"{side}_median"]) + flag, ("" if lo is None else f"{num(lo)}-{num(hi)}") + n]
+        cells.append(_pct(r["change_median_pct"]))
+        t.add_row(*cells)
+    return t
+
+
 def render(d: TraceDiff, console: Console, *, rows: int = 12) -> None:
     """Print the diff: mechanism first (verdict, highlights, aligned step), then totals."""
     for side, label, trace in (("A", d.label_a, d.trace_a), ("B", d.label_b, d.trace_b)):
@@ -86,5 +109,4 @@ def render(d: TraceDiff, console: Console, *, rows: int = 12) -> None:
     console.print(_compare_table("Kernels by name (whole trace)", t["kernels"], "name",
                                  [("count", "count", 1), ("total_ns", "total µs", 1e3)], rows))
     if t["metrics"].height:
-        console.print(_compare_table("Target metrics (median of iterations)", t["metrics"], "metric",
-                                     [("median", "median", 1)], rows))
+        console.print(_metrics_table(t["metrics"], d.trace_a.timings()[1], rows))

@@ -101,14 +101,19 @@ METRICS = ("decode_ms", "tpot_ms", "ttft_ms", "h2d_ms", "total_ms", "tokens_per_
 
 
 def metric_totals(a: Trace, b: Trace) -> pl.DataFrame:
-    """The targets' own metrics (median over measured iterations) where both traces carry them:
-    from the unprofiled runs where the run folders have them (Trace.timings)."""
+    """The targets' own metrics where both traces carry them: median, min and max over the
+    measured iterations and their count `iters` (config.iters), from the unprofiled runs where
+    the run folders have them (Trace.timings)."""
     def side(t: Trace) -> pl.DataFrame:
         m, _ = t.timings()
-        rows = [{"metric": k, "median": float(m[k]["median"])} for k in METRICS
-                if isinstance(m.get(k), dict) and isinstance(m[k].get("median"), (int, float))]
-        return pl.DataFrame(rows, schema={"metric": pl.Utf8, "median": pl.Float64})
-    out = compare(side(a), side(b), ["metric"], ["median"])
+        iters = ((t.target_metrics or {}).get("config") or {}).get("iters")
+        rows = [{"metric": k, "median": float(m[k]["median"]),
+                 "min": float(m[k].get("min", m[k]["median"])), "max": float(m[k].get("max", m[k]["median"])),
+                 "iters": iters}
+                for k in METRICS if isinstance(m.get(k), dict) and isinstance(m[k].get("median"), (int, float))]
+        return pl.DataFrame(rows, schema={"metric": pl.Utf8, "median": pl.Float64, "min": pl.Float64,
+                                          "max": pl.Float64, "iters": pl.Int64})
+    out = compare(side(a), side(b), ["metric"], ["median", "min", "max", "iters"])
     rank = {k: i for i, k in enumerate(METRICS)}
     return out.sort(pl.col("metric").replace_strict(rank, default=len(rank)))
 
@@ -122,6 +127,23 @@ def gpu_name(t: Trace) -> str | None:
         return ", ".join(names)
     dev = (t.target_metrics or {}).get("device")
     return dev.get("name") if isinstance(dev, dict) else None
+
+
+def unstable_warnings(metrics: pl.DataFrame, label_a: str = "A", label_b: str = "B") -> list[str]:
+    """One sentence per run and timing whose max/min over its iterations exceeds
+    UNSTABLE_SPREAD: host noise that makes its median less certain."""
+    from decodeprof.thresholds import UNSTABLE_SPREAD
+
+    out = []
+    for r in metrics.iter_rows(named=True):
+        if not r["metric"].endswith("_ms"):
+            continue
+        for side, label in (("a", label_a), ("b", label_b)):
+            lo, hi = r[f"{side}_min"], r[f"{side}_max"]
+            if lo and hi and lo > 0 and hi / lo > UNSTABLE_SPREAD:
+                out.append(f"{label}: {r['metric']} varied {hi / lo:.2f}x over its {r[f'{side}_iters'] or '?'} iterations "
+                           f"(max/min > {UNSTABLE_SPREAD:g}: host noise; its median is less certain)")
+    return out
 
 
 def config_warnings(a: Trace, b: Trace, label_a: str = "A", label_b: str = "B") -> list[str]:
