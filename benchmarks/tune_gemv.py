@@ -2,7 +2,7 @@
 format and role on the GPU, in one process: each candidate is checked against torch (dequantized
 weights) and timed in a CUDA graph of `calls` launches (median of `reps`; GB/s from the bytes it
 must read). Roles: k1 = embed+LayerNorm+Linear+GELU (N=h), k2 = Linear (N=h), k3 = lm_head+argmax
-(N=V). Variant 0 = x through shared memory (the earlier tile), 1 = registers only (linear_acc_v2),
+(N=V). Variant 0 = x through shared memory (the earlier tile), 1 = registers only (linear_acc_registers),
 2 = tensor cores (linear_acc_dot; also with block_k and num_stages). Whole steps run with the winners
 and with the tensor-core tiles on TMA loads, with and without warp specialization.
 Prints a table, the winners as a DECODEPROF_TILES string (also written to --out), and whole decode

@@ -7,7 +7,7 @@ two per byte, one E4M3 scale per 16-element block and one fp32 scale per tensor 
 layout), dequantized in registers by the fused Triton kernels (fp4_fused_ln_linear_gelu_kernel,
 fp4_gemv_kernel, fp4_lm_head_argmax_kernel): 0.5625 bytes per weight, 28% of bf16's.
 DECODEPROF_KERNEL_MODE=plain|ws|tma2 picks the Triton kernels' loading scheme (default plain:
-the pointer-load kernels, fastest on the H100 2026-11-25; ws/tma2 are 1.4-2.8x slower there).
+the pointer-load kernels, the fastest on the H100; ws/tma2 measured 1.4-2.8x slower: benchmarks/RESULTS.md).
 
 Tolerance: checked teacher-forced by the harness. Measured on CPU with the Triton interpreter
 (batch 3, hidden 96, vocab 200, bf16, 16 steps, seed 0): teacher-forced token agreement 0.71,

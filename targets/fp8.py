@@ -12,7 +12,7 @@ per-target flags):
 A requested path that cannot run falls back to triton with the reason in `fallbacks`; `active`
 names the path that ran and the measured one-step logits error against bf16.
 DECODEPROF_KERNEL_MODE=plain|ws|tma2 picks the Triton kernels' loading scheme (default plain:
-the pointer-load kernels, fastest on the H100 2026-11-25; ws/tma2 are 1.4-2.8x slower there).
+the pointer-load kernels, the fastest on the H100; ws/tma2 measured 1.4-2.8x slower: benchmarks/RESULTS.md).
 
 Tolerance: the harness checks it teacher-forced (each step fed the reference's tokens and state).
 Measured on CPU with the Triton interpreter (batch 3, hidden 96, vocab 200, bf16, 16 steps,

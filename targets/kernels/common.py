@@ -161,11 +161,10 @@ class Tile:
 
 
 # Pointer-path tiles per (format, kernel role), looked up when LaunchOptions.block_n is 0 and
-# DECODEPROF_TILES names none. Variant 1 = registers-only (linear_acc_v2), 0 = the earlier
-# x-through-shared-memory tile (linear_acc_vec), 2 = tensor cores (linear_acc_dot).
-# Measured on an H100 (benchmarks/tune_gemv.py, 2026-11-25, second sweep): bf16/fp8 winners are
-# variant 1; the fp4 variant-1 kernels were not reached by that sweep and a step using them for
-# k2/k3 measured 26.5 us against 23.5 us for variant 0, so fp4 keeps the variant-0 tiles.
+# DECODEPROF_TILES names none. Variant 1 = registers-only (linear_acc_registers), 0 = the earlier
+# x-through-shared-memory tile (linear_acc_shared_x), 2 = tensor cores (linear_acc_dot).
+# bf16/fp8 use variant 1, the fastest in the tile sweep (benchmarks/tune_gemv.py); fp4 keeps the
+# variant-0 tiles, because its variant-1 kernels made the decode step slower (benchmarks/RESULTS.md).
 # Third and fourth sweeps (same day): tensor-core tiles win kernels 1 and 3 in bf16 (4.71 / 7.42 us vs 6.15 /
 # 10.67) and FP8 (5.32 / 8.09 us vs 6.55 / 10.51, with fp16 MMAs); kernel 2 (N=1024: at most 64 tensor-core
 # programs) stays on variant 1, and FP4's tensor-core tiles lose to its decode cost (k3 22 us vs 12.6).

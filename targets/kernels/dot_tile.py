@@ -6,6 +6,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from targets.kernels.formats import FMT_FP4, FMT_FP8
 from targets.kernels.numerics import dot_acc, round_to
 
 
@@ -57,7 +58,7 @@ def linear_acc_dot(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_p
     else:
         tok = rows
     acc = tl.zeros([BLOCK_N, BLOCK_B], tl.float32)
-    if FMT == 2:
+    if FMT == FMT_FP4:
         KB: tl.constexpr = (K + 15) // 16 * 8  # packed bytes per row
         SK: tl.constexpr = (K + 15) // 16  # block scales per row
         HALF: tl.constexpr = BLOCK_K // 2
@@ -89,10 +90,10 @@ def linear_acc_dot(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_p
             else:
                 w = tl.load(w_ptr + offs_n[:, None] * K + ks[None, :], mask=nm[:, None] & (ks[None, :] < K), other=0.0)
             xt = x_tile_t(ks, rows, x_ptr, stride_x, tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd, K, B, X_LN)
-            if FMT == 1:  # E4M3 -> fp16 is one packed conversion (-> bf16 would go through fp32)
+            if FMT == FMT_FP8:  # E4M3 -> fp16 is one packed conversion (-> bf16 would go through fp32)
                 acc = dot_acc(w.to(tl.float16), xt.to(tl.float16), acc)
             else:
                 acc = dot_acc(w.to(act), xt, acc)
-        if FMT == 1:
+        if FMT == FMT_FP8:
             acc = acc * tl.load(s_ptr + offs_n, mask=nm, other=0.0)[:, None]
     return tl.trans(acc)

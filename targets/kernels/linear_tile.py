@@ -8,8 +8,8 @@ rounding helpers in numerics.py). The K loop is a `tl.range` with `num_stages` (
 pipelining: the load of tile i+1 is issued while tile i is multiplied) and optionally
 `warp_specialize=True` (producer warps load, consumer warps compute).
 
-Weight formats (FMT): 0 = the activation dtype (bf16), 1 = FP8 E4M3 with a per-row scale
-applied after the K loop, 2 = FP4 E2M1 packed two per byte with an E4M3 scale per 16-element
+Weight formats (FMT, targets/kernels/formats.py): FMT_DENSE = the activation dtype (bf16), FMT_FP8 = FP8 E4M3 with a per-row scale
+applied after the K loop, FMT_FP4 = FP4 E2M1 packed two per byte with an E4M3 scale per 16-element
 block (applied per tile) and a per-tensor fp32 scale applied after the loop.
 
 Activation modes (X_LN): False: x is read as is. True: x[b] = LayerNorm(embed[tok[b]] + state[b])
@@ -23,11 +23,9 @@ import triton
 import triton.language as tl
 
 from targets.kernels import dot_tile
+from targets.kernels.formats import FMT_FP4, FMT_FP8
 from targets.kernels.numerics import round_to
 
-FMT_DENSE: tl.constexpr = tl.constexpr(0)
-FMT_FP8: tl.constexpr = tl.constexpr(1)
-FMT_FP4: tl.constexpr = tl.constexpr(2)
 
 
 @triton.jit
@@ -114,7 +112,7 @@ def e2m1_pair_to_float(p):
 
 
 @triton.jit
-def linear_acc_vec(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd,
+def linear_acc_shared_x(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd,
                    w_ptr, s_ptr, g_ptr, n0, N,
                    K: tl.constexpr, B: tl.constexpr, FMT: tl.constexpr, X_LN: tl.constexpr,
                    BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
@@ -129,7 +127,7 @@ def linear_acc_vec(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_p
     acc = tl.zeros([BLOCK_B, BLOCK_N], tl.float32)
     n3 = n0 + tl.arange(0, BLOCK_N)[:, None, None]
     nm3 = n3 < N
-    if FMT == 2:
+    if FMT == FMT_FP4:
         KB: tl.constexpr = (K + 15) // 16 * 8  # packed bytes per row
         SK: tl.constexpr = (K + 15) // 16  # block scales per row
         KW: tl.constexpr = (KB + BLOCK_K - 1) // BLOCK_K
@@ -164,7 +162,7 @@ def linear_acc_vec(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_p
             xb = x_at(b, ks2, x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd, K, X_LN, BLOCK_B)
             part = tl.sum(tl.sum(w * xb[None], axis=1), axis=1)  # KW in-thread first, then the lanes
             acc = tl.where(rows[:, None] == b, part[None, :], acc)
-        if FMT == 1:
+        if FMT == FMT_FP8:
             offs_n = n0 + tl.arange(0, BLOCK_N)
             acc = acc * tl.load(s_ptr + offs_n, mask=offs_n < N, other=0.0)[None, :]
     return acc
@@ -200,7 +198,7 @@ def x_full(b, ks, km, x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw, lnb, e
 
 
 @triton.jit
-def linear_acc_v2(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, eps,
+def linear_acc_registers(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, eps,
                   w_ptr, s_ptr, g_ptr, n0, N,
                   K: tl.constexpr, B: tl.constexpr, FMT: tl.constexpr, X_LN: tl.constexpr,
                   BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
@@ -215,7 +213,7 @@ def linear_acc_v2(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_pt
     acc = tl.zeros([BLOCK_N, BLOCK_B], tl.float32)
     n3 = n0 + tl.arange(0, BLOCK_N)[:, None, None]
     nm3 = n3 < N
-    if FMT == 2:
+    if FMT == FMT_FP4:
         # one packed 32-bit word (8 elements) per lane and KW step, so that the decoded weights
         # land in exactly the layout of one 16-byte bf16 x vector per lane; block scales folded in
         # once. max_contiguous(1) keeps the word loads 4 bytes wide (128 B per warp, coalesced).
@@ -254,9 +252,9 @@ def linear_acc_v2(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_pt
         part = tl.sum(tl.sum(w.to(tl.float32) * xb, axis=1), axis=1)  # KW in-thread, then the lanes
         acc = tl.where(rows[None, :] == b, part[:, None], acc)
     offs_n = n0 + tl.arange(0, BLOCK_N)
-    if FMT == 1:
+    if FMT == FMT_FP8:
         acc = acc * tl.load(s_ptr + offs_n, mask=offs_n < N, other=0.0)[:, None]
-    if FMT == 2:
+    if FMT == FMT_FP4:
         acc = acc * tl.load(g_ptr)
     return tl.trans(acc)
 
@@ -268,8 +266,8 @@ def linear_acc(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, 
                USE_TMA: tl.constexpr, WS: tl.constexpr, NUM_STAGES: tl.constexpr,
                BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, VAR: tl.constexpr):
     """acc [BLOCK_B, BLOCK_N] fp32 = x @ W[n0:n0+BLOCK_N].T with the format's scales applied.
-    Pointer loads (USE_TMA False): linear_acc_vec (VAR 0: x through shared memory, LayerNorm
-    statistics from `mean`/`rstd`), linear_acc_v2 (VAR 1: registers only, statistics computed
+    Pointer loads (USE_TMA False): linear_acc_shared_x (VAR 0: x through shared memory, LayerNorm
+    statistics from `mean`/`rstd`), linear_acc_registers (VAR 1: registers only, statistics computed
     in-program). VAR 2: linear_acc_dot (tensor cores, statistics from `mean`/`rstd`; pointer or TMA
     loads, optionally warp-specialized). Other variants with TMA: the K loop of linear_acc_tiles."""
     if VAR == 2:
@@ -281,10 +279,10 @@ def linear_acc(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, 
                                w_ptr, s_ptr, g_ptr, n0, N, K, B, FMT, X_LN, WS, NUM_STAGES,
                                BLOCK_B, BLOCK_N, BLOCK_K)
     elif VAR == 0:
-        acc = linear_acc_vec(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd,
+        acc = linear_acc_shared_x(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd,
                              w_ptr, s_ptr, g_ptr, n0, N, K, B, FMT, X_LN, BLOCK_B, BLOCK_N, BLOCK_K)
     else:
-        acc = linear_acc_v2(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, eps,
+        acc = linear_acc_registers(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, eps,
                             w_ptr, s_ptr, g_ptr, n0, N, K, B, FMT, X_LN, BLOCK_B, BLOCK_N, BLOCK_K)
     return acc
 
@@ -302,7 +300,7 @@ def linear_acc_tiles(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb
     offs_n = n0 + tl.arange(0, BLOCK_N)
     n_mask = offs_n < N
     acc = tl.zeros([BLOCK_B, BLOCK_N], tl.float32)
-    if FMT == 2:
+    if FMT == FMT_FP4:
         KW: tl.constexpr = (K + 15) // 16 * 8  # packed bytes per row
         SK: tl.constexpr = (K + 15) // 16  # block scales per row
         HALF: tl.constexpr = BLOCK_K // 2
@@ -314,7 +312,7 @@ def linear_acc_tiles(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb
     K_TILES: tl.constexpr = (K + BLOCK_K - 1) // BLOCK_K
     for kt in tl.range(0, K_TILES, num_stages=NUM_STAGES, warp_specialize=WS):
         k0 = kt * BLOCK_K
-        if FMT == 2:
+        if FMT == FMT_FP4:
             j = tl.arange(0, HALF)
             kb = k0 // 2 + j  # byte column
             wm = n_mask[:, None] & (kb[None, :] < KW)
@@ -342,9 +340,9 @@ def linear_acc_tiles(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb
                 xb = x_at(b, ks, x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_ptr, mean, rstd, K, X_LN, BLOCK_B)
                 part = tl.sum(w * xb[None, :], axis=1)
                 acc = tl.where(rows[:, None] == b, acc + part[None, :], acc)
-    if FMT == 1:
+    if FMT == FMT_FP8:
         acc = acc * tl.load(s_ptr + offs_n, mask=n_mask, other=0.0)[None, :]
-    if FMT == 2:
+    if FMT == FMT_FP4:
         acc = acc * tl.load(g_ptr)
     return acc
 

@@ -37,11 +37,11 @@ import triton.language as tl
 from targets.errors import TargetError
 from targets.kernels import linear_tile
 from targets.kernels.common import DOT_MIN, interpreting, num_sms
+from targets.kernels.formats import FMT_CODE
 from targets.kernels.gemv import scale_args
 from targets.kernels.quant import make_linear_weight
 
 SPIN_LIMIT: tl.constexpr = tl.constexpr(1 << 20)  # polls (~1 s) before a barrier reports it is stuck
-FMT_CODE = {"bf16": 0, "fp8": 1, "fp4": 2}
 
 
 @triton.jit

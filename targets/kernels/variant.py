@@ -26,7 +26,7 @@ from targets.workload import Config, Weights
 # step(tokens [B], state [B, h] (updated in place), tokens_out [B], logits_out [B, V] or None)
 StepFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None], None]
 
-TMA_VARIANT = 2  # tile variant of the TMA plans: tensor cores (H100, 2026-11-25: step 20.7 us vs 39.2 us)
+TMA_VARIANT = 2  # tile variant of the TMA plans: tensor cores (about half the step time of the others on the H100: benchmarks/RESULTS.md)
 KERNEL_MODE_ENV = "DECODEPROF_KERNEL_MODE"  # plain | ws | tma2 (fp8/fp4 Triton paths; default plain: fastest measured)
 
 
