@@ -25,10 +25,6 @@ class TraceFileError(DecodeprofError):
     """The trace file is missing, truncated, not SQLite, or not an nsys export."""
 
 
-class MissingTableError(DecodeprofError):
-    """A table an analysis needs is absent from the export."""
-
-
 class NcuCsvError(DecodeprofError):
     """The CSV is not Nsight Compute's output (or is damaged)."""
 
