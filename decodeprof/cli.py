@@ -2,7 +2,7 @@
 registers itself through `register(app)`; heavy imports happen inside command bodies so
 `decodeprof --help` stays fast and torch is never imported here.
 
-`main` first offers the command line to decodeprof.load.output_cache: a repeated
+`main` first offers the command line to decodeprof.commands.analyze_cache: a repeated
 `analyze ... --cache` is printed from the kept bytes before typer, rich or polars load."""
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def main() -> None:
             # numpy (imported by pyarrow, which connectorx needs) starts OpenBLAS threads
             # that spin on the second core while polars works; analyze does no BLAS.
             os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-            from decodeprof.load import output_cache
+            from decodeprof.commands import analyze_cache as output_cache
 
             if "--cache" in argv and output_cache.serve(argv):
                 return

@@ -1,4 +1,4 @@
-"""`analyze --cache` printed output kept byte for byte (decodeprof.load.output_cache) and the
+"""`analyze --cache` printed output kept byte for byte (decodeprof.commands.analyze_cache) and the
 command lines `decodeprof.cli.main` runs without typer: same bytes as the typer command,
 and every input named in the key invalidates a kept output. Uses the h100/graph run folder
 (trace.sqlite, metrics.json, ncu.csv) copied to a temporary folder."""
@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from decodeprof.cli import app
 from decodeprof.commands.analyze import _write_rows
-from decodeprof.load import output_cache
+from decodeprof.commands import analyze_cache as output_cache
 
 DATA = Path(__file__).parent / "data"
 GRAPH = DATA / "h100" / "graph"
@@ -176,3 +176,55 @@ def test_ctrl_c_ends_as_in_the_typer_command(run, monkeypatch, capsys):
         cli.main()
     assert exc.value.code == typer_result.exit_code == 130
     assert capsys.readouterr().err == "" and typer_result.output == ""
+
+
+def _typer_params(argv: list[str]) -> dict | None:
+    """What typer's own parser makes of an `analyze` command line (None: it refuses it)."""
+    import typer
+    from typer._click import Context  # typer carries its own copy of click
+    from typer._click.exceptions import ClickException
+
+    from decodeprof.cli import build_app
+
+    group = typer.main.get_command(build_app())
+    command = group.get_command(Context(group), "analyze")
+    try:
+        return command.make_context("analyze", list(argv[1:])).params
+    except ClickException:
+        return None
+
+
+@pytest.mark.parametrize("argv", [
+    ["analyze", "t.sqlite"],
+    ["analyze", "t.sqlite", "--json"],
+    ["analyze", "t.sqlite", "--format", "json", "--cache"],
+    ["analyze", "t.sqlite", "--format=table", "--rows", "5"],
+    ["analyze", "--steps", "64", "t.sqlite", "--rows=3", "--cache"],
+    ["analyze", "t.sqlite", "--only", "kernel_summary", "--only", "host_wait", "--json"],
+    ["analyze", "t.sqlite", "--metrics", "m.json", "--ncu", "n.csv"],
+    ["analyze", "t.sqlite", "--steps", "0"],
+    ["analyze", "t.sqlite", "--steps", "70000"],
+    ["analyze", "t.sqlite", "--rows", "x"],
+    ["analyze", "t.sqlite", "--format", "csv"],
+    ["analyze", "t.sqlite", "--format", "json", "--json"],
+    ["analyze", "t.sqlite", "-o", "out.json", "--format", "json"],
+    ["analyze", "t.sqlite", "extra"],
+    ["analyze", "t.sqlite", "--cache", "--cache"],
+    ["analyze", "-h"],
+])
+def test_the_fast_parser_agrees_with_typer_or_defers_to_it(argv):
+    """cli.main reads plain analyze command lines without typer (output caching, startup time):
+    whatever it accepts, typer's own parser must read to the same values; the rest it leaves to typer."""
+    fast = output_cache.parse(argv, need_cache=False)
+    if fast is None:
+        return  # typer parses it (and says what is wrong with it)
+    params = _typer_params(argv)
+    assert params is not None, f"the fast path accepts a command line typer refuses: {argv}"
+    assert str(params["trace"]) == fast["trace"]
+    assert (params["as_json"] or params["fmt"] == "json") == bool(fast.get("json"))
+    assert params["cache"] == bool(fast.get("cache"))
+    assert params["rows"] == fast.get("rows", 20) and params["steps"] == fast.get("steps")
+    assert list(params["only"] or []) == fast["only"]
+    for name in ("metrics", "ncu"):
+        assert (None if params[name] is None else str(params[name])) == fast.get(name)
+    assert params["output"] is None and params["csv_dir"] is None

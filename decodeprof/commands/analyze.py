@@ -19,7 +19,7 @@ non-finite floats become null. Tables on the terminal convert units for reading 
 With --cache, the loaded frames and the results are kept as Parquet beside the export
 (decodeprof.load.cache); a later run with the same export, ncu CSV, metrics JSON and
 --steps reads only the results it prints, never the trace. The printed bytes are kept too
-(decodeprof.load.output_cache): the console entry point prints them again before importing
+(decodeprof.commands.analyze_cache): the console entry point prints them again before importing
 polars when nothing in their key changed.
 """
 
@@ -549,7 +549,7 @@ def _keeper(trace: Path, ncu: Path | None, metrics: Path | None, *, steps: int |
             as_json: bool, rows: int):
     """An output_cache.Keeper for what this command prints, or None where it is not kept
     (not a plain form, or tables on a terminal)."""
-    from decodeprof.load import output_cache
+    from decodeprof.commands import analyze_cache as output_cache
 
     found = output_cache.inputs(trace, ncu, metrics)
     if found is None or found != _inputs(trace, ncu, metrics):
@@ -564,7 +564,7 @@ def _keeper(trace: Path, ncu: Path | None, metrics: Path | None, *, steps: int |
 
 def _print(loaded: Loaded, frames: dict, trace: Path, *, as_json: bool, csv_dir: Path | None, rows: int, keeper) -> None:
     if as_json:
-        from decodeprof.load.output_cache import Tee
+        from decodeprof.commands.analyze_cache import Tee
 
         # Chunked only after analysing: then the text would stack on memory the analyses
         # left mapped; results from the cache are all there is in memory.
@@ -578,7 +578,7 @@ def _print(loaded: Loaded, frames: dict, trace: Path, *, as_json: bool, csv_dir:
     else:
         console = None
         if keeper is not None:
-            from decodeprof.load.output_cache import TextTee
+            from decodeprof.commands.analyze_cache import TextTee
 
             console = table_console(file=TextTee(sys.stdout, keeper))  # not a terminal: as print_analyses
         print_analyses(loaded, frames, console=console, max_rows=rows)
