@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from decodeprof.capture.runfolder import UNPROFILED_METRICS
+from decodeprof.load.run_folder import UNPROFILED_METRICS
 from decodeprof.errors import DecodeprofError
 from decodeprof.load._sqlite import SQLITE_MAGIC
 from decodeprof.load.export import REPORT_MAGIC

@@ -22,7 +22,8 @@ from decodeprof.capture.export import export_sqlite
 from decodeprof.capture.launch import target_device, target_prefix
 from decodeprof.capture.gpu import gpu_info
 from decodeprof.capture.process import child_env, run_logged, show_tail, target_error_line
-from decodeprof.capture.runfolder import UNPROFILED_METRICS, RunRecord, new_run_dir
+from decodeprof.capture.runfolder import RunRecord, new_run_dir
+from decodeprof.load.run_folder import UNPROFILED_METRICS
 from decodeprof.errors import CaptureError, DecodeprofError
 from decodeprof.tools import find_ncu, find_nsys, tool_version
 

@@ -11,9 +11,6 @@ from pathlib import Path
 from decodeprof.errors import CaptureError
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-# Beside metrics.json: the same target command run without any profiler (its times are the
-# ones the report shows; the trace gives structure). Read by decodeprof.load.
-UNPROFILED_METRICS = "metrics.unprofiled.json"
 
 
 def now_iso() -> str:

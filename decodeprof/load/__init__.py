@@ -8,6 +8,7 @@ Only this package knows SQL or CSV. No torch here.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -91,17 +92,20 @@ def load_trace(path: Path | str, *, ncu_csv: Path | str | None = None, metrics_j
         from decodeprof.load.nsys_sqlite import read_export
 
         frames, meta, missing = read_export(export, columns)
-    if folder is not None:
-        ncu_csv = ncu_csv or (folder / "ncu.csv" if (folder / "ncu.csv").is_file() else None)
-        metrics_json = metrics_json or (folder / "metrics.json" if (folder / "metrics.json").is_file() else None)
+    if folder is not None:  # a run folder's own files, when there (one that is not a file: an error below)
+        ncu_csv = ncu_csv or (folder / "ncu.csv" if (folder / "ncu.csv").exists() else None)
+        metrics_json = metrics_json or (folder / "metrics.json" if (folder / "metrics.json").exists() else None)
     extra = {}
     if ncu_csv is not None:
-        from decodeprof.load.ncu_csv import load_ncu_csv
+        from decodeprof.load.ncu_csv import read_ncu_csv
+        from decodeprof.load.validate import META_KEY
 
-        extra["ncu_metrics"] = load_ncu_csv(Path(ncu_csv))
+        extra["ncu_metrics"], dropped = read_ncu_csv(Path(ncu_csv))
+        if dropped:
+            meta = {**meta, META_KEY: json.dumps(json.loads(meta.get(META_KEY) or "[]") + dropped)}
     if metrics_json is not None:
         extra["target_metrics"] = _metrics(Path(metrics_json))
-        from decodeprof.capture.runfolder import UNPROFILED_METRICS
+        from decodeprof.load.run_folder import UNPROFILED_METRICS
 
         unprofiled = Path(metrics_json).with_name(UNPROFILED_METRICS)
         if unprofiled.is_file():
