@@ -17,6 +17,10 @@ class TargetInfo:
     module: str  # a module with build(cfg, weights) -> Variant
     needs_cuda: bool = True
     launcher: str = "python"  # "torchrun" for multi-process targets
+    # The optimization ladder: the target this one builds on and what it adds to it (the
+    # report explains each target against that rung). None: the starting point or off the ladder.
+    builds_on: str | None = None
+    adds: str = ""
 
     def load(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -24,17 +28,28 @@ class TargetInfo:
 
 TARGETS: dict[str, TargetInfo] = {t.label: t for t in (
     TargetInfo("baseline", "eager PyTorch, pageable host prompts, one stream, blocking copies", "targets.baseline", needs_cuda=False),
-    TargetInfo("pinned", "pinned host buffers and non_blocking copies", "targets.pinned"),
-    TargetInfo("streams", "copy stream overlaps the next batch's H2D with compute (double-buffered)", "targets.streams"),
-    TargetInfo("compile", "torch.compile (Inductor) of prefill and decode step: fused kernels", "targets.compile", needs_cuda=False),
-    TargetInfo("graph", "decode loop captured once in a CUDA graph and replayed", "targets.graph"),
-    TargetInfo("graph_full", "prefill + decode captured in one CUDA graph", "targets.graph_full"),
-    TargetInfo("fp8", "FP8 (E4M3) decode weights: Triton weight-only GEMV, torch._scaled_mm or Transformer Engine; CUDA graph", "targets.fp8"),
-    TargetInfo("fp4", "FP4 (E2M1, NVFP4 layout) weights: TE NVFP4 on Blackwell, else weight-only Triton dequant GEMV; CUDA graph", "targets.fp4"),
-    TargetInfo("warp_specialized", "three fused Triton decode kernels (warp specialization, TMA descriptors on Hopper); CUDA graph", "targets.warp_specialized"),
-    TargetInfo("double_buffer_tma", "weight tiles streamed by TMA through two shared-memory stages (Triton descriptors); CUDA graph", "targets.double_buffer_tma"),
-    TargetInfo("persistent", "one persistent Triton kernel runs all decode steps (grid barriers between stages, weights in L2)", "targets.persistent"),
-    TargetInfo("persistent_smem", "one persistent CUDA C++ kernel runs all decode steps with every weight kept in shared memory (nvcc)", "targets.persistent_smem"),
+    TargetInfo("pinned", "pinned host buffers and non_blocking copies", "targets.pinned",
+               builds_on="baseline", adds="pinned host buffers and non_blocking copies"),
+    TargetInfo("streams", "copy stream overlaps the next batch's H2D with compute (double-buffered)", "targets.streams",
+               builds_on="pinned", adds="a copy stream that uploads the next batch's prompt while this batch computes"),
+    TargetInfo("compile", "torch.compile (Inductor) of prefill and decode step: fused kernels", "targets.compile", needs_cuda=False,
+               builds_on="baseline", adds="torch.compile (Inductor) of prefill and decode step: fused kernels, still launched one by one"),
+    TargetInfo("graph", "decode loop captured once in a CUDA graph and replayed", "targets.graph",
+               builds_on="baseline", adds="the decode loop captured once in a CUDA graph and replayed"),
+    TargetInfo("graph_full", "prefill + decode captured in one CUDA graph", "targets.graph_full",
+               builds_on="graph", adds="the prefill captured in the same CUDA graph as the decode loop"),
+    TargetInfo("fp8", "FP8 (E4M3) decode weights: Triton weight-only GEMV, torch._scaled_mm or Transformer Engine; CUDA graph", "targets.fp8",
+               builds_on="graph", adds="FP8 (E4M3) weights in three fused Triton kernels, replayed in the CUDA graph"),
+    TargetInfo("fp4", "FP4 (E2M1, NVFP4 layout) weights: TE NVFP4 on Blackwell, else weight-only Triton dequant GEMV; CUDA graph", "targets.fp4",
+               builds_on="fp8", adds="FP4 (E2M1, NVFP4 layout) weights instead of FP8: fewer bytes per weight"),
+    TargetInfo("warp_specialized", "three fused Triton decode kernels (warp specialization, TMA descriptors on Hopper); CUDA graph", "targets.warp_specialized",
+               builds_on="graph", adds="three fused bf16 Triton kernels fed by TMA, with warp specialization"),
+    TargetInfo("double_buffer_tma", "weight tiles streamed by TMA through two shared-memory stages (Triton descriptors); CUDA graph", "targets.double_buffer_tma",
+               builds_on="warp_specialized", adds="the same kernels without warp specialization: TMA double buffering alone"),
+    TargetInfo("persistent", "one persistent Triton kernel runs all decode steps (grid barriers between stages, weights in L2)", "targets.persistent",
+               builds_on="warp_specialized", adds="one persistent kernel runs all decode steps (grid barriers, weights kept in L2)"),
+    TargetInfo("persistent_smem", "one persistent CUDA C++ kernel runs all decode steps with every weight kept in shared memory (nvcc)", "targets.persistent_smem",
+               builds_on="persistent", adds="every decode weight kept in shared memory (a CUDA C++ kernel)"),
     TargetInfo("multigpu", "N processes (torchrun): tensor parallel (all_reduce + distributed argmax) or data parallel",
                "targets.multigpu", needs_cuda=False, launcher="torchrun"),
 )}

@@ -2,30 +2,17 @@
 
 The report explains a variant against the rung below it (pinned against baseline, streams
 against pinned, fp4 against fp8, ...), with the comparison against the baseline one click
-away. The map follows the targets' code: graph and compile start again from the baseline's
-pageable copies (targets/loop.py), the kernel targets replay their steps in a CUDA graph like
-graph, double_buffer_tma is warp_specialized without warp specialization (its docstring), and
-persistent_smem reuses persistent's loop with another kernel.
-
-This is the one place the ladder is written down; it belongs in targets/registry.py (a
-`builds_on` field beside each target's summary), which the report cannot change from here.
+away. The ladder is written once, in targets/registry.py (each target's `builds_on` and
+`adds`); variants of other engines are off it and compared with the baseline.
 """
 
 from __future__ import annotations
 
+from targets import registry
+
 # name: (builds on, what it adds to that one)
 LADDER: dict[str, tuple[str, str]] = {
-    "pinned": ("baseline", "pinned host buffers and non_blocking copies"),
-    "streams": ("pinned", "a copy stream that uploads the next batch's prompt while this batch computes"),
-    "compile": ("baseline", "torch.compile (Inductor) of prefill and decode step: fused kernels, still launched one by one"),
-    "graph": ("baseline", "the decode loop captured once in a CUDA graph and replayed"),
-    "graph_full": ("graph", "the prefill captured in the same CUDA graph as the decode loop"),
-    "fp8": ("graph", "FP8 (E4M3) weights in three fused Triton kernels, replayed in the CUDA graph"),
-    "fp4": ("fp8", "FP4 (E2M1, NVFP4 layout) weights instead of FP8: fewer bytes per weight"),
-    "warp_specialized": ("graph", "three fused bf16 Triton kernels fed by TMA, with warp specialization"),
-    "double_buffer_tma": ("warp_specialized", "the same kernels without warp specialization: TMA double buffering alone"),
-    "persistent": ("warp_specialized", "one persistent kernel runs all decode steps (grid barriers, weights kept in L2)"),
-    "persistent_smem": ("persistent", "every decode weight kept in shared memory (a CUDA C++ kernel)"),
+    info.label: (info.builds_on, info.adds) for info in registry.TARGETS.values() if info.builds_on
 }
 
 

@@ -15,12 +15,11 @@ from pathlib import Path
 import polars as pl
 
 from decodeprof.analyses.steps import step_model
-
 from decodeprof.trace import Trace
+from targets import registry
 
-# Report order for the variants this project ships; any other name follows, alphabetically.
-KNOWN_ORDER = ("baseline", "pinned", "streams", "compile", "graph", "graph_full", "fp8", "fp4",
-               "warp_specialized", "double_buffer_tma", "persistent", "persistent_smem", "multigpu")
+# Report order for the variants this project ships (the registry's order); any other name follows.
+KNOWN_ORDER = tuple(registry.TARGETS)
 
 
 @dataclass
