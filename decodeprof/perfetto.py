@@ -5,7 +5,8 @@ NVTX ranges and CUDA API calls per CPU thread, as tracks.
     decodeprof timeline tests/data/h200/graph -o graph.json --window median-step
 
 Format (the "JSON Array/Object Format" of the Trace Event Format): {"traceEvents": [...],
-"displayTimeUnit": "ns", "otherData": {...}}; every event is a complete event ("ph": "X",
+"displayTimeUnit": "ns", "otherData": {...}} (otherData: source, window, and what the
+trace lacks (`missing`) and what its loader dropped (`dropped`), one sentence each); every event is a complete event ("ph": "X",
 "ts" and "dur" in µs, relative to the window's start) or a metadata event ("ph": "M") naming a
 process or thread. Processes: 1 "GPU <device>" (a thread per stream), 2 "decode steps" (one
 thread per decode run), 3 "CPU" (a thread per host thread: NVTX ranges and CUDA API calls).
@@ -119,7 +120,8 @@ def trace_events(trace: Trace, win: Window) -> dict:
     meta += _names(CPU, "CPU", {t: f"thread {t & 0xFFFFFF}" for t in threads})
     return {"traceEvents": meta + events + step_events + cpu, "displayTimeUnit": "ns",
             "otherData": {"source": str(trace.source), "window": win.what, "window_start_ns": win.start_ns,
-                          "window_end_ns": win.end_ns}}
+                          "window_end_ns": win.end_ns, "missing": [m.sentence() for m in trace.missing],
+                          "dropped": trace.dropped()}}
 
 
 def write_trace_events(doc: dict, path: Path) -> Path:

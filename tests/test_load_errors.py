@@ -131,3 +131,112 @@ def test_impossible_rows_are_dropped_counted_and_said(tmp_path):
     from decodeprof.report import load_variant
 
     assert "2 kernels row(s) dropped: ends before it starts" in load_variant(db).missing
+
+
+H200 = Path(__file__).parent / "data" / "h200" / "baseline" / "trace.sqlite"
+K = "CUPTI_ACTIVITY_KIND_KERNEL"
+MID = f"rowid = (SELECT rowid FROM {K} ORDER BY rowid LIMIT 1 OFFSET 700)"
+
+
+def _damaged(tmp_path: Path, *statements: str, unlock: tuple[str, ...] = ()) -> Path:
+    """A copy of the H200 baseline export with `statements` run on it (NOT NULL lifted from
+    the `unlock` tables first, as damage would ignore it)."""
+    import shutil
+
+    db = tmp_path / "trace.sqlite"
+    shutil.copy(H200, db)
+    con = sqlite3.connect(db)
+    if unlock:
+        con.execute("PRAGMA writable_schema=ON")
+        for t in unlock:
+            con.execute("UPDATE sqlite_master SET sql = replace(sql, 'NOT NULL', '') WHERE name = ?", (t,))
+        version = con.execute("PRAGMA schema_version").fetchone()[0]
+        con.execute(f"PRAGMA schema_version = {version + 1}")
+        con.commit()
+        con.close()
+        con = sqlite3.connect(db)
+    for s in statements:
+        con.execute(s)
+    con.commit()
+    con.close()
+    return db
+
+
+def test_every_kind_of_impossible_row_is_dropped_and_said(tmp_path):
+    """One row of each kind of damage nsys never writes, each dropped with its reason; the
+    rest of the 1,560 kernels kept."""
+    db = _damaged(
+        tmp_path,
+        f"UPDATE {K} SET deviceId = NULL WHERE {MID}",
+        f"UPDATE {K} SET start = 'abc' WHERE rowid = 3",
+        f"UPDATE {K} SET \"end\" = 4611686018427387904 WHERE rowid = 4",
+        f"UPDATE {K} SET start = start + 10 * (SELECT duration FROM ANALYSIS_DETAILS), "
+        f"\"end\" = \"end\" + 10 * (SELECT duration FROM ANALYSIS_DETAILS) WHERE rowid = 5",
+        f"INSERT INTO {K} SELECT * FROM {K} WHERE rowid = 6",
+        "UPDATE CUPTI_ACTIVITY_KIND_MEMCPY SET bytes = 4611686018427387904 WHERE rowid = 1",
+        unlock=(K,))
+    trace = load_trace(db)
+    assert sorted(trace.dropped()) == sorted([
+        "1 kernels row(s) dropped: no device id", "1 kernels row(s) dropped: no start time",
+        "1 kernels row(s) dropped: a time past +-2^61 ns", "1 kernels row(s) dropped: a copy of an earlier row",
+        f"1 kernels row(s) dropped: outside the capture (0 to {102845463 + 1028454:,} ns)",
+        "1 memcpys row(s) dropped: byte count past 1 PiB"])
+    assert trace.kernels.height == 1560 - 4 and trace.memcpys.height == 5
+    assert (trace.kernels["dur_ns"] >= 0).all()
+
+
+def test_unnamed_kinds_and_ids_are_kept_by_number_and_counted(tmp_path):
+    db = _damaged(tmp_path, "UPDATE CUPTI_ACTIVITY_KIND_MEMCPY SET srcKind = 99 WHERE rowid = 1",
+                  f"UPDATE {K} SET shortName = 987654321 WHERE {MID}")
+    trace = load_trace(db)
+    assert trace.memcpys["src_kind"].to_list().count("srcKind=99") == 1
+    assert trace.kernels["name"].to_list().count("shortName=987654321") == 1
+    assert sorted(trace.dropped()) == [
+        "1 kernels row(s) kept: shortName id absent from StringIds (kept as shortName=<id>)",
+        "1 memcpys row(s) kept: src kind unknown to the export's ENUM table (kept as srcKind=<number>)"]
+
+
+def test_absent_stringids_and_enum_tables_are_missing_tables(tmp_path):
+    db = _damaged(tmp_path, "DROP TABLE StringIds", "DROP TABLE ENUM_CUDA_MEM_KIND")
+    trace = load_trace(db)
+    said = [m.sentence() for m in trace.missing]
+    assert any(s.startswith("names unreadable (table StringIds absent)") for s in said)
+    assert any(s.startswith("memory kinds unreadable (table ENUM_CUDA_MEM_KIND absent)") for s in said)
+    assert trace.kernels["name"].str.starts_with("shortName=").all()  # told apart by id, not merged as blanks
+
+
+def test_a_table_without_a_column_every_export_has_is_refused(tmp_path):
+    db = _damaged(tmp_path, f'ALTER TABLE {K} RENAME COLUMN "deviceId" TO "dev"')
+    _fails(db, K, "deviceId")
+
+
+def test_an_export_whose_kernels_are_mostly_impossible_is_refused(tmp_path):
+    db = _damaged(tmp_path, f"UPDATE {K} SET start = start + 1000000000000000000, \"end\" = \"end\" + 1000000000000000000")
+    _fails(db, "1560 of its 1560 kernels rows are impossible")
+
+
+def test_blob_and_non_utf8_cells_are_read_not_fatal(tmp_path):
+    db = _damaged(tmp_path, f"UPDATE {K} SET \"end\" = x'00ff' WHERE rowid = 2",
+                  "UPDATE StringIds SET value = CAST(x'67656d76ff' AS TEXT) WHERE id = "
+                  f"(SELECT shortName FROM {K} WHERE rowid = 1)")
+    trace = load_trace(db)
+    assert "1 kernels row(s) dropped: no end time" in trace.dropped()
+    assert "gemv\ufffd" in trace.kernels["name"].to_list()
+
+
+def test_ncu_rows_that_cannot_be_read_are_counted_and_bad_csvs_refused(tmp_path):
+    from decodeprof.errors import NcuCsvError
+    from decodeprof.load.ncu_csv import read_ncu_csv
+    from test_load_ncu_csv import DETAILS, HEAD
+
+    good = tmp_path / "good.csv"
+    good.write_text(DETAILS.replace('"12.35"', '"1e400"').replace('"0","4242","python3","127.0.0.1","rmsnorm',
+                                                                      '"1e30","4242","python3","127.0.0.1","rmsnorm') + "\n")
+    frame, dropped = read_ncu_csv(good)
+    assert {d["reason"]: d["rows"] for d in dropped} == {"value not finite": 1}
+    for text, words in ((DETAILS.replace(HEAD, HEAD + ',"Metric Value"'), "more than once"),
+                        (DETAILS + '\n"1","4242","pyth', "ends inside a quoted field")):
+        bad = tmp_path / "bad.csv"
+        bad.write_text(text)
+        with pytest.raises(NcuCsvError, match=words):
+            read_ncu_csv(bad)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from decodeprof.analyses.events import PAGEABLE, gpu_work, in_ranges, in_ranges_chunks, ranges, runtime_calls
+from decodeprof.analyses.events import PAGEABLE, gpu_work, in_ranges, ranges, runtime_calls
 from decodeprof.analyses.intervals import sums_in_ranges
 from decodeprof.analyses.registry import analysis, shaped
 from decodeprof.trace import Trace
@@ -84,19 +84,14 @@ def _gap_sums(gaps: pl.DataFrame, by: list[str]) -> pl.DataFrame:
 def _gaps_per_range_name(gaps: pl.DataFrame, rng: pl.DataFrame) -> pl.DataFrame:
     """_gap_sums by range_name of the gaps in each range: counts and sums per range
     (`sums_in_ranges`, no (gap x range) pairs) added up per name, names without gaps
-    dropped; where its key axis overflows, pairs one nesting level at a time instead."""
+    dropped."""
     slim = gaps.select("api_start_ns", "global_tid", "gap_ns", "cause")
     values = {"gpu_gaps": pl.lit(1), "gpu_idle_ns": pl.col("gap_ns"),
               **{f"gpu_idle_{c}_ns": pl.when(pl.col("cause") == c).then(pl.col("gap_ns")).otherwise(0)
                  for c in ("host_bound", "inter_kernel", "unknown")}}
     sums = sums_in_ranges(slim, rng, at="api_start_ns", start="range_start_ns", end="range_end_ns", by="global_tid",
                           values=values)
-    if sums is not None:
-        return sums.group_by("range_name").agg(pl.col(list(values)).sum()).filter(pl.col("gpu_gaps") > 0)
-    parts = [_gap_sums(chunk, ["range_name"]) for chunk in in_ranges_chunks(slim, rng, keep=("range_name",))]
-    if not parts:
-        return _gap_sums(in_ranges(slim, rng), ["range_name"])
-    return pl.concat(parts).group_by("range_name").agg(pl.all().sum())
+    return sums.group_by("range_name").agg(pl.col(list(values)).sum()).filter(pl.col("gpu_gaps") > 0)
 
 
 def _outside_starts(gaps: pl.DataFrame, rng: pl.DataFrame) -> pl.DataFrame:

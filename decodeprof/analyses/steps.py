@@ -187,11 +187,6 @@ def _call_sums(trace: Trace, windows: pl.DataFrame) -> pl.DataFrame:
     values = {"cpu_api_ns": pl.col("api_dur_ns"), "launches": pl.col("api_kind").is_in(list(LAUNCH_KINDS)),
               "syncs": pl.col("api_kind") == "sync"}
     sums = sums_in_ranges(calls, r, at="api_start_ns", start="_s", end="_e", by="global_tid", values=values)
-    if sums is None:  # the key axis would overflow: pair them instead
-        from decodeprof.analyses.intervals import points_in_ranges
-        pairs = points_in_ranges(calls, r, at="api_start_ns", start="_s", end="_e", by="global_tid")
-        sums = r.join(pairs.group_by("w").agg(*(e.cast(pl.Int64).sum().alias(n) for n, e in values.items())),
-                      on="w", how="left").with_columns(pl.col(n).fill_null(0) for n in values)
     return sums.select("w", *values)
 
 

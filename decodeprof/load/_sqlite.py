@@ -120,6 +120,16 @@ def columns(con: sqlite3.Connection, table: str) -> list[str]:
     return [r[1] for r in con.execute(f'PRAGMA table_info("{table}")')]
 
 
+def _connectorx_uri(path: Path) -> str:
+    """connectorx's URI for `path`, percent-encoded: it decodes the path, so a raw "%20" in a
+    folder name read another file (or, absent, retried for half a minute), and a newline
+    was dropped."""
+    import os
+    import urllib.parse
+
+    return "sqlite://" + urllib.parse.quote(os.fsencode(path.resolve()))
+
+
 def read_sql(path: Path, con: sqlite3.Connection, sql: str) -> "pl.DataFrame":
     """Run `sql` on the export at `path`; connectorx when it can, else sqlite3 (`con`)."""
     import polars as pl  # here, not at import: the capture side (export) runs without polars
@@ -131,7 +141,7 @@ def read_sql(path: Path, con: sqlite3.Connection, sql: str) -> "pl.DataFrame":
 
         # return_type="polars" keeps connectorx's chunks (no rechunk copy): about 40% lower
         # peak memory than polars.read_database_uri on 1M kernels. Needs pyarrow.
-        return connectorx.read_sql("sqlite://" + str(path.resolve()), sql, return_type="polars")
+        return connectorx.read_sql(_connectorx_uri(path), sql, return_type="polars")
     except ImportError:
         pass  # connectorx or pyarrow not installed
     except (KeyboardInterrupt, SystemExit):

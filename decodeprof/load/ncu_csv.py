@@ -7,12 +7,16 @@ Lines that are not the CSV (==PROF==, ==WARNING==, ==ERROR==, the program's own 
 before the header) are dropped. Values lose thousands separators ("1,234.5"), decimal
 commas are read ("1.234,5", "12,5"), and units become base units: bytes, ns, bytes/s
 (ncu's Kbyte/Mbyte/Gbyte are 1000-based), "x/s" for other per-time rates, percent stays
-0-100. Rows whose value is not a number (names, "n/a") are left out.
+0-100. Rows whose value is not a number (names, "n/a") are left out. Rows that cannot be
+read (fields missing or too many, an ID that is not an integer, a value that is not finite
+in base units) are dropped and counted (`read_ncu_csv`), never silently; a header naming a
+column twice, or a file ending inside a quoted field, is refused.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 import re
 from pathlib import Path
 
@@ -94,14 +98,24 @@ def _csv_rows(path: Path) -> list[list[str]]:
         detail = f" (ncu reported: {errors[0]})" if errors else ""
         raise NcuCsvError(f"{path}: not an Nsight Compute CSV: no '\"ID\",...,\"Kernel Name\"' header{detail}", HINT)
     body = [ln for ln in lines[start:] if ln.startswith('"')]
-    rows = list(csv.reader(body))
+    if body and body[-1].count('"') % 2:
+        raise NcuCsvError(f"{path}: the CSV ends inside a quoted field (cut short?)", "write the CSV again; " + HINT)
+    try:
+        rows = list(csv.reader(body, strict=True))
+    except csv.Error as exc:
+        raise NcuCsvError(f"{path}: not a readable CSV ({exc})", HINT) from exc
+    twice = sorted({n for n in rows[0] if rows[0].count(n) > 1}) if rows else []
+    if twice:
+        raise NcuCsvError(f"{path}: the header names column {', '.join(map(repr, twice))} more than once", HINT)
     if len(rows) < 2:
         detail = f" (ncu reported: {errors[0]})" if errors else ""
         raise NcuCsvError(f"{path}: Nsight Compute CSV with no kernel rows{detail}", "check that ncu profiled any kernel; " + HINT)
     return rows
 
 
-def _records(path: Path, rows: list[list[str]]):
+def _records(path: Path, rows: list[list[str]], dropped: dict[str, int]):
+    """Metric records of `rows` (header first); rows that cannot be read are counted by
+    reason in `dropped`."""
     header = rows[0]
     col = {name: i for i, name in enumerate(header)}
     name_col = col.get("Kernel Name", col.get("Function Name"))
@@ -119,7 +133,10 @@ def _records(path: Path, rows: list[list[str]]):
         # 20 fields in 2025.3), so only the columns read here must be present
         needed = max(col["Metric Name"], col["Metric Value"], name_col, unit_i if unit_i is not None else 0)
         for r in rows[1:]:
-            if len(r) <= needed or len(r) > len(header) or not r[col["Metric Name"]]:
+            if len(r) <= needed or len(r) > len(header):
+                dropped["fields missing or too many"] = dropped.get("fields missing or too many", 0) + 1
+                continue
+            if not r[col["Metric Name"]]:
                 continue
             yield {**ident(r), "section": r[col["Section Name"]] if "Section Name" in col else "",
                    "metric": r[col["Metric Name"]], "unit": r[unit_i] if unit_i is not None else "",
@@ -128,26 +145,53 @@ def _records(path: Path, rows: list[list[str]]):
     metric_cols = [i for i, name in enumerate(header) if name not in ID_COLUMNS]
     if not metric_cols:
         raise NcuCsvError(f"{path}: Nsight Compute CSV without metric columns or 'Metric Name'/'Metric Value'", HINT)
-    units = rows[1] if len(rows) > 1 and rows[1][col["ID"]].strip() == "" else None
+    units = rows[1] if len(rows) > 1 and "ID" in col and col["ID"] < len(rows[1]) and rows[1][col["ID"]].strip() == "" \
+        else None
     for r in rows[2 if units else 1:]:
         if len(r) != len(header):
+            dropped["fields missing or too many"] = dropped.get("fields missing or too many", 0) + 1
             continue
         base = ident(r)
         for i in metric_cols:
             yield {**base, "section": "", "metric": header[i], "unit": units[i] if units else "", "raw": r[i]}
 
 
-def load_ncu_csv(path: Path | str) -> pl.DataFrame:
-    """The ncu CSV at `path` as the "ncu_metrics" frame (see module doc). Raises NcuCsvError."""
+INT64 = 2**63
+
+
+def _integer(value: float | None) -> int | None | bool:
+    """An ID or stream as an integer; None where blank; False where not an integer in Int64."""
+    if value is None:
+        return None
+    return int(value) if math.isfinite(value) and value == int(value) and -INT64 <= value < INT64 else False
+
+
+def read_ncu_csv(path: Path | str) -> tuple[pl.DataFrame, list[dict]]:
+    """(the "ncu_metrics" frame of the ncu CSV at `path`, the rows dropped as
+    [{frame: "ncu_metrics", reason, rows}]). Raises NcuCsvError."""
     path = Path(path)
     if not path.is_file():
-        raise NcuCsvError(f"{path}: no such file", HINT)
-    out = []
-    for rec in _records(path, _csv_rows(path)):
+        what = "not a file" if path.exists() else "no such file"
+        raise NcuCsvError(f"{path}: {what}", HINT)
+    out, dropped = [], {}
+    for rec in _records(path, _csv_rows(path), dropped):
         value = parse_number(rec.pop("raw"))
         if value is None:
             continue
         unit, factor = base_unit(rec["unit"])
-        out.append({**rec, "unit": unit, "value": value * factor})
+        ids = {k: _integer(rec[k]) for k in ("kernel_id", "stream_id")}
+        value *= factor
+        reason = ("ID or stream not an integer" if any(v is False for v in ids.values())
+                  else "value not finite" if not math.isfinite(value) else None)
+        if reason:
+            dropped[reason] = dropped.get(reason, 0) + 1
+            continue
+        out.append({**rec, **ids, "unit": unit, "value": value})
     frame = pl.DataFrame(out, schema=schema.FRAMES["ncu_metrics"], orient="row") if out else schema.empty("ncu_metrics")
-    return schema.conform("ncu_metrics", frame)
+    return schema.conform("ncu_metrics", frame), [{"frame": "ncu_metrics", "reason": r, "rows": n}
+                                                  for r, n in sorted(dropped.items())]
+
+
+def load_ncu_csv(path: Path | str) -> pl.DataFrame:
+    """The ncu CSV at `path` as the "ncu_metrics" frame (see module doc). Raises NcuCsvError."""
+    return read_ncu_csv(path)[0]
