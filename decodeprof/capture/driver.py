@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 import decodeprof
 from decodeprof.capture import ncu as ncu_cmd
@@ -106,7 +107,7 @@ def profile_target(
         record.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", error=repr(exc))
         raise
     record.finish("ok")
-    run.console.print(f"[bold green]done:[/] {run_dir}")
+    run.console.print(f"[bold green]done:[/] {escape(str(run_dir))}")
     return run_dir
 
 
@@ -134,7 +135,6 @@ class _Run:
     def step(self, name: str, profiler: list[str], program: list[str]) -> _Step:
         log = self.dir / "logs" / f"{name}.log"
         shown = " ".join(Path(a).name for a in (profiler or program)[:2])
-        from rich.markup import escape
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
@@ -154,7 +154,7 @@ class _Run:
                 f"see {step.log}; reproduce without the profiler: {shlex.join(step.program)}",
             )
         took = self.elapsed_s.get(step.name)
-        self.console.print(f"[green]ok[/] {step.name}" + (f" in {took:.0f} s" if took is not None else "")
+        self.console.print(f"[green]ok[/] {escape(step.name)}" + (f" in {took:.0f} s" if took is not None else "")
                            + f" (log: logs/{step.log.name})")
 
 
