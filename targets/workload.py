@@ -17,25 +17,27 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from targets import flags
 from targets.errors import TargetError
+from targets.flags import DEFAULTS
 
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+DTYPES = dict(zip(flags.DTYPE_NAMES, (torch.bfloat16, torch.float16, torch.float32)))
 
 
 @dataclass(frozen=True)
 class Config:
-    batch: int = 4
-    prompt_len: int = 256
-    steps: int = 64
-    hidden: int = 1024
-    vocab: int = 8192
+    batch: int = DEFAULTS["batch"]
+    prompt_len: int = DEFAULTS["prompt_len"]
+    steps: int = DEFAULTS["steps"]
+    hidden: int = DEFAULTS["hidden"]
+    vocab: int = DEFAULTS["vocab"]
     dtype: str = "bf16"
-    device: str = "cuda"
-    warmup: int = 3
-    iters: int = 10
-    host_payload_mb: float = 0.0
-    seed: int = 0
-    peak_gbps: float = 0.0  # 0: look up the GPU's datasheet peak
+    device: str = DEFAULTS["device"]
+    warmup: int = DEFAULTS["warmup"]
+    iters: int = DEFAULTS["iters"]
+    host_payload_mb: float = DEFAULTS["host_payload_mb"]
+    seed: int = DEFAULTS["seed"]
+    peak_gbps: float = DEFAULTS["peak_gbps"]  # 0: look up the GPU's datasheet peak
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -81,20 +83,8 @@ MAX_WEIGHT_GB = 64  # embedding + lm_head + MLP in fp32, the largest copy a targ
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """The workload flags every target accepts (defaults from Config)."""
-    d = Config()
-    parser.add_argument("--batch", type=int, default=d.batch, help=f"sequences per batch (default {d.batch})")
-    parser.add_argument("--prompt-len", type=int, default=d.prompt_len, help=f"prompt tokens per sequence (default {d.prompt_len})")
-    parser.add_argument("--steps", type=int, default=d.steps, help=f"decode steps, new tokens after the first (default {d.steps})")
-    parser.add_argument("--hidden", type=int, default=d.hidden, help=f"hidden size (default {d.hidden})")
-    parser.add_argument("--vocab", type=int, default=d.vocab, help=f"vocabulary size (default {d.vocab})")
-    parser.add_argument("--dtype", default=None, choices=sorted(DTYPES), help="weights/activations (default bf16 on cuda, fp32 on cpu)")
-    parser.add_argument("--device", default=d.device, help=f"cuda or cpu (default {d.device})")
-    parser.add_argument("--warmup", type=int, default=d.warmup, help=f"warm-up iterations, timed apart (default {d.warmup})")
-    parser.add_argument("--iters", type=int, default=d.iters, help=f"measured iterations (default {d.iters})")
-    parser.add_argument("--host-payload-mb", type=float, default=d.host_payload_mb, help="extra host data copied to the GPU each iteration, MB (default 0)")
-    parser.add_argument("--seed", type=int, default=d.seed, help=f"seed of weights and prompts (default {d.seed})")
-    parser.add_argument("--peak-gbps", type=float, default=d.peak_gbps, help="memory bandwidth peak for the utilization metric (default 0: the GPU's datasheet value)")
+    """The workload flags every target accepts (targets/flags.py)."""
+    flags.add_to(parser)
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

@@ -24,8 +24,16 @@ MAX_GPUS = 64  # torchrun ranks on one host; more is a typo, not a machine
 
 def register(app: typer.Typer) -> None:
     app.command("targets")(list_targets)
-    app.command("run", context_settings=PASS_THROUGH)(run)
+    app.command("run", context_settings=PASS_THROUGH, epilog=_target_flags_epilog())(run)
     app.command("bench")(bench)
+
+
+def _target_flags_epilog() -> str:
+    """The flags every target takes, for `run --help` (targets/flags.py: no torch import)."""
+    from targets.flags import help_lines
+
+    return "Target flags (after the label):\n\n\b\n" + "\n".join(
+        "  " + line for line in help_lines())
 
 
 def list_targets(
@@ -53,8 +61,7 @@ def run(
 ) -> None:
     """Run one target and print its metrics; other flags go to the target.
 
-    The target's flags and their defaults (--batch, --steps, --iters, --device, ...):
-    python -m targets TARGET --help.
+    The target's own flags follow the label; they are listed below.
 
     Example: decodeprof run graph --batch 8 --format json -o graph.json
     """
@@ -69,8 +76,21 @@ def run(
     if request.formats == ("json",) and output is None:
         flags.append("--json")
     command, env = target_command(target, flags, output, gpus=gpus)
-    if env is None:  # one process: its output as it comes
-        raise typer.Exit(subprocess.call(command))
+    if env is None:  # one process: its output as it comes, a spinner with the elapsed time on stderr
+        import time
+
+        from rich.markup import escape
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        console = Console(stderr=True, highlight=False)
+        start = time.perf_counter()
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                      transient=True) as progress:
+            progress.add_task(f"running {escape(target)} (build, warm-up, measured iterations) ...", total=None)
+            status = subprocess.call(command)
+        if status == 0:
+            console.print(f"{escape(target)} done in {time.perf_counter() - start:.1f} s")
+        raise typer.Exit(status)
     # torchrun: when the ranks ended with their own error line, show that, not torchrun's
     # ChildFailedError traceback about it
     proc = subprocess.run(command, env=env, stderr=subprocess.PIPE, text=True)
