@@ -55,11 +55,11 @@ SOURCES = {
 # Columns every nsys export has in these tables (the loader asks, never assumes, for the
 # others). A table without one was edited or damaged: its rows cannot be read as events.
 REQUIRED = {
-    "CUPTI_ACTIVITY_KIND_KERNEL": ("start", "end", "deviceId", "streamId", "correlationId", "shortName"),
+    "CUPTI_ACTIVITY_KIND_KERNEL": ("start", "end", "deviceId", "streamId", "correlationId", "globalPid", "shortName"),
     "CUPTI_ACTIVITY_KIND_RUNTIME": ("start", "end", "globalTid", "correlationId", "nameId"),
-    "CUPTI_ACTIVITY_KIND_MEMCPY": ("start", "end", "deviceId", "streamId", "correlationId", "bytes", "copyKind",
-                                   "srcKind", "dstKind"),
-    "CUPTI_ACTIVITY_KIND_MEMSET": ("start", "end", "deviceId", "streamId", "correlationId", "bytes"),
+    "CUPTI_ACTIVITY_KIND_MEMCPY": ("start", "end", "deviceId", "streamId", "correlationId", "globalPid", "bytes",
+                                   "copyKind", "srcKind", "dstKind"),
+    "CUPTI_ACTIVITY_KIND_MEMSET": ("start", "end", "deviceId", "streamId", "correlationId", "globalPid", "bytes"),
     "CUPTI_ACTIVITY_KIND_SYNCHRONIZATION": ("start", "end"),
     "NVTX_EVENTS": ("start", "end", "eventType", "globalTid"),
     "StringIds": ("id", "value"),
@@ -169,11 +169,19 @@ def _kind(frame: pl.DataFrame, raw: str, label: str, out: str) -> pl.Expr:
     return pl.when(pl.col(raw).is_null()).then(None).otherwise(pl.coalesce(name, fallback)).alias(out)
 
 
+def _integer(frame: pl.DataFrame, col: str) -> pl.Expr:
+    """Column `col` as Int64; where the export holds something else there (text, a REAL with a
+    fraction or past Int64), null: the row then lacks that time, never gets a rounded one."""
+    c = pl.col(col)
+    if frame.schema[col].is_integer() or frame.schema[col] == pl.Null:
+        return c.cast(pl.Int64, strict=False)
+    as_float = c.cast(pl.Float64, strict=False)
+    return pl.when(as_float == as_float.floor()).then(c.cast(pl.Int64, strict=False))
+
+
 def _timed(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.with_columns(
-        pl.col("start_ns").cast(pl.Int64, strict=False), pl.col("end_ns").cast(pl.Int64, strict=False),
-        (pl.col("end_ns").cast(pl.Int64, strict=False) - pl.col("start_ns").cast(pl.Int64, strict=False)).alias("dur_ns"),
-    )
+    frame = frame.with_columns(_integer(frame, "start_ns").alias("start_ns"), _integer(frame, "end_ns").alias("end_ns"))
+    return frame.with_columns((pl.col("end_ns") - pl.col("start_ns")).alias("dur_ns"))
 
 
 def _split_tid(col: str = "global_tid") -> list[pl.Expr]:
@@ -210,7 +218,8 @@ def read_kernels(ex: _Export, columns: tuple[str, ...] | None = None) -> pl.Data
     if columns is not None and "shared_memory_bytes" not in columns:
         return df
     return df.with_columns(
-        (pl.col("static_smem").cast(pl.Int64, strict=False) + pl.col("dynamic_smem").cast(pl.Int64, strict=False)).alias("shared_memory_bytes"),
+        (pl.col("static_smem").cast(pl.Int64, strict=False) + pl.col("dynamic_smem").cast(pl.Int64, strict=False))
+        .alias("shared_memory_bytes"),
     )
 
 
@@ -319,6 +328,12 @@ def read_nvtx(ex: _Export) -> pl.DataFrame:
     return _timed(df).with_columns(domain.alias("domain"))
 
 
+# What a GPU's figures can be (far past any GPU made, short of a number that breaks a ratio):
+# outside, the figure is unknown, never a bandwidth of 9.2e18 B/s behind a 0% utilization.
+GPU_LIMITS = {"sm_count": (1, 100_000, "SM count"), "memory_bandwidth_bytes_per_s": (1, 10**15, "memory bandwidth"),
+              "memory_bytes": (1, 2**50, "memory size"), "clock_rate_khz": (1, 10**8, "clock rate")}
+
+
 def read_gpus(ex: _Export) -> tuple[pl.DataFrame, str | None]:
     """GPU rows from TARGET_INFO_GPU (clockRate in Hz, memoryBandwidth in B/s), or the older
     TARGET_INFO_CUDA_GPU (CUPTI units: coreClockRate kHz, globalMemoryBandwidth kB/s)."""
@@ -338,15 +353,21 @@ def read_gpus(ex: _Export) -> tuple[pl.DataFrame, str | None]:
     else:
         return schema.empty("gpus"), None
     have = set(ex.cols(table))
-    rows = []
+    rows, unknown = [], {}
     for rec in ex.con.execute(f"SELECT * FROM {table}").fetchall():
         raw = dict(zip(ex.cols(table), rec))
         row = {}
         for out, (col, scale) in fields.items():
             v = raw.get(col) if col in have else None
             row[out] = _text(v) if scale is None else _scaled(v, scale)
+            lo, hi, what = GPU_LIMITS.get(out, (None, None, None))
+            if what and col in have and not (row[out] is not None and lo <= row[out] <= hi):
+                row[out] = None
+                unknown[what] = unknown.get(what, 0) + 1
         cc = None if row["cc_major"] is None else f"{row['cc_major']}.{row['cc_minor'] or 0}"
         rows.append({**row, "compute_capability": cc})
+    ex.notes += [{"frame": "gpus", "reason": f"{what} missing or implausible (unknown)", "rows": n, "action": "kept"}
+                 for what, n in unknown.items()]
     frame = pl.DataFrame(rows, schema={**schema.FRAMES["gpus"], "cc_major": pl.Int64, "cc_minor": pl.Int64}, orient="row") \
         if rows else schema.empty("gpus")
     return frame.unique("device_id", keep="first", maintain_order=True), table
@@ -421,6 +442,9 @@ def _lookups_missing(ex: _Export, frames: dict[str, pl.DataFrame]) -> list[Missi
     """A MissingData for each naming table (LOOKUPS) absent (or without its columns) where
     the frame it names has rows."""
     out = []
+    if not any(t in ex.tables for t in ("META_DATA_EXPORT", "EXPORT_META_DATA")):
+        out.append(MissingData("export metadata", "META_DATA_EXPORT (or EXPORT_META_DATA)",
+                               f"the nsys version and export options are unknown; {REEXPORT}"))
     for lk in LOOKUPS:
         present = "StringIds" in ex.tables if lk.table == "StringIds" else ex.has_enum(lk.table)
         f = frames.get(lk.frame)

@@ -39,17 +39,21 @@ class Checked:
     identity: tuple[str, ...]
     kinds: dict[str, str]  # column -> the export column whose number it holds when unnamed
     cupti: bool = True  # CUDA activity: recorded only while the capture runs
+    optional: dict[str, str] | None = None  # like `required`, where the export has the column at all
 
 
 _GPU = {"device_id": "device id", "stream_id": "stream id", "correlation_id": "correlation id"}
+_PID = {"global_pid": "process id"}
 CHECKED = {
     "kernels": Checked(True, False, {**_GPU, "name": "name id"},
-                       ("start_ns", "end_ns", "device_id", "stream_id", "correlation_id", "global_pid"), {}),
-    "memcpys": Checked(True, True, {**_GPU, "bytes": "byte count", "copy_kind": "copy kind"},
+                       ("start_ns", "end_ns", "device_id", "stream_id", "correlation_id", "global_pid"), {}, optional=_PID),
+    "memcpys": Checked(True, True, {**_GPU, "bytes": "byte count", "copy_kind": "copy kind", "src_kind": "memory kind",
+                                    "dst_kind": "memory kind"},
                        ("start_ns", "end_ns", "device_id", "stream_id", "correlation_id", "global_pid", "bytes"),
-                       {"copy_kind": "copyKind", "src_kind": "srcKind", "dst_kind": "dstKind"}),
+                       {"copy_kind": "copyKind", "src_kind": "srcKind", "dst_kind": "dstKind"}, optional=_PID),
     "memsets": Checked(True, True, {**_GPU, "bytes": "byte count"},
-                       ("start_ns", "end_ns", "device_id", "stream_id", "correlation_id", "global_pid", "bytes"), {}),
+                       ("start_ns", "end_ns", "device_id", "stream_id", "correlation_id", "global_pid", "bytes"), {},
+                       optional=_PID),
     "runtime": Checked(True, False, {"global_tid": "thread id", "correlation_id": "correlation id", "name": "name id"},
                        ("start_ns", "end_ns", "global_tid", "correlation_id"), {}),
     # sync types are not checked: nsys 2025's syncType holds codes its ENUM table never names
@@ -60,6 +64,11 @@ CHECKED = {
 }
 CORE = ("kernels", "runtime", "memcpys", "nvtx")  # refused, not trimmed, when most rows are bad
 RANGE_KINDS = ("push_pop", "start_end")
+# ids CUPTI writes as 32-bit (devices: far fewer): a value outside is damage, not an id
+ID_LIMITS = {"device_id": 2**16, "stream_id": 2**32, "correlation_id": 2**32}
+# a kernel's launch configuration: CUDA's own limits, widened; outside, shown as unknown
+CONFIG_LIMITS = {"grid_x": 2**32, "grid_y": 2**32, "grid_z": 2**32, "block_x": 2**16, "block_y": 2**16,
+                 "block_z": 2**16, "registers_per_thread": 2**16, "shared_memory_bytes": 2**40}
 
 
 def _reasons(name: str, f: pl.DataFrame, spec: Checked, capture: tuple[int, int] | None) -> dict[str, pl.Expr]:
@@ -78,7 +87,13 @@ def _reasons(name: str, f: pl.DataFrame, spec: Checked, capture: tuple[int, int]
         out[f"outside the capture ({lo:,} to {hi:,} ns)"] = ((start < lo) if spec.cupti else pl.lit(False)) | (end > hi)
     for col, what in spec.required.items():
         if col in f.columns:
+            out[f"no {what}"] = out.get(f"no {what}", pl.lit(False)) | pl.col(col).is_null()
+    for col, what in (spec.optional or {}).items():
+        if col in f.columns and f.get_column(col).null_count() < f.height:  # all null: a column this export lacks
             out[f"no {what}"] = pl.col(col).is_null()
+    for col, limit in ID_LIMITS.items():
+        if col in f.columns and col in spec.required:
+            out[f"{spec.required[col]} out of range"] = (pl.col(col) < 0) | (pl.col(col) >= limit)
     if spec.has_bytes and "bytes" in f.columns:
         out["negative byte count"] = pl.col("bytes") < 0
         out["byte count past 1 PiB"] = pl.col("bytes") >= BYTES_LIMIT
@@ -110,8 +125,10 @@ def drop_impossible(frames: dict[str, pl.DataFrame], *, capture: tuple[int, int]
     """(frames without their impossible rows, [{frame, reason, rows[, action]}] for each
     reason that dropped any, and each unnamed kind kept). `capture`: the capture's first and
     last ns where the export states them (CUDA activity outside it, and NVTX ending after
-    it, is dropped; unless most rows lie outside: then the times are on another clock). `named`: kind columns whose ENUM table is present (an unnamed kind in
-    one is counted; where the table is absent, the trace's `missing` says so once)."""
+    it, is dropped; unless most rows lie outside: then the times are on another clock).
+    `named`: kind columns whose ENUM table is present (an unnamed kind in one is counted;
+    where the table is absent, the trace's `missing` says so once). A kernel's launch
+    configuration out of range is shown as unknown (null) and counted."""
     import polars as pl  # here: the commands read `sentences` without loading polars
 
     dropped, out = [], dict(frames)
@@ -136,6 +153,16 @@ def drop_impossible(frames: dict[str, pl.DataFrame], *, capture: tuple[int, int]
             f = f.filter(~bad)
             out[name] = f
             dropped += [{"frame": name, "reason": r, "rows": n} for r, n in counts.items() if n]
+        config = [c for c in CONFIG_LIMITS if c in f.columns]
+        if config:
+            outside = pl.any_horizontal((pl.col(c) < 0) | (pl.col(c) >= CONFIG_LIMITS[c]) for c in config).fill_null(False)
+            n = int(f.select(outside.sum()).item())
+            if n:
+                f = f.with_columns(pl.when((pl.col(c) >= 0) & (pl.col(c) < CONFIG_LIMITS[c])).then(pl.col(c)).alias(c)
+                                   for c in config)
+                out[name] = f
+                dropped.append({"frame": name, "reason": "launch configuration out of range (shown as unknown)",
+                                "rows": n, "action": "kept"})
         for col, raw in spec.kinds.items():
             if col in f.columns and col in named:
                 n = int(f.select(pl.col(col).str.starts_with(f"{raw}=").sum()).item() or 0)
