@@ -92,8 +92,13 @@ def test_a_write_ahead_log_export_is_read_without_touching_it(tmp_path):
     shutil.copy(f"{src}-wal", work / "t.sqlite-wal")
     con.close()
     before = _digest(work)
-    out = _cli("analyze", str(work / "t.sqlite"), "--json", "--only", "kernel_summary")
+    tmp = tmp_path / "tmp"  # where the log is read from a copy: nothing may stay behind there either
+    tmp.mkdir()
+    out = subprocess.run([sys.executable, "-m", "decodeprof", "analyze", str(work / "t.sqlite"), "--json", "--only",
+                          "kernel_summary"], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "TMPDIR": str(tmp)})
     assert out.returncode == 0, out.stderr
+    assert not list(tmp.iterdir())
     assert sum(r["count"] for r in json.loads(out.stdout)["analyses"]["kernel_summary"]) == kernels
     assert _digest(work) == before and sorted(p.name for p in work.iterdir()) == ["t.sqlite", "t.sqlite-wal"]
 

@@ -24,7 +24,7 @@ API_KINDS: tuple[tuple[str, str], ...] = (
     ("sync", r"^cu(da)?(StreamSynchronize|DeviceSynchronize|EventSynchronize|CtxSynchronize)"),
 )
 LAUNCH_KINDS = ("graph_launch", "kernel_launch", "memcpy", "memset")
-PAGEABLE = "PAGEABLE"  # substring of ENUM_CUDA_MEM_KIND's pageable label
+PAGEABLE = "(?i)pageable"  # in ENUM_CUDA_MEM_KIND's pageable name (CUDA_MEMOPR_MEMORY_KIND_PAGEABLE) or label (Pageable)
 
 
 def per_trace(func):

@@ -60,34 +60,43 @@ def write_ahead(path: Path) -> bool:
     return header[18:20] == b"\x02\x02" or Path(f"{path}-wal").exists()
 
 
-def _wal_copy(path: Path) -> Path:
-    """A copy of `path` and its -wal file in a temporary folder (removed at exit): reading
-    the log without writing beside the input (even read-only, SQLite makes a -shm file)."""
-    import atexit
+def _with_log(path: Path) -> sqlite3.Connection:
+    """An in-memory database holding `path` with its -wal log applied: read from a copy of
+    both in a temporary folder (even read-only, SQLite makes a -shm file beside what it
+    opens), which is removed before this returns (no exit hook: the command may end with
+    os._exit)."""
     import shutil
     import tempfile
 
     folder = Path(tempfile.mkdtemp(prefix="decodeprof-wal-"))
-    atexit.register(shutil.rmtree, folder, True)
-    copy = folder / path.name
-    shutil.copyfile(path, copy)
-    if Path(f"{path}-wal").exists():
+    try:
+        copy = folder / "export.sqlite"
+        shutil.copyfile(path, copy)
         shutil.copyfile(f"{path}-wal", f"{copy}-wal")
-    return copy
+        disk = sqlite3.connect(f"{copy.as_uri()}?mode=ro", uri=True)
+        try:
+            memory = sqlite3.connect(":memory:", check_same_thread=False)
+            disk.backup(memory)
+        finally:
+            disk.close()
+        return memory
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def connect(path: Path) -> sqlite3.Connection:
     """A read-only connection to a checked SQLite file that looks like an nsys export. The
     input is never written: opened with mode=ro; a write-ahead-log file with an empty log
-    also immutable (no -shm made), one with a log through a temporary copy."""
+    also immutable (no -shm made), one with a log read into memory (`_with_log`)."""
     check_sqlite_file(path)
     uri = f"{path.resolve().as_uri()}?mode=ro"
-    if write_ahead(path):
-        uri = f"{_wal_copy(path).as_uri()}?mode=ro" if Path(f"{path}-wal").exists() else uri + "&immutable=1"
+    logged = write_ahead(path) and Path(f"{path}-wal").exists()
+    if write_ahead(path) and not logged:
+        uri += "&immutable=1"
     try:
         # check_same_thread=False: read_export reads the kernels in a second thread, whose
         # sqlite3 fallback (read_sql) uses this connection (serialized by SQLite itself).
-        con = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        con = _with_log(path) if logged else sqlite3.connect(uri, uri=True, check_same_thread=False)
         con.text_factory = _text  # a damaged string is shown with U+FFFD, never a crash
         names = table_names(con)
     except sqlite3.DatabaseError as exc:

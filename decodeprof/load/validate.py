@@ -163,6 +163,11 @@ def drop_impossible(frames: dict[str, pl.DataFrame], *, capture: tuple[int, int]
                 out[name] = f
                 dropped.append({"frame": name, "reason": "launch configuration out of range (shown as unknown)",
                                 "rows": n, "action": "kept"})
+        if name == "nvtx" and {"text", "event_kind"} <= set(f.columns):
+            n = int(f.select((pl.col("text").is_null() & pl.col("event_kind").is_in(RANGE_KINDS)).sum()).item())
+            if n:
+                dropped.append({"frame": name, "reason": "a range without a name (text and textId empty)", "rows": n,
+                                "action": "kept"})
         for col, raw in spec.kinds.items():
             if col in f.columns and col in named:
                 n = int(f.select(pl.col(col).str.starts_with(f"{raw}=").sum()).item() or 0)
