@@ -6,8 +6,11 @@ with `ast`, every import statement including those inside functions).
     decodeprof.analyses       load and below: no findings, display or commands
     decodeprof.capture        load (the export, the run folder's names) and below; no analyses,
                               findings, display or commands (profile passes the analysis in)
-    decodeprof.present        no commands
+    decodeprof.present        no analyses, findings, report, diff or commands
     decodeprof.findings       no report, diff or commands
+    decodeprof.report, .diff  present frames and findings: no load, capture or commands; of the
+                              analyses only the package (run_all, why_empty) and the modules whose
+                              results they show (PUBLIC_ANALYSES); no trace table read
 """
 
 from __future__ import annotations
@@ -27,9 +30,19 @@ FORBIDDEN = {
                             "decodeprof.present", "decodeprof.capture"),
     "decodeprof.capture": ("decodeprof.analyses", "decodeprof.findings", "decodeprof.report", "decodeprof.diff",
                            "decodeprof.commands", "decodeprof.present"),
-    "decodeprof.present": ("decodeprof.commands",),
+    "decodeprof.present": ("decodeprof.analyses", "decodeprof.findings", "decodeprof.report", "decodeprof.diff",
+                           "decodeprof.commands"),
     "decodeprof.findings": ("decodeprof.report", "decodeprof.diff", "decodeprof.commands"),
+    "decodeprof.report": ("decodeprof.load", "decodeprof.capture", "decodeprof.commands"),
+    "decodeprof.diff": ("decodeprof.load", "decodeprof.capture", "decodeprof.commands"),
 }
+PRESENTATION = ("decodeprof.report", "decodeprof.diff")
+# The analyses whose results report and diff show: frames (and the small typed objects that
+# carry them) computed from a trace or from two.
+PUBLIC_ANALYSES = ("decodeprof.analyses.analysed", "decodeprof.analyses.alignment", "decodeprof.analyses.breakdown",
+                   "decodeprof.analyses.comparison", "decodeprof.analyses.run_info", "decodeprof.analyses.step_timeline")
+# Trace attributes that hold its tables (decodeprof.trace.Trace): what only analyses read.
+TRACE_TABLES = ("kernels", "runtime", "memcpys", "memsets", "syncs", "nvtx", "gpus", "threads", "ncu_metrics")
 
 
 def _module_name(path: Path) -> str:
@@ -74,4 +87,33 @@ def test_a_layer_imports_nothing_above_it(layer):
 def test_the_targets_import_nothing_from_decodeprof():
     wrong = [f"{p.relative_to(ROOT)} imports {name}" for p in sorted((ROOT / "targets").rglob("*.py"))
              for name in sorted(_imports(p)) if _under(name, "decodeprof")]
+    assert not wrong, "\n".join(wrong)
+
+
+def _module(name: str) -> str:
+    """The longest prefix of the dotted `name` that is a module or package of the tree
+    (`from decodeprof.analyses import why_empty` names decodeprof.analyses.why_empty)."""
+    parts = name.split(".")
+    while parts:
+        path = ROOT / Path(*parts)
+        if path.with_suffix(".py").is_file() or (path / "__init__.py").is_file():
+            return ".".join(parts)
+        parts.pop()
+    return name
+
+
+@pytest.mark.parametrize("layer", PRESENTATION)
+def test_report_and_diff_import_only_the_public_analyses(layer):
+    wrong = [f"{p.relative_to(ROOT)} imports {name}" for p in _sources(layer) for name in sorted(_imports(p))
+             if _under(name, "decodeprof.analyses")
+             and _module(name) != "decodeprof.analyses" and not any(_under(_module(name), m) for m in PUBLIC_ANALYSES)]
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("layer", PRESENTATION)
+def test_report_and_diff_read_no_trace_table(layer):
+    """`<anything>.kernels` and the like: a trace's tables are the analyses' to read."""
+    wrong = [f"{p.relative_to(ROOT)}:{node.lineno} reads .{node.attr}" for p in _sources(layer)
+             for node in ast.walk(ast.parse(p.read_text(), str(p)))
+             if isinstance(node, ast.Attribute) and node.attr in TRACE_TABLES]
     assert not wrong, "\n".join(wrong)

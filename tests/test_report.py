@@ -330,17 +330,16 @@ def test_the_diff_page_uses_the_same_bundle(variants):
 def test_the_step_timeline_clips_each_kernel_to_its_step_window(variants):
     """persistent's one kernel runs 1,029 µs (all 64 steps of a decode range) and persistent_smem's
     starts before the median step's window: the chart draws only the part inside the window."""
-    from decodeprof.report.charts import _one_step
-
     for name in ("persistent", "persistent_smem", "baseline", "graph"):
         v = variants[name]
-        work = _one_step(v)
-        steps = v.frames["decode_steps"].drop_nulls("gpu_start_ns")
-        window_us = float(steps["gpu_window_ns"].max()) / 1e3
-        assert work["x0"].min() >= 0 and (work["x0"] + work["w"]).max() <= window_us + 1e-9, name
-        assert ((work["w"] < work["dur_us"]) == work["clipped"]).all(), name
-    whole = _one_step(variants["persistent"]).sort("dur_us", descending=True).row(0, named=True)
-    assert whole["clipped"] and whole["dur_us"] > 1000 and whole["w"] < 20
+        work = v.step_work
+        steps = v.frames["decode_steps"]
+        median = steps.filter(steps["step_index"] == v.frames["decode_step_summary"]["median_step_index"][0])
+        window_ns = median["gpu_window_ns"][0]  # the median step's, the one the chart shows
+        assert work["offset_ns"].min() >= 0 and (work["offset_ns"] + work["shown_ns"]).max() <= window_ns, name
+        assert ((work["shown_ns"] < work["dur_ns"]) == work["clipped"]).all(), name
+    whole = variants["persistent"].step_work.sort("dur_ns", descending=True).row(0, named=True)
+    assert whole["clipped"] and whole["dur_ns"] > 1_000_000 and whole["shown_ns"] < 20_000
 
 
 def test_waterfall_titles_say_costs_when_the_variant_is_slower(full):
@@ -358,7 +357,8 @@ def test_waterfall_titles_say_costs_when_the_variant_is_slower(full):
 def test_fold_sums_the_small_parts_into_one_row():
     import polars as pl
 
-    from decodeprof.report.waterfall import WATERFALL_COLUMNS, fold
+    from decodeprof.analyses.breakdown import WATERFALL_COLUMNS
+    from decodeprof.report.waterfall import fold
 
     wf = pl.DataFrame({"part": ["GPU idle (nothing running)", "kernels: gemm", "kernels: norm", "kernels: other"],
                        "base_ns": [100.0, 50.0, 10.0, 5.0], "variant_ns": [10.0, 51.0, 9.5, 5.0],

@@ -1,24 +1,26 @@
-"""diff_traces: everything the diff shows, computed once (pure; no printing).
+"""diff_traces: everything the diff shows, the comparison frames and the sentences over them
+(pure; no printing).
 
-The decode-step numbers (window, busy, idle, launches) are those of one representative step of
-each trace: the step model's median step (the lower median by GPU window, the same step and
-value analyze and the report show), or --step. Window = busy + idle within that step, so the
-gain splits exactly into kernel time saved and GPU idle removed; the aligned op sequences
-come from the same steps.
+The frames are analyses.comparison's: the decode-step numbers (window, busy, idle, launches)
+are those of one representative step of each trace, the step model's median step (the lower
+median by GPU window, the same step and value analyze and the report show), or --step.
+Window = busy + idle within that step, so the gain splits exactly into kernel time saved and
+GPU idle removed; the aligned op sequences come from the same steps.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import polars as pl
 
-from decodeprof.diff import totals
-from decodeprof.diff.align import align_ops, alignment_summary
-from decodeprof.diff.steps import StepPick, pick_step
+from decodeprof.analyses.alignment import alignment_summary
+from decodeprof.analyses.comparison import SetupDifference, compare_traces
+from decodeprof.analyses.step_timeline import StepPick
 from decodeprof.errors import DecodeprofError
-from decodeprof.thresholds import SLOWDOWN_MAX, SPEEDUP_MIN
+from decodeprof.thresholds import SLOWDOWN_MAX, SPEEDUP_MIN, UNSTABLE_SPREAD
 from decodeprof.trace import Trace
 
 JSON_VERSION = 1
@@ -28,13 +30,16 @@ JSON_VERSION = 1
 class TraceDiff:
     label_a: str
     label_b: str
-    trace_a: Trace
-    trace_b: Trace
+    source_a: Path
+    source_b: Path
+    gpu_a: str | None
+    gpu_b: str | None
+    timing_source: str  # where A's target timings come from: "unprofiled run", "profiled run" or "none"
     pick_a: StepPick
     pick_b: StepPick
     step_alignment: pl.DataFrame
     prefill_alignment: pl.DataFrame
-    step: dict  # decode-step means: a_/b_ window_ns, busy_ns, idle_ns, launches, ops; steps
+    step: dict  # analyses.comparison.step_change: a_/b_ window_ns, busy_ns, idle_ns, launches, ops; steps
     verdict: str
     warnings: list[str]
     highlights: list[str] = field(default_factory=list)
@@ -47,10 +52,8 @@ class TraceDiff:
                           "row": {k: _finite(v) for k, v in p.row().items()}}
         return {
             "version": JSON_VERSION,
-            "a": {"label": self.label_a, "trace": str(self.trace_a.source), "gpu": totals.gpu_name(self.trace_a),
-                  "step": pick(self.pick_a)},
-            "b": {"label": self.label_b, "trace": str(self.trace_b.source), "gpu": totals.gpu_name(self.trace_b),
-                  "step": pick(self.pick_b)},
+            "a": {"label": self.label_a, "trace": str(self.source_a), "gpu": self.gpu_a, "step": pick(self.pick_a)},
+            "b": {"label": self.label_b, "trace": str(self.source_b), "gpu": self.gpu_b, "step": pick(self.pick_b)},
             "warnings": list(self.warnings),
             "verdict": self.verdict,
             "highlights": list(self.highlights),
@@ -66,22 +69,31 @@ def _finite(v):
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
-def step_figures(a: StepPick, b: StepPick, which: str = "median step") -> dict:
-    """The picked decode step of each side (see module docstring) and the split of the change."""
-    out: dict = {"which": which}
-    for side, p in (("a", a), ("b", b)):
-        row = p.row()
-        out[f"{side}_steps"] = p.steps.height
-        for c in ("window_ns", "busy_ns", "idle_ns", "launches", "ops"):
-            out[f"{side}_{c}"] = float(row[c]) if row.get(c) is not None else None
-    if out["a_window_ns"] and out["b_window_ns"]:
-        gain = out["a_window_ns"] - out["b_window_ns"]
-        out["speedup"] = out["a_window_ns"] / out["b_window_ns"]
-        out["gain_ns"] = gain
-        out["gain_idle_pct"] = 100.0 * (out["a_idle_ns"] - out["b_idle_ns"]) / gain if gain else None
-        out["gain_busy_pct"] = 100.0 * (out["a_busy_ns"] - out["b_busy_ns"]) / gain if gain else None
-    else:
-        out.update(speedup=None, gain_ns=None, gain_idle_pct=None, gain_busy_pct=None)
+def config_warnings(setup: SetupDifference, label_a: str = "A", label_b: str = "B") -> list[str]:
+    """Sentences naming what differs between the two runs: GPU, then config keys (batch, steps...)."""
+    out = []
+    if setup.gpu_a and setup.gpu_b and setup.gpu_a != setup.gpu_b:
+        out.append(f"GPUs differ: {label_a} ran on {setup.gpu_a}, {label_b} on {setup.gpu_b}")
+    if setup.config:
+        out.append(f"configs differ ({label_a} vs {label_b}): " + ", ".join(f"{k} {a} vs {b}" for k, a, b in setup.config))
+    if not setup.config_a or not setup.config_b:
+        missing = [lbl for lbl, c in ((label_a, setup.config_a), (label_b, setup.config_b)) if not c]
+        out.append(f"no target config for {' and '.join(missing)} (no metrics.json): cannot check batch/steps match")
+    return out
+
+
+def unstable_warnings(metrics: pl.DataFrame, label_a: str = "A", label_b: str = "B") -> list[str]:
+    """One sentence per run and timing whose max/min over its iterations exceeds
+    UNSTABLE_SPREAD: host noise that makes its median less certain."""
+    out = []
+    for r in metrics.iter_rows(named=True):
+        if not r["metric"].endswith("_ms"):
+            continue
+        for side, label in (("a", label_a), ("b", label_b)):
+            lo, hi = r[f"{side}_min"], r[f"{side}_max"]
+            if lo and hi and lo > 0 and hi / lo > UNSTABLE_SPREAD:
+                out.append(f"{label}: {r['metric']} varied {hi / lo:.2f}x over its {r[f'{side}_iters'] or '?'} iterations "
+                           f"(max/min > {UNSTABLE_SPREAD:g}: host noise; its median is less certain)")
     return out
 
 
@@ -134,27 +146,19 @@ def diff_traces(a: Trace, b: Trace, *, label_a: str = "A", label_b: str = "B", s
     """Diff trace `b` against trace `a`. `step`: 0-based decode step (over all decode steps in
     time order) to align instead of the median one, in both; `steps`: decode steps per
     decode range when a trace's metrics lack config.steps."""
-    pa, pb = pick_step(a, step=step, steps=steps), pick_step(b, step=step, steps=steps)
-    means = step_figures(pa, pb, "median step" if step is None else f"decode step {step}")
-    warnings = totals.config_warnings(a, b, label_a, label_b)
-    for lbl, p in ((label_a, pa), (label_b, pb)):
+    c = compare_traces(a, b, step=step, steps=steps)
+    warnings = config_warnings(c.setup, label_a, label_b)
+    for lbl, p in ((label_a, c.pick_a), (label_b, c.pick_b)):
         if p.index is None:
             warnings.append(f"{lbl}: {p.found or 'no decode steps found'}")
-    tables = {
-        "launches": totals.launch_totals(a, b),
-        "host_wait": totals.host_wait_totals(a, b),
-        "copies": totals.copy_totals(a, b),
-        "nvtx": totals.nvtx_totals(a, b),
-        "kernels": totals.kernel_totals(a, b, pa.steps.height, pb.steps.height),
-        "metrics": totals.metric_totals(a, b),
-    }
-    warnings += totals.unstable_warnings(tables["metrics"], label_a, label_b)
-    step_al = align_ops(pa.ops, pb.ops)
+    warnings += unstable_warnings(c.tables["metrics"], label_a, label_b)
+    both = c.pick_a.index is not None and c.pick_b.index is not None
     return TraceDiff(
-        label_a=label_a, label_b=label_b, trace_a=a, trace_b=b, pick_a=pa, pick_b=pb,
-        step_alignment=step_al, prefill_alignment=align_ops(pa.prefill, pb.prefill),
-        step=means, verdict=verdict(means, label_a, label_b, tables["metrics"]), warnings=warnings, tables=tables,
-        highlights=highlights(step_al if pa.index is not None and pb.index is not None else step_al.clear(), means, tables),
+        label_a=label_a, label_b=label_b, source_a=a.source, source_b=b.source, gpu_a=c.setup.gpu_a,
+        gpu_b=c.setup.gpu_b, timing_source=a.timings()[1], pick_a=c.pick_a, pick_b=c.pick_b,
+        step_alignment=c.step_alignment, prefill_alignment=c.prefill_alignment, step=c.step,
+        verdict=verdict(c.step, label_a, label_b, c.tables["metrics"]), warnings=warnings, tables=c.tables,
+        highlights=highlights(c.step_alignment if both else c.step_alignment.clear(), c.step, c.tables),
     )
 
 

@@ -12,7 +12,7 @@ from markupsafe import Markup
 
 from decodeprof import TEMPLATES
 from decodeprof.diff.compare import JSON_VERSION, TraceDiff
-from decodeprof.diff.timeline import step_timeline_figure
+from decodeprof.present.step_timeline import step_timeline_figure
 
 
 # (table name, title, key column, [(value, header, scale)])
@@ -58,12 +58,12 @@ def render_html(d: TraceDiff) -> str:
     from decodeprof.report.render import plotly_js
 
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"], default=True))
-    fig = step_timeline_figure(d.trace_a, d.trace_b, d.label_a, d.label_b, ops_a=d.pick_a.ops, ops_b=d.pick_b.ops)
+    fig = step_timeline_figure(d.pick_a.ops, d.pick_b.ops, d.label_a, d.label_b)
     timeline = Markup(fig.to_html(full_html=False, include_plotlyjs=False, default_width="100%"))
     alignments = [("Decode step, aligned", list(d.step_alignment.iter_rows(named=True))),
                   ("Prefill, aligned", list(d.prefill_alignment.iter_rows(named=True)))]
     return env.get_template("diff.html.j2").render(
-        d=d, source_a=str(d.trace_a.source), source_b=str(d.trace_b.source), timeline=timeline,
+        d=d, source_a=str(d.source_a), source_b=str(d.source_b), timeline=timeline,
         plotly_js=plotly_js(), alignments=alignments,
         tables=[_table(d, *t) for t in TABLES], us=lambda ns: _num(ns, 1e3), json_version=JSON_VERSION,
     )

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from decodeprof.diff.align import alignment_summary
+from decodeprof.analyses.alignment import alignment_summary
 from decodeprof.diff.compare import TraceDiff
 
 STATUS_STYLE = {"matched": "", "replaced": "yellow", "fused": "cyan", "split": "cyan", "removed": "red", "added": "green"}
@@ -76,9 +76,9 @@ def _metrics_table(frame: pl.DataFrame, source: str, rows: int) -> Table:
 
 def render(d: TraceDiff, console: Console, *, rows: int = 12) -> None:
     """Print the diff: mechanism first (verdict, highlights, aligned step), then totals."""
-    for side, label, trace in (("A", d.label_a, d.trace_a), ("B", d.label_b, d.trace_b)):
+    for side, label, source in (("A", d.label_a, d.source_a), ("B", d.label_b, d.source_b)):
         named = escape(label) if label.startswith(f"{side} (") else f"[bold]{side}[/] {escape(label)}"  # same target: "A (graph)"
-        console.print(f"{named}: {escape(str(trace.source))}")
+        console.print(f"{named}: {escape(str(source))}")
     for w in d.warnings:
         console.print(f"[bold yellow]warning:[/] {escape(w)}")
     console.print(f"\n[bold]{escape(d.verdict)}[/]")
@@ -109,4 +109,4 @@ def render(d: TraceDiff, console: Console, *, rows: int = 12) -> None:
     console.print(_compare_table("Kernels by name (whole trace)", t["kernels"], "name",
                                  [("count", "count", 1), ("total_ns", "total µs", 1e3)], rows))
     if t["metrics"].height:
-        console.print(_metrics_table(t["metrics"], d.trace_a.timings()[1], rows))
+        console.print(_metrics_table(t["metrics"], d.timing_source, rows))

@@ -14,17 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-import polars as pl
-
-from decodeprof.analyses import run_all
-from decodeprof.diff.totals import config_warnings
+from decodeprof.analyses.analysed import load_and_analyse
+from decodeprof.analyses.breakdown import decode_breakdown, waterfall
+from decodeprof.analyses.comparison import setup_difference
+from decodeprof.analyses.step_timeline import median_step_ops, median_step_work
+from decodeprof.diff.compare import config_warnings
 from decodeprof.findings import Finding, compare, limits, own
-from decodeprof.load import load_trace
 from decodeprof.report import charts
 from decodeprof.report.multigpu import section as multigpu_section
 from decodeprof.report import ladder
 from decodeprof.report.variant import Variant, facts, missing_sentences, ordered, variant_name
-from decodeprof.report.waterfall import decode_breakdown, fold, waterfall
+from decodeprof.report.waterfall import fold
 from decodeprof.thresholds import WATERFALL_FOLD_FRACTION
 from decodeprof.trace import StepRanges
 
@@ -120,12 +120,10 @@ def load_variant(path: Path | str, name: str | None = None, step_ranges: StepRan
     """Load one run folder (or trace file), run every analysis, read its facts. `step_ranges`:
     the NVTX ranges the user names as decode loop and step (traces of other engines)."""
     path = Path(path)
-    trace = load_trace(path)
-    if step_ranges:
-        trace = dataclasses.replace(trace, step_ranges=step_ranges)
-    frames = run_all(trace)
+    trace, frames = load_and_analyse(path, step_ranges)
     f = facts(trace, frames)
-    return Variant(name or variant_name(path), path, trace, frames, f, missing_sentences(trace, frames, f))
+    return Variant(name or variant_name(path), path, trace, frames, f, missing_sentences(trace, frames, f),
+                   decode_breakdown(trace), median_step_ops(trace), median_step_work(trace))
 
 
 def _summary_rows(variants: list[Variant], base: Variant | None, flagged: dict[str, dict[str, str]]) -> list[dict]:
@@ -173,34 +171,14 @@ def _verb(delta_ns: float, fold_below_ns: float) -> str:
     return "saves" if delta_ns <= -fold_below_ns else "costs" if delta_ns >= fold_below_ns else "changes"
 
 
-class _Breakdowns:
-    """decode_breakdown of each variant, computed once for all its comparisons."""
-
-    def __init__(self):
-        self._done: dict[str, tuple[pl.DataFrame, float | None]] = {}
-        self._steps: dict[str, pl.DataFrame] = {}
-
-    def parts(self, v: Variant) -> tuple[pl.DataFrame, float | None]:
-        if v.name not in self._done:
-            self._done[v.name] = decode_breakdown(v.trace)
-        return self._done[v.name]
-
-    def step_ops(self, v: Variant) -> pl.DataFrame:
-        from decodeprof.diff.steps import pick_step
-
-        if v.name not in self._steps:
-            self._steps[v.name] = pick_step(v.trace).ops
-        return self._steps[v.name]
-
-
-def _comparison(v: Variant, ref: Variant, base: Variant, cache: _Breakdowns) -> Comparison:
+def _comparison(v: Variant, ref: Variant, base: Variant) -> Comparison:
     """`v` against `ref`: findings, the waterfall (small changes folded), one step side by side."""
     on_ladder = ref is not base
     suffix = f"-vs-{ref.name}" if on_ladder else ""
     chart_id = f"chart-waterfall-{v.name}{suffix}"
     out = Comparison(ref.name, on_ladder, [])
-    ref_parts, ref_span = cache.parts(ref)
-    parts, span = cache.parts(v)
+    ref_parts, ref_span = ref.breakdown.parts, ref.breakdown.span_ns_per_step
+    parts, span = v.breakdown.parts, v.breakdown.span_ns_per_step
     wf = None
     if ref_span is None or span is None:
         who = ref.name if ref_span is None else v.name
@@ -217,14 +195,13 @@ def _comparison(v: Variant, ref: Variant, base: Variant, cache: _Breakdowns) -> 
     fs = compare(v.name, v.facts, ref.facts, wf, ref=ref.name if on_ladder else "the baseline", waterfall_chart=chart_id)
     out.findings = _finding_views(fs, f"finding-{v.name}{suffix or '-vs-baseline'}")
     if ref.facts.get("kernels_per_step") is not None and v.facts.get("kernels_per_step") is not None:
-        out.step_chart = charts.step_diff(f"chart-stepdiff-{v.name}{suffix}", v, ref, cache.step_ops(ref))
+        out.step_chart = charts.step_diff(f"chart-stepdiff-{v.name}{suffix}", v, ref)
     return out
 
 
 def _sections(variants: list[Variant], base: Variant | None) -> dict[str, Section]:
     names = [v.name for v in variants]
     by_name = {v.name: v for v in variants}
-    cache = _Breakdowns()
     out = {}
     for v in variants:
         if base is None or v is base:
@@ -234,7 +211,7 @@ def _sections(variants: list[Variant], base: Variant | None) -> dict[str, Sectio
         rung = ladder.LADDER.get(v.name, (None, None))
         sec = Section(below, rung[1] if rung[0] == below else None, _finding_views(own(v.name, v.facts), f"finding-{v.name}"))
         refs = [by_name[below]] + ([base] if below != base.name else [])
-        sec.comparisons = [_comparison(v, ref, base, cache) for ref in refs]
+        sec.comparisons = [_comparison(v, ref, base) for ref in refs]
         out[v.name] = sec
     return out
 
@@ -296,7 +273,7 @@ def assemble(variants: list[Variant], baseline: str | None = None) -> Report:
     for v in variants if base else []:
         if v is not base:  # a missing metrics.json is named among the variant's missing data
             report.notes += [f"{w}: the comparisons of {v.name} with {base.name} set different work side by side"
-                             for w in config_warnings(base.trace, v.trace, base.name, v.name)
+                             for w in config_warnings(setup_difference(base.trace, v.trace), base.name, v.name)
                              if not w.startswith("no target config")]
     report.environment = _environment(variants)
     report.charts = charts.overview(variants)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 import polars as pl
 
-from decodeprof.analyses import kernel_family
+from decodeprof.present.step_timeline import step_timeline_figure
 
 FAMILY_COLORS = {
     "gemm": "#4C78A8", "elementwise": "#F58518", "norm": "#54A24B", "reduction": "#E45756",
@@ -98,41 +98,21 @@ def kernels_per_step(variants) -> Chart | None:
                   subtitle="the median decode step of each variant's trace")
 
 
-def _one_step(v) -> pl.DataFrame:
-    """GPU work of the decode step whose GPU window is the median one, clipped to that window
-    (a persistent kernel runs through every step; a step's first op can start before its window):
-    x0 = µs from the window's start, w = µs inside it, dur_us = the op's whole duration."""
-    steps = v.frames.get("decode_steps", pl.DataFrame())
-    if steps.is_empty() or steps["gpu_start_ns"].null_count() == steps.height:
-        return pl.DataFrame()
-    s = steps.drop_nulls("gpu_start_ns")
-    med = s["gpu_window_ns"].median()
-    row = s.with_columns((pl.col("gpu_window_ns") - med).abs().alias("_d")).sort("_d", "cpu_start_ns").row(0, named=True)
-    t0, t1 = row["gpu_start_ns"], row["gpu_start_ns"] + row["gpu_window_ns"]
-    k = v.trace.kernels.select("start_ns", "end_ns", "stream_id", "name", kernel_family(pl.col("name")).alias("family"))
-    c = v.trace.memcpys.select("start_ns", "end_ns", "stream_id", pl.col("copy_kind").alias("name"), pl.lit("memcpy").alias("family"))
-    work = pl.concat([k, c]).filter((pl.col("end_ns") > t0) & (pl.col("start_ns") < t1))
-    a, b = pl.max_horizontal("start_ns", pl.lit(t0)), pl.min_horizontal("end_ns", pl.lit(t1))
-    return work.with_columns(((a - t0) / 1e3).alias("x0"), ((b - a) / 1e3).alias("w"),
-                             ((pl.col("end_ns") - pl.col("start_ns")) / 1e3).alias("dur_us"),
-                             ((pl.col("start_ns") < t0) | (pl.col("end_ns") > t1)).alias("clipped"))
-
-
 def timeline(variants) -> Chart | None:
     """One decode step per variant: kernels and copies on their streams, clipped to the step's
     GPU window (µs from the window's start)."""
     traces = {}
     for v in variants:
-        work = _one_step(v)
-        if work.is_empty():
+        work = v.step_work
+        if work is None or work.is_empty():
             continue
         for r in work.iter_rows(named=True):
             fam = r["family"]
             t = traces.setdefault(fam, {"y": [], "x": [], "base": [], "text": []})
             t["y"].append(esc(f"{v.name} · stream {r['stream_id']}"))
-            t["x"].append(r["w"])
-            t["base"].append(r["x0"])
-            whole = f"{r['dur_us']:,.1f} µs" + (", the part inside this step shown" if r["clipped"] else "")
+            t["x"].append(r["shown_ns"] / 1e3)
+            t["base"].append(r["offset_ns"] / 1e3)
+            whole = f"{r['dur_ns'] / 1e3:,.1f} µs" + (", the part inside this step shown" if r["clipped"] else "")
             t["text"].append(f"{esc(r['name'])}<br>{whole}")
     if not traces:
         return None
@@ -219,11 +199,9 @@ def waterfall(cid: str, name: str, ref: str, wf: pl.DataFrame, ref_span: float, 
                   subtitle="GPU decode span, µs per step, mean over all decode steps")
 
 
-def step_diff(cid: str, v, ref, ref_ops: pl.DataFrame) -> Chart:
-    """One decode step of `ref` above one of `v`, same time scale (the diff command's timeline)."""
-    from decodeprof.diff.timeline import step_timeline_figure
-
-    fig = step_timeline_figure(ref.trace, v.trace, ref.name, v.name, ops_a=ref_ops)
+def step_diff(cid: str, v, ref) -> Chart:
+    """The median decode step of `ref` above `v`'s, same time scale (the diff command's timeline)."""
+    fig = step_timeline_figure(ref.step_ops, v.step_ops, ref.name, v.name)
     return _chart(cid, f"One decode step: {ref.name} above {v.name}", fig,
                   subtitle="the median step of each trace, on the same µs scale")
 

@@ -3,7 +3,8 @@
 `facts(trace, frames)` flattens the analysis frames (and the target's metrics.json, kept in
 Trace.target_metrics) into one dict of plain numbers in the project's units (ns, bytes,
 bytes/s, percent 0-100); a fact the trace cannot give is None, and `missing` says why.
-Findings, the summary table and the charts all read these facts, never SQL.
+Findings, the summary table and the charts all read these facts and frames, never a trace's
+tables.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import polars as pl
 
-from decodeprof.analyses.steps import step_model
+from decodeprof.analyses.breakdown import Breakdown
+from decodeprof.analyses.run_info import run_info
 from decodeprof.trace import Trace
 from targets import registry
 
@@ -30,6 +32,9 @@ class Variant:
     frames: dict[str, pl.DataFrame]
     facts: dict = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
+    breakdown: Breakdown | None = None  # its decode time per step in parts (the waterfalls' input)
+    step_ops: pl.DataFrame | None = None  # the median decode step's GPU ops (analyses.step_timeline)
+    step_work: pl.DataFrame | None = None  # GPU work clipped to the median step's window
 
 
 def _first(frame: pl.DataFrame, column: str, where: pl.Expr | None = None):
@@ -132,14 +137,6 @@ def _kernel_facts(frames: dict, copy_ns: int | None) -> dict:
     return {"kernel_families": families, "copy_share_pct": share}
 
 
-def _copy_streams_apart(trace: Trace) -> bool:
-    """True when some copy runs on a stream that runs no kernel (a dedicated copy stream)."""
-    if trace.memcpys.is_empty() or trace.kernels.is_empty():
-        return False
-    kernel_streams = set(trace.kernels["stream_id"].unique().to_list())
-    return any(s not in kernel_streams for s in trace.memcpys["stream_id"].unique().to_list())
-
-
 def _launch_facts(frames: dict) -> dict:
     nv = frames.get("nvtx_projection", pl.DataFrame())
     lo = frames.get("launch_overhead", pl.DataFrame())
@@ -187,12 +184,11 @@ def _ncu_facts(frames: dict) -> dict:
             "ncu_top_kernel": top["kernel_name"], "ncu_top_dram_pct": top["dram_throughput_pct"]}
 
 
-def _device_facts(trace: Trace) -> dict:
+def _device_facts(trace: Trace, info: pl.DataFrame) -> dict:
     tm = trace.target_metrics if isinstance(trace.target_metrics, dict) else {}
     dev = tm.get("device") or {}
-    gpu = trace.gpus["name"][0] if trace.gpus.height else dev.get("name")
     return {
-        "gpu": gpu,
+        "gpu": _first(info, "gpu"),
         "torch": dev.get("torch"),
         "cuda": dev.get("cuda"),
         "nsys": trace.meta.get("nsys_version"),
@@ -203,15 +199,19 @@ def _device_facts(trace: Trace) -> dict:
 def facts(trace: Trace, frames: dict[str, pl.DataFrame]) -> dict:
     """Every number the report states about one variant (None when the trace cannot say)."""
     tm = trace.target_metrics if isinstance(trace.target_metrics, dict) else {}
+    info = frames["run_info"] if "run_info" in frames else run_info(trace)
     out = _metrics_facts(trace, tm)
     out.update(_step_facts(frames))
     out.update(_copy_facts(frames))
     out.update(_kernel_facts(frames, out.get("copy_ns")))
-    out["copy_stream_apart"] = _copy_streams_apart(trace)
+    out["copy_stream_apart"] = bool(_first(info, "copy_streams_apart"))
     out.update(_launch_facts(frames))
     out.update(_bandwidth_facts(frames, out))
     out.update(_ncu_facts(frames))
-    out.update(_device_facts(trace))
+    out.update(_device_facts(trace, info))
+    out["trace_kernel_rows"] = _first(info, "kernels")
+    out["ncu_rows"] = _first(info, "ncu_rows")
+    out["steps_found"] = _first(info, "steps_found")
     return out
 
 
@@ -220,9 +220,8 @@ def missing_sentences(trace: Trace, frames: dict[str, pl.DataFrame], f: dict) ->
     out = [m.sentence() for m in trace.missing if m.frame != "memsets"] + trace.dropped()
     if not trace.target_metrics:
         out.append("no metrics.json beside the trace: TTFT, TPOT, tokens/s and weight bytes per step unknown")
-    if trace.kernels.height and f.get("decode_ranges") is None and f.get("steps") is None:
-        out.append(f"{step_model(trace).summary}: per-step kernels, launches, GPU idle and the savings waterfall "
-                   "are unavailable")
+    if f.get("trace_kernel_rows") and f.get("decode_ranges") is None and f.get("steps") is None:
+        out.append(f"{f['steps_found']}: per-step kernels, launches, GPU idle and the savings waterfall are unavailable")
     steps = frames.get("decode_steps", pl.DataFrame())
     if steps.height and "few_kernels" in steps["source"].to_list():
         short = sorted(set(steps.filter(pl.col("source") == "few_kernels")["decode_index"].to_list()))
@@ -231,7 +230,7 @@ def missing_sentences(trace: Trace, frames: dict[str, pl.DataFrame], f: dict) ->
                    f"{'holds' if one else 'hold'} fewer kernels than steps and no kernel spans "
                    f"{'it' if one else 'them'} (a truncated capture?): {'its' if one else 'their'} steps show "
                    "0 kernels and the per-step medians leave them out")
-    if trace.ncu_metrics.is_empty():
+    if not f.get("ncu_rows"):
         out.append("no Nsight Compute data (ncu.csv): per-kernel DRAM throughput unavailable "
                    "(capture with `decodeprof profile <target> --ncu`)")
     return out

@@ -1,15 +1,13 @@
 """Side-by-side timeline: one decode step of A above one of B, on the same time scale (Plotly).
 
-Times are µs from each step's first op start (display units: this is the report layer).
+Takes the steps' op frames (analyses.step_timeline: OP_COLUMNS, times in ns) and draws them
+in µs from each step's first op start.
 """
 
 from __future__ import annotations
 
 import plotly.graph_objects as go
 import polars as pl
-
-from decodeprof.diff.steps import pick_step
-from decodeprof.trace import Trace
 
 FAMILY_COLORS = {
     "gemm": "#1f77b4", "elementwise": "#ff7f0e", "norm": "#2ca02c", "reduction": "#d62728", "embedding": "#9467bd",
@@ -35,16 +33,9 @@ def _bars(ops: pl.DataFrame, label: str, shown: set[str]) -> list[go.Bar]:
     return bars
 
 
-def step_timeline_figure(trace_a: Trace, trace_b: Trace, label_a: str, label_b: str, *, step: int | None = None,
-                         steps: int | None = None, ops_a: pl.DataFrame | None = None,
-                         ops_b: pl.DataFrame | None = None) -> go.Figure:
-    """Plotly figure: the representative decode step of A (top row) and of B, same µs axis.
-
-    `step`: 0-based decode step to show instead of the median one; `ops_a` / `ops_b`: an
-    already picked step (StepPick.ops) to skip picking again. Bars are coloured by kernel family.
-    """
-    ops_a = ops_a if ops_a is not None else pick_step(trace_a, step=step, steps=steps).ops
-    ops_b = ops_b if ops_b is not None else pick_step(trace_b, step=step, steps=steps).ops
+def step_timeline_figure(ops_a: pl.DataFrame, ops_b: pl.DataFrame, label_a: str, label_b: str) -> go.Figure:
+    """Plotly figure: the decode step of A (top row) and of B, same µs axis, bars coloured by
+    kernel family."""
     shown: set[str] = set()
     fig = go.Figure(_bars(ops_a, label_a, shown) + _bars(ops_b, label_b, shown))
     spans = [(o["end_ns"].max() - o["start_ns"].min()) / 1e3 for o in (ops_a, ops_b) if not o.is_empty()]

@@ -1,19 +1,32 @@
-"""Totals of A against totals of B: per kernel name, per NVTX range, host wait and GPU idle,
-copies, launch calls and the target's own metrics; absolute and relative changes.
+"""Two traces side by side: totals of A against totals of B (per kernel name, per NVTX range,
+host wait and GPU idle, copies, launch calls, the targets' own metrics), the representative
+decode step of each with the split of its change, the two steps' ops aligned, and what
+differs in how the runs were set up.
 
-Every comparison frame has the key columns, then for each value v: a_<v>, b_<v>,
-delta_<v> (b - a) and change_<v>_pct (100 * (b - a) / a; null when a is 0 or absent), and
+    c = compare_traces(trace_a, trace_b)
+    c.step["speedup"], c.step_alignment, c.tables["kernels"], c.setup.config
+
+Every totals frame has the key columns, then for each value v: a_<v>, b_<v>, delta_<v>
+(b - a) and change_<v>_pct (100 * (b - a) / a; null when a is 0 or absent), and
 `presence`: "both", "only_a" (gone in B) or "only_b" (new in B). Units follow the value's
 name (ns, bytes, counts).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
-from decodeprof.analyses import run
+from decodeprof.analyses.alignment import align_ops
 from decodeprof.analyses.events import runtime_calls
+from decodeprof.analyses.registry import run
+from decodeprof.analyses.run_info import gpu_name
+from decodeprof.analyses.step_timeline import StepPick, pick_step
 from decodeprof.trace import Trace
+
+METRICS = ("decode_ms", "tpot_ms", "ttft_ms", "h2d_ms", "total_ms", "tokens_per_s", "e2e_tokens_per_s", "weight_gbps")
+CONFIG_KEYS = ("batch", "prompt_len", "steps", "hidden", "vocab", "dtype", "iters", "host_payload_mb")
 
 
 def compare(a: pl.DataFrame, b: pl.DataFrame, on: list[str], values: list[str]) -> pl.DataFrame:
@@ -77,8 +90,7 @@ def host_wait_totals(a: Trace, b: Trace) -> pl.DataFrame:
     """host_wait per range name ("(all)" first): blocking calls, host wait, GPU idle and its causes."""
     values = ["blocking_calls", "host_wait_ns", "sync_wait_ns", "memcpy_wait_ns", "gpu_gaps", "gpu_idle_ns",
               "gpu_idle_host_bound_ns", "gpu_idle_inter_kernel_ns"]
-    ha, hb = run("host_wait", a), run("host_wait", b)
-    out = compare(ha, hb, ["range_name"], values)
+    out = compare(run("host_wait", a), run("host_wait", b), ["range_name"], values)
     return out.sort(pl.col("range_name") != "(all)", pl.col("a_host_wait_ns").is_null(), "range_name")
 
 
@@ -95,9 +107,6 @@ def launch_totals(a: Trace, b: Trace) -> pl.DataFrame:
         c = runtime_calls(t).filter(pl.col("api_kind") != "other")
         return c.group_by("api_kind").agg(pl.len().alias("calls"), pl.col("api_dur_ns").sum().alias("api_ns"))
     return compare(side(a), side(b), ["api_kind"], ["calls", "api_ns"]).sort("api_kind")
-
-
-METRICS = ("decode_ms", "tpot_ms", "ttft_ms", "h2d_ms", "total_ms", "tokens_per_s", "e2e_tokens_per_s", "weight_gbps")
 
 
 def metric_totals(a: Trace, b: Trace) -> pl.DataFrame:
@@ -118,46 +127,70 @@ def metric_totals(a: Trace, b: Trace) -> pl.DataFrame:
     return out.sort(pl.col("metric").replace_strict(rank, default=len(rank)))
 
 
-CONFIG_KEYS = ("batch", "prompt_len", "steps", "hidden", "vocab", "dtype", "iters", "host_payload_mb")
+@dataclass(frozen=True)
+class SetupDifference:
+    """How two runs were set up: their GPUs, the config keys (CONFIG_KEYS) both state with
+    different values, and whether each has a target config at all (its metrics JSON)."""
+
+    gpu_a: str | None
+    gpu_b: str | None
+    config: tuple[tuple[str, object, object], ...]  # (key, A's value, B's value)
+    config_a: bool
+    config_b: bool
 
 
-def gpu_name(t: Trace) -> str | None:
-    names = sorted(set(t.gpus["name"].drop_nulls().to_list()))
-    if names:
-        return ", ".join(names)
-    dev = (t.target_metrics or {}).get("device")
-    return dev.get("name") if isinstance(dev, dict) else None
-
-
-def unstable_warnings(metrics: pl.DataFrame, label_a: str = "A", label_b: str = "B") -> list[str]:
-    """One sentence per run and timing whose max/min over its iterations exceeds
-    UNSTABLE_SPREAD: host noise that makes its median less certain."""
-    from decodeprof.thresholds import UNSTABLE_SPREAD
-
-    out = []
-    for r in metrics.iter_rows(named=True):
-        if not r["metric"].endswith("_ms"):
-            continue
-        for side, label in (("a", label_a), ("b", label_b)):
-            lo, hi = r[f"{side}_min"], r[f"{side}_max"]
-            if lo and hi and lo > 0 and hi / lo > UNSTABLE_SPREAD:
-                out.append(f"{label}: {r['metric']} varied {hi / lo:.2f}x over its {r[f'{side}_iters'] or '?'} iterations "
-                           f"(max/min > {UNSTABLE_SPREAD:g}: host noise; its median is less certain)")
-    return out
-
-
-def config_warnings(a: Trace, b: Trace, label_a: str = "A", label_b: str = "B") -> list[str]:
-    """Sentences naming what differs between the two runs: GPU, then config keys (batch, steps...)."""
-    out = []
-    ga, gb = gpu_name(a), gpu_name(b)
-    if ga and gb and ga != gb:
-        out.append(f"GPUs differ: {label_a} ran on {ga}, {label_b} on {gb}")
+def setup_difference(a: Trace, b: Trace) -> SetupDifference:
     ca = (a.target_metrics or {}).get("config") or {}
     cb = (b.target_metrics or {}).get("config") or {}
-    diffs = [f"{k} {ca.get(k)} vs {cb.get(k)}" for k in CONFIG_KEYS if k in ca and k in cb and ca[k] != cb[k]]
-    if diffs:
-        out.append(f"configs differ ({label_a} vs {label_b}): " + ", ".join(diffs))
-    if not ca or not cb:
-        missing = [lbl for lbl, c in ((label_a, ca), (label_b, cb)) if not c]
-        out.append(f"no target config for {' and '.join(missing)} (no metrics.json): cannot check batch/steps match")
+    keys = tuple((k, ca[k], cb[k]) for k in CONFIG_KEYS if k in ca and k in cb and ca[k] != cb[k])
+    return SetupDifference(gpu_name(a), gpu_name(b), keys, bool(ca), bool(cb))
+
+
+def step_change(a: StepPick, b: StepPick, which: str = "median step") -> dict:
+    """The picked decode step of each side and the split of the change: which; a_/b_ steps,
+    window_ns, busy_ns, idle_ns, launches, ops; speedup (A's window / B's), gain_ns (A's - B's),
+    gain_idle_pct / gain_busy_pct (shares of the gain from idle and from busy time; window =
+    busy + idle, so they add to 100). None where a side has no step."""
+    out: dict = {"which": which}
+    for side, p in (("a", a), ("b", b)):
+        row = p.row()
+        out[f"{side}_steps"] = p.steps.height
+        for c in ("window_ns", "busy_ns", "idle_ns", "launches", "ops"):
+            out[f"{side}_{c}"] = float(row[c]) if row.get(c) is not None else None
+    if out["a_window_ns"] and out["b_window_ns"]:
+        gain = out["a_window_ns"] - out["b_window_ns"]
+        out["speedup"] = out["a_window_ns"] / out["b_window_ns"]
+        out["gain_ns"] = gain
+        out["gain_idle_pct"] = 100.0 * (out["a_idle_ns"] - out["b_idle_ns"]) / gain if gain else None
+        out["gain_busy_pct"] = 100.0 * (out["a_busy_ns"] - out["b_busy_ns"]) / gain if gain else None
+    else:
+        out.update(speedup=None, gain_ns=None, gain_idle_pct=None, gain_busy_pct=None)
     return out
+
+
+@dataclass(frozen=True)
+class TraceComparison:
+    pick_a: StepPick
+    pick_b: StepPick
+    step: dict  # step_change
+    step_alignment: pl.DataFrame  # analyses.alignment.COLUMNS
+    prefill_alignment: pl.DataFrame
+    tables: dict[str, pl.DataFrame]  # launches, host_wait, copies, nvtx, kernels, metrics
+    setup: SetupDifference
+
+
+def compare_traces(a: Trace, b: Trace, *, step: int | None = None, steps: int | None = None) -> TraceComparison:
+    """Trace `b` against trace `a`. `step`: 0-based decode step (over all decode steps in time
+    order) to pick instead of the median one, in both; `steps`: decode steps per decode range
+    when a trace's metrics lack config.steps."""
+    pa, pb = pick_step(a, step=step, steps=steps), pick_step(b, step=step, steps=steps)
+    tables = {
+        "launches": launch_totals(a, b),
+        "host_wait": host_wait_totals(a, b),
+        "copies": copy_totals(a, b),
+        "nvtx": nvtx_totals(a, b),
+        "kernels": kernel_totals(a, b, pa.steps.height, pb.steps.height),
+        "metrics": metric_totals(a, b),
+    }
+    return TraceComparison(pa, pb, step_change(pa, pb, "median step" if step is None else f"decode step {step}"),
+                           align_ops(pa.ops, pb.ops), align_ops(pa.prefill, pb.prefill), tables, setup_difference(a, b))

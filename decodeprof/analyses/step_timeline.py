@@ -1,8 +1,11 @@
-"""Decode steps and prefill, as sequences of GPU ops a diff can line up.
+"""One decode step as a sequence of GPU ops: the frames the step timelines and the diff's
+alignment show (projections of the decode-step model, analyses/steps.py).
 
-The steps are the decode-step model's (analyses/steps.py: NVTX ranges, CUDA graph replays
-or the repeating op pattern); this module only gathers the columns a diff shows for the ops
-of the picked step and of the prefill.
+    pick = pick_step(trace)             # the steps, the median one, its ops and the prefill's
+    ops = median_step_ops(trace)        # the median step's ops alone (no prefill)
+    work = median_step_work(trace)      # GPU work clipped to the median step's GPU window
+
+Times are integer ns; the charts convert them for display.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ import polars as pl
 from decodeprof.analyses.events import runtime_calls
 from decodeprof.analyses.kernel_summary import kernel_family
 from decodeprof.analyses.steps import step_model
+from decodeprof.errors import DecodeprofError
 from decodeprof.trace import Trace
 
 OP_COLUMNS = ("op", "start_ns", "end_ns", "dur_ns", "name", "family", "grid", "block", "graph", "launch_api",
               "stream_id", "bytes")
+WORK_COLUMNS = {"start_ns": pl.Int64, "end_ns": pl.Int64, "stream_id": pl.Int64, "name": pl.Utf8, "family": pl.Utf8,
+                "offset_ns": pl.Int64, "shown_ns": pl.Int64, "dur_ns": pl.Int64, "clipped": pl.Boolean}
 
 
 @dataclass(frozen=True)
@@ -27,8 +33,9 @@ class StepPick:
     source: the step model's source ("step_range", "decode_slice", "time_slice", "graph_launch",
     "op_pattern"; "" when no steps).
     steps: one row per cut step (step = step_index, decode_index, window_ns, busy_ns, idle_ns, ops, launches).
-    index: the picked step (row of `steps`), or None. ops: its GPU ops (OP_COLUMNS).
-    prefill: the GPU ops of the first prefill (the median one by window when there are many).
+    index: the picked step (row of `steps`), or None (no steps, or none with GPU work).
+    ops: its GPU ops (OP_COLUMNS). prefill: the GPU ops of the first prefill (the median one by
+    window when there are many).
     """
 
     source: str
@@ -86,19 +93,51 @@ def _rich(trace: Trace, ops: pl.DataFrame) -> pl.DataFrame:
 def pick_step(trace: Trace, *, step: int | None = None, steps: int | None = None) -> StepPick:
     """The decode steps of `trace` (the decode-step model, analyses/steps.py) and the
     representative one: `step` (step_index: 0-based over all decode steps in time order) or
-    the model's median step."""
+    the model's median step. Steps without GPU work (a trace without CUDA kernels) have no
+    median: `index` is then None."""
     model = step_model(trace, steps=steps)
     cut = model.cut.sort("step_index")
     per = cut.select("decode_index", pl.col("step_index").alias("step"), pl.col("gpu_window_ns").alias("window_ns"),
                      pl.col("gpu_busy_ns").alias("busy_ns"), pl.col("gpu_idle_ns").alias("idle_ns"), "ops", "launches")
     prefill = _rich(trace, model.prefill)
-    if per.is_empty():
+    chosen = step if step is not None else model.median_index
+    if per.is_empty() or chosen is None:
         return StepPick(model.source, per, None, _rich(trace, model.ops.clear()), prefill, model.summary)
-    if step is not None and step not in set(per["step"].to_list()):
-        from decodeprof.errors import DecodeprofError
-
+    if chosen not in set(per["step"].to_list()):
         raise DecodeprofError(f"{trace.source}: no decode step {step} (the trace has {per.height}, 0-based)",
                               f"pass --step between 0 and {per.height - 1}, or leave it out for the median step")
-    chosen = step if step is not None else model.median_index
     index = per["step"].to_list().index(chosen)
     return StepPick(model.source, per, index, _rich(trace, model.step_ops(chosen)), prefill, model.summary)
+
+
+def median_step_ops(trace: Trace) -> pl.DataFrame:
+    """The GPU ops of the model's median decode step (OP_COLUMNS, start order); empty without one."""
+    model = step_model(trace)
+    index = model.median_index
+    return _rich(trace, model.ops.clear() if index is None else model.step_ops(index))
+
+
+def median_step_work(trace: Trace) -> pl.DataFrame:
+    """Kernels and copies that run during the median decode step's GPU window, clipped to it.
+
+    A persistent kernel runs through every step and a step's first op can start before its
+    window: each row says how much of it lies inside. Columns (WORK_COLUMNS): start_ns,
+    end_ns (the op's own), stream_id, name (kernel name; copy kind for copies), family
+    (kernel family; "memcpy"), offset_ns (from the window's start to the visible part's
+    start), shown_ns (the part inside the window), dur_ns (the whole op), clipped (the op
+    runs past the window). Empty without a median step.
+    """
+    model = step_model(trace)
+    index = model.median_index
+    if index is None:
+        return pl.DataFrame(schema=WORK_COLUMNS)
+    row = model.steps.filter(pl.col("step_index") == index).row(0, named=True)
+    t0, t1 = row["gpu_start_ns"], row["gpu_start_ns"] + row["gpu_window_ns"]
+    k = trace.kernels.select("start_ns", "end_ns", "stream_id", "name", kernel_family(pl.col("name")).alias("family"))
+    c = trace.memcpys.select("start_ns", "end_ns", "stream_id", pl.col("copy_kind").alias("name"), pl.lit("memcpy").alias("family"))
+    work = pl.concat([k, c]).filter((pl.col("end_ns") > t0) & (pl.col("start_ns") < t1))
+    a, b = pl.max_horizontal("start_ns", pl.lit(t0)), pl.min_horizontal("end_ns", pl.lit(t1))
+    out = work.with_columns((a - t0).alias("offset_ns"), (b - a).alias("shown_ns"),
+                            (pl.col("end_ns") - pl.col("start_ns")).alias("dur_ns"),
+                            ((pl.col("start_ns") < t0) | (pl.col("end_ns") > t1)).alias("clipped"))
+    return out.select(pl.col(c).cast(t) for c, t in WORK_COLUMNS.items())
