@@ -1,0 +1,64 @@
+"""A sample of the fault campaign (scripts/fault_campaign.py --quick): one damaged input of
+each family (exports, ncu CSVs, metrics and run JSON, folder names, flags), each run through
+one command in a subprocess with every input hashed before and after. No run may end in a
+traceback or a hang, write to its inputs, or exit 0 with a result that differs from the
+intact input's without a warning naming what was dropped. The whole campaign (a few hundred
+inputs, every command) is the script itself; its summary goes in the results log.
+
+The sample runs the commands that say what the loader dropped (analyze as tables and JSON,
+report, timeline). `diff` and `analyze --csv` do not say it yet: their test below is
+expected to fail until they do (strict: it fails once they pass, to be moved up here).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fault_campaign.py"
+SAYS_DROPPED = ("json", "tables", "report", "timeline")  # commands whose output names the dropped rows
+NOT_YET = ("csv", "diff", "diff-html")
+
+
+@pytest.fixture(scope="module")
+def campaign():
+    spec = importlib.util.spec_from_file_location("fault_campaign", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while being made
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+def test_every_family_has_mutations_and_the_full_set_is_a_few_hundred(campaign):
+    mutations = campaign.all_mutations(seed=20)
+    families = {m.family for m in mutations}
+    assert {"sqlite-null", "sqlite-huge", "sqlite-duplicate", "sqlite-drop-table", "sqlite-file", "ncu-csv",
+            "metrics-json", "paths", "scale"} <= families
+    assert len(mutations) >= 300
+    assert len({m.id for m in mutations}) == len(mutations)  # each named once
+    sample = campaign.quick_sample(mutations, seed=20)
+    assert {m.family for m in sample} == families and all(len(m.commands) == 1 for m in sample)
+
+
+def test_a_sample_of_the_fault_campaign_has_no_failure(campaign):
+    lines: list[str] = []
+    summary = campaign.run_campaign(quick=True, jobs=2, seed=20, timeout=120, printer=lines.append, progress=False,
+                                    commands=SAYS_DROPPED)
+    assert len(summary["runs"]) >= 20, "\n".join(lines)
+    assert not summary["failures"], "\n".join(lines)
+    assert not summary["counts"].get("skipped"), "\n".join(lines)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="diff (terminal, JSON, HTML) and analyze --csv do not yet say the rows the "
+                                       "loader dropped (Trace.dropped()): a damaged input gives other numbers silently")
+def test_diff_and_csv_say_what_the_loader_dropped(campaign):
+    lines: list[str] = []
+    summary = campaign.run_campaign(jobs=2, seed=20, timeout=120, printer=lines.append, progress=False,
+                                    only=["sqlite-order/memcpy.end-before-start@h200-baseline"], commands=NOT_YET,
+                                    every=True)
+    assert {r["command"] for r in summary["runs"]} == set(NOT_YET), "\n".join(lines)
+    assert not summary["failures"], "\n".join(lines)
