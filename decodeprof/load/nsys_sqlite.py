@@ -9,7 +9,11 @@ Version differences handled by asking the file which columns exist (PRAGMA table
 greenContextId and graphNodeId appear in newer exports; syncType vs deprecatedSyncType;
 TARGET_INFO_GPU (newer) vs TARGET_INFO_CUDA_GPU (older); META_DATA_EXPORT vs
 EXPORT_META_DATA. A missing optional column is a null column; a missing table is an
-empty frame plus a MissingData entry that names the nsys flag that would capture it.
+empty frame plus a MissingData entry that names the nsys flag that would capture it. A
+table without a column every export has (REQUIRED) is refused; a missing StringIds or
+ENUM_* table (LOOKUPS) is a MissingData entry too, the numbers then shown as they are
+("shortName=17", "copyKind=1"), never guessed. Rows are checked in
+decodeprof.load.validate: what it drops or keeps unknown is counted in the meta.
 """
 
 from __future__ import annotations

@@ -2,14 +2,17 @@
 
 A row whose interval is impossible (no start, no end where the table always has one, an end
 before its start, a time outside the capture or past +-2^61 ns), that lacks a value nsys
-always writes (a device, stream, thread, correlation id, byte count or kind), that repeats
-an earlier row exactly, or whose byte count is negative or past 1 PiB, would turn into
-negative totals, shares outside 0-100%, sums that wrap around Int64, doubled kernels or gaps
-that are not there. Each frame's bad rows are dropped here and counted by reason; rows kept
-with a value the export could not name (a kind missing from its ENUM table, a name id
-missing from StringIds) are counted too. The counts travel with the trace (Trace.dropped)
-into every output. A core frame that loses more than half its rows is refused
-(`check_refusal`): such an export is damaged, not a trace with a few bad rows.
+always writes (a device, stream, process, thread, correlation id, name id, byte count or
+memory kind) or holds an id CUPTI could not have written, that repeats an earlier row
+exactly, or whose byte count is negative or past 1 PiB, would turn into negative totals,
+shares outside 0-100%, sums that wrap around Int64, doubled kernels or gaps that are not
+there. Each frame's bad rows are dropped here and counted, each under its first reason.
+Rows kept with something unknown are counted too: a kind missing from its ENUM table, a
+name id missing from StringIds (the loader counts those), a launch configuration out of
+range (shown as null), an NVTX range without a name. The counts travel with the trace
+(Trace.dropped) into every output. A core frame that loses more than half its rows, or
+durations or bytes that add up past 2^62, refuse the export (`check_refusal`,
+`check_sums`): such an export is damaged, not a trace with a few bad rows.
 """
 
 from __future__ import annotations
