@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from decodeprof.present.formats import (count, fixed, gbs_text, mb_text, ms_text, pct_text, significant, times_text,
+                                        us_text)
 from decodeprof.thresholds import (BW_GAIN_MIN, BYTES_REDUCTION_MIN, COPY_BOUND_PCT, COPY_BW_GAIN_MIN,  # noqa: F401
                                    DRAM_BOUND_PCT, HOST_WAIT_GROWTH_MIN, HOST_WAIT_MIN_NS, IDLE_BOUND_PCT,
                                    KERNEL_REDUCTION_MIN, LAUNCH_REDUCTION_MIN, ON_CHIP_RATIO, OVERLAP_MIN,
@@ -35,31 +37,6 @@ class Finding:
     chart: str  # element id of the chart that shows the evidence
     evidence: dict = field(default_factory=dict)  # raw numbers (ns, bytes, bytes/s, %, counts)
     fact: str | None = None  # the fact (report.variant.facts key) it judges, when one number carries it
-
-
-# Display helpers (the sentence is text; raw numbers stay in `evidence`).
-def us(ns: float) -> str:
-    return f"{ns / 1e3:,.1f} µs"
-
-
-def ms(v: float) -> str:
-    return f"{v:,.3f} ms"
-
-
-def gbs(bytes_per_s: float) -> str:
-    return f"{bytes_per_s / 1e9:,.1f} GB/s"
-
-
-def mb(b: float) -> str:
-    return f"{b / 1e6:,.1f} MB"
-
-
-def pct(v: float) -> str:
-    return f"{v:.1f}%"
-
-
-def num(v: float) -> str:
-    return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.2f}"
 
 
 def _have(*values) -> bool:
@@ -81,13 +58,13 @@ def speed(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
             continue
         s = b[key] / v[key]
         ev = {"baseline_ms": b[key], "variant_ms": v[key], "speedup": s}
-        thr = f"win at >= {SPEEDUP_MIN:.2f}x, loss at <= {SLOWDOWN_MAX:.2f}x (medians of the {v.get('timing_source', 'profiled run')})"
+        thr = f"win at >= {times_text(SPEEDUP_MIN)}, loss at <= {times_text(SLOWDOWN_MAX)} (medians of the {v.get('timing_source', 'profiled run')})"
         if s >= SPEEDUP_MIN:
-            out.append(Finding(name, "win", f"faster {label}", f"{label.capitalize()} {ms(v[key])} vs {ms(b[key])} in {ref}: {s:.2f}x faster.", thr, "chart-step-time", ev, key))
+            out.append(Finding(name, "win", f"faster {label}", f"{label.capitalize()} {ms_text(v[key])} vs {ms_text(b[key])} in {ref}: {times_text(s)} faster.", thr, "chart-step-time", ev, key))
         elif s <= SLOWDOWN_MAX:
-            out.append(Finding(name, "loss", f"slower {label}", f"{label.capitalize()} {ms(v[key])} vs {ms(b[key])} in {ref}: {1 / s:.2f}x slower.", thr, "chart-step-time", ev, key))
+            out.append(Finding(name, "loss", f"slower {label}", f"{label.capitalize()} {ms_text(v[key])} vs {ms_text(b[key])} in {ref}: {times_text(1 / s)} slower.", thr, "chart-step-time", ev, key))
         else:
-            out.append(Finding(name, "no_win", f"no {label} change", f"{label.capitalize()} {ms(v[key])} vs {ms(b[key])} in {ref} ({s:.2f}x): within the {SPEEDUP_MIN:.2f}x threshold, not a win.", thr, "chart-step-time", ev, key))
+            out.append(Finding(name, "no_win", f"no {label} change", f"{label.capitalize()} {ms_text(v[key])} vs {ms_text(b[key])} in {ref} ({times_text(s)}): within the {times_text(SPEEDUP_MIN)} threshold, not a win.", thr, "chart-step-time", ev, key))
     return out
 
 
@@ -97,12 +74,12 @@ def first_token(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Findin
     if not _have(bt, vt) or not bt or not vt:
         return []
     ev = {"baseline_ttft_ms": bt, "variant_ttft_ms": vt, "ratio": vt / bt}
-    thr = (f"stated when TTFT changes by >= {TTFT_CHANGE_MIN:.2f}x either way (medians of the "
+    thr = (f"stated when TTFT changes by >= {times_text(TTFT_CHANGE_MIN)} either way (medians of the "
            f"{v.get('timing_source', 'profiled run')})")
     if vt >= TTFT_CHANGE_MIN * bt:
-        return [Finding(name, "loss", "slower first token", f"Time to first token is {ms(vt)} vs {ms(bt)} in {ref}: {vt / bt:.2f}x longer before the first token, whatever the decode loop gains afterwards.", thr, "summary", ev, "ttft_ms")]
+        return [Finding(name, "loss", "slower first token", f"Time to first token is {ms_text(vt)} vs {ms_text(bt)} in {ref}: {times_text(vt / bt)} longer before the first token, whatever the decode loop gains afterwards.", thr, "summary", ev, "ttft_ms")]
     if bt >= TTFT_CHANGE_MIN * vt:
-        return [Finding(name, "win", "faster first token", f"Time to first token is {ms(vt)} vs {ms(bt)} in {ref}: {bt / vt:.2f}x shorter.", thr, "summary", ev, "ttft_ms")]
+        return [Finding(name, "win", "faster first token", f"Time to first token is {ms_text(vt)} vs {ms_text(bt)} in {ref}: {times_text(bt / vt)} shorter.", thr, "summary", ev, "ttft_ms")]
     return []
 
 
@@ -115,10 +92,10 @@ def pageable_copies(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Fi
     gain = v["h2d_bytes_per_s"] / b["h2d_bytes_per_s"]
     ev = {"baseline_pageable_h2d_copies": b["pageable_h2d_copies"], "variant_pageable_h2d_copies": 0,
           "baseline_h2d_bytes_per_s": b["h2d_bytes_per_s"], "variant_h2d_bytes_per_s": v["h2d_bytes_per_s"], "gain": gain}
-    thr = f"no pageable H2D copy left and H2D bandwidth >= {COPY_BW_GAIN_MIN:.0f}x {ref}'s"
+    thr = f"no pageable H2D copy left and H2D bandwidth >= {times_text(COPY_BW_GAIN_MIN, 0)} {ref}'s"
     if gain >= COPY_BW_GAIN_MIN:
-        return [Finding(name, "win", "pageable copies gone", f"All {v['h2d_copies']} H2D copies read pinned memory ({ref}'s {b['pageable_h2d_copies']} were pageable, staged by the driver): H2D runs at {gbs(v['h2d_bytes_per_s'])} vs {gbs(b['h2d_bytes_per_s'])}, {gain:.1f}x.", thr, "chart-copy-bw", ev)]
-    return [Finding(name, "no_win", "pinned copies not faster", f"Pageable H2D copies are gone but H2D bandwidth is {gbs(v['h2d_bytes_per_s'])} vs {gbs(b['h2d_bytes_per_s'])} ({gain:.1f}x): below the threshold.", thr, "chart-copy-bw", ev)]
+        return [Finding(name, "win", "pageable copies gone", f"All {v['h2d_copies']} H2D copies read pinned memory ({ref}'s {b['pageable_h2d_copies']} were pageable, staged by the driver): H2D runs at {gbs_text(v['h2d_bytes_per_s'])} vs {gbs_text(b['h2d_bytes_per_s'])}, {times_text(gain, 1)}.", thr, "chart-copy-bw", ev)]
+    return [Finding(name, "no_win", "pinned copies not faster", f"Pageable H2D copies are gone but H2D bandwidth is {gbs_text(v['h2d_bytes_per_s'])} vs {gbs_text(b['h2d_bytes_per_s'])} ({times_text(gain, 1)}): below the threshold.", thr, "chart-copy-bw", ev)]
 
 
 def host_wait(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
@@ -129,15 +106,15 @@ def host_wait(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]
         return []
     if _drop(bv, vv) >= REDUCTION_MIN:
         ev = {"baseline_host_wait_per_iter_ns": bv, "variant_host_wait_per_iter_ns": vv, "reduction": _drop(bv, vv)}
-        return [Finding(name, "win", "host blocked less", f"The host waits {us(vv)} per iteration in blocking CUDA calls vs {us(bv)} in {ref} ({pct(100 * _drop(bv, vv))} less).", f"host wait per iteration down >= {pct(100 * REDUCTION_MIN)}", "chart-copy-bw", ev, "host_wait_per_iter_ns")]
+        return [Finding(name, "win", "host blocked less", f"The host waits {us_text(vv)} per iteration in blocking CUDA calls vs {us_text(bv)} in {ref} ({pct_text(100 * _drop(bv, vv))} less).", f"host wait per iteration down >= {pct_text(100 * REDUCTION_MIN)}", "chart-copy-bw", ev, "host_wait_per_iter_ns")]
     if vv < (1 + HOST_WAIT_GROWTH_MIN) * bv or vv - bv < HOST_WAIT_MIN_NS:
         return []
     ev = {"baseline_host_wait_per_iter_ns": bv, "variant_host_wait_per_iter_ns": vv, "growth": vv / bv - 1}
-    thr = f"host wait per iteration up >= {pct(100 * HOST_WAIT_GROWTH_MIN)} and by >= {us(HOST_WAIT_MIN_NS)}"
-    text = f"The host waits {us(vv)} per iteration in blocking CUDA calls vs {us(bv)} in {ref} (+{pct(100 * (vv / bv - 1))})"
+    thr = f"host wait per iteration up >= {pct_text(100 * HOST_WAIT_GROWTH_MIN)} and by >= {us_text(HOST_WAIT_MIN_NS)}"
+    text = f"The host waits {us_text(vv)} per iteration in blocking CUDA calls vs {us_text(bv)} in {ref} (+{pct_text(100 * (vv / bv - 1))})"
     bt, vt = b.get("total_ms"), v.get("total_ms")
     if _have(bt, vt) and vt and bt / vt >= SPEEDUP_MIN:  # the GPU work ends later than the host's launches
-        return [Finding(name, "info", "host waits longer", text + f", while the iteration is {bt / vt:.2f}x faster: the host issues its work sooner and then waits at the synchronize for the GPU to finish.", thr, "chart-copy-bw", ev)]
+        return [Finding(name, "info", "host waits longer", text + f", while the iteration is {times_text(bt / vt)} faster: the host issues its work sooner and then waits at the synchronize for the GPU to finish.", thr, "chart-copy-bw", ev)]
     return [Finding(name, "loss", "host blocked more", text + ": time the host spends blocked instead of issuing work, with no faster iteration to show for it.", thr, "chart-copy-bw", ev, "host_wait_per_iter_ns")]
 
 
@@ -147,10 +124,10 @@ def copy_overlap(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Findi
     if frac is None or not (v.get("copy_stream_apart") or frac > (b.get("copy_overlap_fraction") or 0.0) + 0.05):
         return []
     ev = {"copy_ns": v.get("copy_ns"), "overlapped_ns": v.get("copy_overlapped_ns"), "overlap_fraction": frac}
-    thr = f">= {pct(100 * OVERLAP_MIN)} of copy time overlapped with kernels on other streams"
+    thr = f">= {pct_text(100 * OVERLAP_MIN)} of copy time overlapped with kernels on other streams"
     if frac >= OVERLAP_MIN:
-        return [Finding(name, "win", "copies hidden under compute", f"{pct(100 * frac)} of copy time ({us(v['copy_overlapped_ns'])} of {us(v['copy_ns'])}) runs while kernels execute on another stream.", thr, "chart-timeline", ev)]
-    return [Finding(name, "no_win", "copies not overlapped", f"Copies run on their own stream, but only {pct(100 * frac)} of copy time ({us(v['copy_overlapped_ns'])} of {us(v['copy_ns'])}) overlaps kernels: there is little compute running while they copy, so the copy stream hides almost nothing.", thr, "chart-timeline", ev)]
+        return [Finding(name, "win", "copies hidden under compute", f"{pct_text(100 * frac)} of copy time ({us_text(v['copy_overlapped_ns'])} of {us_text(v['copy_ns'])}) runs while kernels execute on another stream.", thr, "chart-timeline", ev)]
+    return [Finding(name, "no_win", "copies not overlapped", f"Copies run on their own stream, but only {pct_text(100 * frac)} of copy time ({us_text(v['copy_overlapped_ns'])} of {us_text(v['copy_ns'])}) overlaps kernels: there is little compute running while they copy, so the copy stream hides almost nothing.", thr, "chart-timeline", ev)]
 
 
 def launches(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
@@ -162,15 +139,15 @@ def launches(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
               "decode_graph_launches": v.get("decode_graph_launches"), "decode_kernels": v.get("decode_kernels")}
         if v.get("decode_graph_launches"):
             per = v["decode_kernels"] / v["decode_graph_launches"]
-            text = (f"{num(v['decode_graph_launches'])} cudaGraphLaunch calls replay {num(v['decode_kernels'])} decode kernels "
-                    f"({num(per)} per launch): {num(vl)} launch calls per step vs {num(bl)} in {ref}.")
+            text = (f"{count(v['decode_graph_launches'])} cudaGraphLaunch calls replay {count(v['decode_kernels'])} decode kernels "
+                    f"({count(per)} per launch): {count(vl)} launch calls per step vs {count(bl)} in {ref}.")
         else:
-            text = f"{num(vl)} launch calls per decode step vs {num(bl)} in {ref}."
-        out.append(Finding(name, "win", "fewer launches", text, f"launch calls per step down >= {pct(100 * LAUNCH_REDUCTION_MIN)}", "chart-kernels", ev))
+            text = f"{count(vl)} launch calls per decode step vs {count(bl)} in {ref}."
+        out.append(Finding(name, "win", "fewer launches", text, f"launch calls per step down >= {pct_text(100 * LAUNCH_REDUCTION_MIN)}", "chart-kernels", ev))
     ba, va = b.get("cpu_api_per_step_ns"), v.get("cpu_api_per_step_ns")
     if _have(ba, va) and ba and _drop(ba, va) >= REDUCTION_MIN:
         ev = {"baseline_cpu_api_per_step_ns": ba, "variant_cpu_api_per_step_ns": va}
-        out.append(Finding(name, "win", "less CPU API time", f"CUDA API time on the CPU is {us(va)} per decode step vs {us(ba)} in {ref} ({pct(100 * _drop(ba, va))} less).", f"CPU API time per step down >= {pct(100 * REDUCTION_MIN)}", "chart-kernels", ev))
+        out.append(Finding(name, "win", "less CPU API time", f"CUDA API time on the CPU is {us_text(va)} per decode step vs {us_text(ba)} in {ref} ({pct_text(100 * _drop(ba, va))} less).", f"CPU API time per step down >= {pct_text(100 * REDUCTION_MIN)}", "chart-kernels", ev))
     return out
 
 
@@ -183,7 +160,7 @@ def trace_launches(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Fin
         return []
     ev = {"baseline_trace_launch_calls": bl, "variant_trace_launch_calls": vl, "variant_trace_kernels": vk,
           "baseline_trace_kernels": b.get("trace_kernels")}
-    return [Finding(name, "win", "fewer launches", f"In the whole trace, {num(vl)} kernel/graph launch calls run {num(vk)} kernels vs {num(bl)} launch calls for {num(b.get('trace_kernels') or 0)} kernels in {ref}: graph replay replaces per-kernel launches.", f"launch calls down >= {pct(100 * LAUNCH_REDUCTION_MIN)} (whole trace: no per-step split available)", "summary", ev)]
+    return [Finding(name, "win", "fewer launches", f"In the whole trace, {count(vl)} kernel/graph launch calls run {count(vk)} kernels vs {count(bl)} launch calls for {count(b.get('trace_kernels') or 0)} kernels in {ref}: graph replay replaces per-kernel launches.", f"launch calls down >= {pct_text(100 * LAUNCH_REDUCTION_MIN)} (whole trace: no per-step split available)", "summary", ev)]
 
 
 def gpu_idle(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
@@ -193,7 +170,7 @@ def gpu_idle(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
         return []
     ev = {"baseline_gpu_idle_per_step_ns": bi, "variant_gpu_idle_per_step_ns": vi,
           "baseline_gpu_idle_pct": b.get("gpu_idle_pct"), "variant_gpu_idle_pct": v.get("gpu_idle_pct")}
-    return [Finding(name, "win", "GPU idles less", f"The GPU idles {us(vi)} in the median decode step ({pct(v['gpu_idle_pct'])} of all decode-step time) vs {us(bi)} ({pct(b['gpu_idle_pct'])}) in {ref}.", f"GPU idle per step (median) down >= {pct(100 * REDUCTION_MIN)}", "chart-step-time", ev)]
+    return [Finding(name, "win", "GPU idles less", f"The GPU idles {us_text(vi)} in the median decode step ({pct_text(v['gpu_idle_pct'])} of all decode-step time) vs {us_text(bi)} ({pct_text(b['gpu_idle_pct'])}) in {ref}.", f"GPU idle per step (median) down >= {pct_text(100 * REDUCTION_MIN)}", "chart-step-time", ev)]
 
 
 def kernels(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
@@ -202,13 +179,13 @@ def kernels(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
     if not _have(bk, vk) or not bk or _drop(bk, vk) < KERNEL_REDUCTION_MIN:
         return []
     ev = {"baseline_kernels_per_step": bk, "variant_kernels_per_step": vk}
-    thr = f"kernels per step down >= {pct(100 * KERNEL_REDUCTION_MIN)}"
+    thr = f"kernels per step down >= {pct_text(100 * KERNEL_REDUCTION_MIN)}"
     ranges, in_ranges, steps = v.get("decode_ranges"), v.get("decode_kernels"), (v.get("config") or {}).get("steps")
     if v.get("step_source") == "time_slice" and _have(ranges, in_ranges, steps) and ranges:
         # one kernel spans the decode: each step's window holds it, so "1 per step" undersells it
         ev.update(variant_kernels_per_decode_range=in_ranges / ranges, steps_per_decode_range=steps)
-        return [Finding(name, "win", "fewer kernels", f"{num(in_ranges / ranges)} {'kernel runs' if in_ranges == ranges else 'kernels run'} all {num(steps)} decode steps of a decode range (a persistent kernel) vs {num(bk)} per step in {ref}: no launch and no kernel boundary between steps.", thr, "chart-kernels", ev)]
-    return [Finding(name, "win", "fewer kernels", f"{num(vk)} kernels per decode step vs {num(bk)} in {ref}: fused kernels read the activations once.", thr, "chart-kernels", ev)]
+        return [Finding(name, "win", "fewer kernels", f"{count(in_ranges / ranges)} {'kernel runs' if in_ranges == ranges else 'kernels run'} all {count(steps)} decode steps of a decode range (a persistent kernel) vs {count(bk)} per step in {ref}: no launch and no kernel boundary between steps.", thr, "chart-kernels", ev)]
+    return [Finding(name, "win", "fewer kernels", f"{count(vk)} kernels per decode step vs {count(bk)} in {ref}: fused kernels read the activations once.", thr, "chart-kernels", ev)]
 
 
 def weight_bytes(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
@@ -217,7 +194,7 @@ def weight_bytes(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Findi
     if not _have(bb, vb) or not bb or _drop(bb, vb) < BYTES_REDUCTION_MIN:
         return []
     ev = {"baseline_weight_bytes_per_step": bb, "variant_weight_bytes_per_step": vb}
-    return [Finding(name, "win", "fewer bytes per step", f"Each decode step streams {mb(vb)} of weights vs {mb(bb)} in {ref} ({pct(100 * _drop(bb, vb))} less).", f"weight bytes per step down >= {pct(100 * BYTES_REDUCTION_MIN)}", "chart-bandwidth", ev)]
+    return [Finding(name, "win", "fewer bytes per step", f"Each decode step streams {mb_text(vb)} of weights vs {mb_text(bb)} in {ref} ({pct_text(100 * _drop(bb, vb))} less).", f"weight bytes per step down >= {pct_text(100 * BYTES_REDUCTION_MIN)}", "chart-bandwidth", ev)]
 
 
 def bandwidth(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
@@ -226,7 +203,7 @@ def bandwidth(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]
     if not _have(bb, vb, v.get("bw_utilization_pct"), v.get("peak_bytes_per_s")) or not bb or vb / bb < BW_GAIN_MIN:
         return []
     ev = {"baseline_bytes_per_s": bb, "variant_bytes_per_s": vb, "variant_utilization_pct": v.get("bw_utilization_pct")}
-    return [Finding(name, "win", "more bandwidth", f"Decode streams weights at {gbs(vb)} ({pct(v['bw_utilization_pct'])} of the {gbs(v['peak_bytes_per_s'])} peak) vs {gbs(bb)} in {ref}, {vb / bb:.1f}x.", f"achieved weight bandwidth up >= {BW_GAIN_MIN:.1f}x", "chart-bandwidth", ev)]
+    return [Finding(name, "win", "more bandwidth", f"Decode streams weights at {gbs_text(vb)} ({pct_text(v['bw_utilization_pct'])} of the {gbs_text(v['peak_bytes_per_s'])} peak) vs {gbs_text(bb)} in {ref}, {times_text(vb / bb, 1)}.", f"achieved weight bandwidth up >= {times_text(BW_GAIN_MIN, 1)}", "chart-bandwidth", ev)]
 
 
 def dram(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
@@ -236,17 +213,17 @@ def dram(name: str, v: dict, b: dict, ref: str = BASELINE) -> list[Finding]:
         return []
     ev = {"ncu_dram_pct": vd, "ncu_kernels": v.get("ncu_kernels"), "top_kernel": v.get("ncu_top_kernel"), "top_dram_pct": v.get("ncu_top_dram_pct")}
     bd = b.get("ncu_dram_pct")
-    thr = f"DRAM throughput (time-weighted over profiled kernels) >= {pct(DRAM_BOUND_PCT)} of peak counts as bandwidth-bound"
-    vs = f" vs {pct(bd)} in {ref}" if bd is not None and b is not v else ""
+    thr = f"DRAM throughput (time-weighted over profiled kernels) >= {pct_text(DRAM_BOUND_PCT)} of peak counts as bandwidth-bound"
+    vs = f" vs {pct_text(bd)} in {ref}" if bd is not None and b is not v else ""
     delivered, pulled = v.get("achieved_bytes_per_s"), v.get("ncu_dram_bytes_per_s")
     if _have(delivered, pulled) and pulled > 0 and delivered >= ON_CHIP_RATIO * pulled:
         # (ncu flushes the caches before each profiled kernel: a kernel that re-reads its
         # weights across steps from L2 or shared memory pulls far fewer bytes than it uses)
         ev |= {"delivered_weight_bytes_per_s": delivered, "ncu_dram_bytes_per_s": pulled}
-        return [Finding(name, "win", "weights served on chip", f"Decode uses weights at {gbs(delivered)} (trace) while its kernels pull only {gbs(pulled)} from DRAM (ncu, {pct(vd)} of peak): {delivered / pulled:.1f}x more than DRAM supplies, so the steps re-read the weights from L2 or shared memory and DRAM bandwidth no longer bounds a step.", f"weight bytes used per second >= {ON_CHIP_RATIO:.1f}x the DRAM bytes per second of the profiled kernels", "chart-bandwidth", ev)]
+        return [Finding(name, "win", "weights served on chip", f"Decode uses weights at {gbs_text(delivered)} (trace) while its kernels pull only {gbs_text(pulled)} from DRAM (ncu, {pct_text(vd)} of peak): {times_text(delivered / pulled, 1)} more than DRAM supplies, so the steps re-read the weights from L2 or shared memory and DRAM bandwidth no longer bounds a step.", f"weight bytes used per second >= {times_text(ON_CHIP_RATIO, 1)} the DRAM bytes per second of the profiled kernels", "chart-bandwidth", ev)]
     if vd >= DRAM_BOUND_PCT:
-        return [Finding(name, "win", "near the DRAM roofline", f"Profiled kernels run at {pct(vd)} of peak DRAM throughput{vs} (ncu, {v['ncu_kernels']} kernels).", thr, "chart-bandwidth", ev)]
-    return [Finding(name, "info", "kernels below the DRAM roofline", f"Profiled kernels run at {pct(vd)} of peak DRAM throughput{vs} (ncu, {v['ncu_kernels']} kernels; best {pct(v['ncu_top_dram_pct'])} in {v['ncu_top_kernel']}): small decode kernels leave bandwidth unused, so faster kernels could still win.", thr, "chart-bandwidth", ev)]
+        return [Finding(name, "win", "near the DRAM roofline", f"Profiled kernels run at {pct_text(vd)} of peak DRAM throughput{vs} (ncu, {v['ncu_kernels']} kernels).", thr, "chart-bandwidth", ev)]
+    return [Finding(name, "info", "kernels below the DRAM roofline", f"Profiled kernels run at {pct_text(vd)} of peak DRAM throughput{vs} (ncu, {v['ncu_kernels']} kernels; best {pct_text(v['ncu_top_dram_pct'])} in {v['ncu_top_kernel']}): small decode kernels leave bandwidth unused, so faster kernels could still win.", thr, "chart-bandwidth", ev)]
 
 
 def correctness(name: str, v: dict, b: dict | None = None) -> list[Finding]:
@@ -260,24 +237,24 @@ def correctness(name: str, v: dict, b: dict | None = None) -> list[Finding]:
         if forced or choice is not None:  # the run passed its checks; free-running divergence is reported, not hidden
             margin = c.get("reference_margin_at_divergence")  # runs recorded before choice_agreement
             at = f" from position {c['first_divergent_step']}" if c.get("first_divergent_step") is not None else ""
-            near = f", where the reference's top-2 logit margin is {margin:.3g}" if margin is not None and choice is None else ""
+            near = f", where the reference's top-2 logit margin is {significant(margin, 3)}" if margin is not None and choice is None else ""
             agreement = c.get("token_agreement")
             low = agreement is not None and agreement < TOKEN_AGREEMENT_MIN
-            text = (f"Free-running tokens agree {pct(100 * agreement)} with the eager reference: they diverge{at}{near} "
+            text = (f"Free-running tokens agree {pct_text(100 * agreement)} with the eager reference: they diverge{at}{near} "
                     f"(a near-tie, flipped by different rounding or quantization).")
             if low:
                 text += " Most of the generated text differs from the reference's, so compare its speed knowing that."
-            thr = [f"a warning below {pct(100 * TOKEN_AGREEMENT_MIN)} free-running agreement"] if low else []
+            thr = [f"a warning below {pct_text(100 * TOKEN_AGREEMENT_MIN)} free-running agreement"] if low else []
             if choice is not None:
                 window = 2 * tol.get("max_abs_logit_err", 0.0)
-                text += (f" Fed the variant's own tokens, the reference finds {pct(100 * choice)} of them within {window:.3g} "
-                         f"of its best logit (largest gap {c.get('largest_choice_gap', 0.0):.3g}).")
-                thr.append(f"chosen tokens within {window:.3g} of the reference's best logit on >= "
-                           f"{pct(100 * tol.get('min_token_agreement', 1.0))} of tokens")
+                text += (f" Fed the variant's own tokens, the reference finds {pct_text(100 * choice)} of them within {significant(window, 3)} "
+                         f"of its best logit (largest gap {significant(c.get('largest_choice_gap', 0.0), 3)}).")
+                thr.append(f"chosen tokens within {significant(window, 3)} of the reference's best logit on >= "
+                           f"{pct_text(100 * tol.get('min_token_agreement', 1.0))} of tokens")
             if forced:
-                text += (f" Teacher-forced, each step agrees {pct(100 * forced['token_agreement'])} "
-                         f"with max |logit error| {forced['max_abs_logit_err']:.3g}.")
-                thr.append(f"teacher-forced token agreement >= {pct(100 * tol.get('min_token_agreement', 1.0))} and "
+                text += (f" Teacher-forced, each step agrees {pct_text(100 * forced['token_agreement'])} "
+                         f"with max |logit error| {significant(forced['max_abs_logit_err'], 3)}.")
+                thr.append(f"teacher-forced token agreement >= {pct_text(100 * tol.get('min_token_agreement', 1.0))} and "
                            f"max |logit error| <= {tol.get('max_abs_logit_err', 0.0)}")
             kind, title = ("warning", "low token agreement") if low else ("info", "tokens diverge at a near-tie")
             out.append(Finding(name, kind, title, text, "; ".join(thr), "summary", {"correctness": c}, "token_agreement_pct"))
@@ -295,7 +272,7 @@ def _largest_cause(wf: pl.DataFrame | None, sign: float) -> str:
     if parts.is_empty():
         return ""
     top = parts.sort(pl.col("delta_ns").abs(), descending=True).row(0, named=True)
-    return f" The largest change in the decode waterfall is {top['part']}: {'+' if top['delta_ns'] > 0 else '-'}{us(abs(top['delta_ns']))} per step."
+    return f" The largest change in the decode waterfall is {top['part']}: {'+' if top['delta_ns'] > 0 else '-'}{us_text(abs(top['delta_ns']))} per step."
 
 
 # --- what limits one trace's decode (no baseline needed) --------------------------------------
@@ -306,10 +283,10 @@ def host_bound(name: str, v: dict) -> list[Finding]:
     if not _have(idle, busy, window) or idle < IDLE_BOUND_PCT:
         return []
     launches, api = v.get("launches_per_step"), v.get("cpu_api_per_step_ns")
-    per = f": {num(launches)} launch calls and {us(api)} of CUDA API time per step" if _have(launches, api) else ""
+    per = f": {count(launches)} launch calls and {us_text(api)} of CUDA API time per step" if _have(launches, api) else ""
     ev = {"gpu_idle_pct": idle, "gpu_busy_per_step_ns": busy, "gpu_window_per_step_ns": window,
           "launches_per_step": launches, "cpu_api_per_step_ns": api}
-    return [Finding(name, "limit", "launch/host-bound", f"The GPU idles {pct(idle)} of the decode steps' time (median step: kernels busy {us(busy)} of {us(window)}): the host cannot issue work fast enough{per}. Usually helps: capture the decode step in a CUDA graph (torch.compile mode=\"reduce-overhead\", a static KV cache), then fuse kernels.", f"GPU idle > {pct(IDLE_BOUND_PCT)} of decode-step time", "chart-step-time", ev)]
+    return [Finding(name, "limit", "launch/host-bound", f"The GPU idles {pct_text(idle)} of the decode steps' time (median step: kernels busy {us_text(busy)} of {us_text(window)}): the host cannot issue work fast enough{per}. Usually helps: capture the decode step in a CUDA graph (torch.compile mode=\"reduce-overhead\", a static KV cache), then fuse kernels.", f"GPU idle > {pct_text(IDLE_BOUND_PCT)} of decode-step time", "chart-step-time", ev)]
 
 
 def host_syncs(name: str, v: dict) -> list[Finding]:
@@ -318,7 +295,7 @@ def host_syncs(name: str, v: dict) -> list[Finding]:
     if not syncs or syncs < 1:
         return []
     ev = {"syncs_per_step": syncs}
-    return [Finding(name, "limit", "host synchronizes every step", f"The median decode step makes {num(syncs)} synchronizing call(s) (cudaStreamSynchronize and the like): the host waits for the GPU before launching the next step, so their work never overlaps. Usually from reading the token or a stop condition on the host; helps: keep the token on the device and check stop conditions every few steps, or replay the loop as a graph.", "one or more synchronizing calls in the median step", "chart-step-time", ev)]
+    return [Finding(name, "limit", "host synchronizes every step", f"The median decode step makes {count(syncs)} synchronizing call(s) (cudaStreamSynchronize and the like): the host waits for the GPU before launching the next step, so their work never overlaps. Usually from reading the token or a stop condition on the host; helps: keep the token on the device and check stop conditions every few steps, or replay the loop as a graph.", "one or more synchronizing calls in the median step", "chart-step-time", ev)]
 
 
 def pageable_host_copies(name: str, v: dict) -> list[Finding]:
@@ -327,8 +304,8 @@ def pageable_host_copies(name: str, v: dict) -> list[Finding]:
     if not n or (v.get("h2d_bytes") or 0) < PAGEABLE_MIN_BYTES:
         return []
     ev = {"pageable_h2d_copies": n, "h2d_bytes": v.get("h2d_bytes"), "h2d_bytes_per_s": v.get("h2d_bytes_per_s")}
-    rate = f" ({mb(v['h2d_bytes'])} in all at {gbs(v['h2d_bytes_per_s'])})" if _have(v.get("h2d_bytes"), v.get("h2d_bytes_per_s")) else ""
-    return [Finding(name, "limit", "pageable copies", f"{num(n)} host-to-device copies read pageable memory{rate}: the driver stages them and the host blocks. Helps: pinned host buffers (pin_memory()) and non_blocking copies.", f"pageable H2D copies, with >= {mb(PAGEABLE_MIN_BYTES)} copied host to device", "chart-copy-bw", ev)]
+    rate = f" ({mb_text(v['h2d_bytes'])} in all at {gbs_text(v['h2d_bytes_per_s'])})" if _have(v.get("h2d_bytes"), v.get("h2d_bytes_per_s")) else ""
+    return [Finding(name, "limit", "pageable copies", f"{count(n)} host-to-device copies read pageable memory{rate}: the driver stages them and the host blocks. Helps: pinned host buffers (pin_memory()) and non_blocking copies.", f"pageable H2D copies, with >= {mb_text(PAGEABLE_MIN_BYTES)} copied host to device", "chart-copy-bw", ev)]
 
 
 def copy_bound(name: str, v: dict) -> list[Finding]:
@@ -336,7 +313,7 @@ def copy_bound(name: str, v: dict) -> list[Finding]:
     share = v.get("copy_share_pct")
     if share is None or share < COPY_BOUND_PCT:
         return []
-    return [Finding(name, "limit", "copy-bound", f"Copies take {pct(share)} of the GPU's busy time (copies + kernels): moving data, not computing, limits this run. Helps: pinned memory, fewer or larger copies, a copy stream that overlaps them with compute.", f"copies >= {pct(COPY_BOUND_PCT)} of GPU busy time", "chart-copy-bw", {"copy_share_pct": share})]
+    return [Finding(name, "limit", "copy-bound", f"Copies take {pct_text(share)} of the GPU's busy time (copies + kernels): moving data, not computing, limits this run. Helps: pinned memory, fewer or larger copies, a copy stream that overlaps them with compute.", f"copies >= {pct_text(COPY_BOUND_PCT)} of GPU busy time", "chart-copy-bw", {"copy_share_pct": share})]
 
 
 def kernel_bound(name: str, v: dict) -> list[Finding]:
@@ -344,16 +321,16 @@ def kernel_bound(name: str, v: dict) -> list[Finding]:
     idle, families = v.get("gpu_idle_pct"), v.get("kernel_families") or []
     if idle is None or idle >= IDLE_BOUND_PCT:
         return []
-    top = ", ".join(f"{fam} {pct(share)}" for fam, share in families[:3])
+    top = ", ".join(f"{fam} {pct_text(share)}" for fam, share in families[:3])
     dram_pct = v.get("ncu_dram_pct")
     if dram_pct is None:
         roof = " Pass an ncu CSV (--ncu) to see how close they run to DRAM bandwidth."
     elif dram_pct >= DRAM_BOUND_PCT:
-        roof = f" They run at {pct(dram_pct)} of peak DRAM throughput (ncu): bytes bound them; lower precision (FP8/FP4 weights) moves fewer."
+        roof = f" They run at {pct_text(dram_pct)} of peak DRAM throughput (ncu): bytes bound them; lower precision (FP8/FP4 weights) moves fewer."
     else:
-        roof = f" They run at {pct(dram_pct)} of peak DRAM throughput (ncu): faster kernels (fusion, a persistent kernel) could still win."
+        roof = f" They run at {pct_text(dram_pct)} of peak DRAM throughput (ncu): faster kernels (fusion, a persistent kernel) could still win."
     ev = {"gpu_idle_pct": idle, "kernel_families": families[:3], "ncu_dram_pct": dram_pct}
-    return [Finding(name, "limit", "kernel-bound", f"The GPU is busy {pct(100 - idle)} of the decode steps' time: the kernels set the pace" + (f" (kernel time by family: {top})." if top else ".") + roof, f"GPU idle < {pct(IDLE_BOUND_PCT)} of decode-step time", "chart-kernels", ev)]
+    return [Finding(name, "limit", "kernel-bound", f"The GPU is busy {pct_text(100 - idle)} of the decode steps' time: the kernels set the pace" + (f" (kernel time by family: {top})." if top else ".") + roof, f"GPU idle < {pct_text(IDLE_BOUND_PCT)} of decode-step time", "chart-kernels", ev)]
 
 
 def measurement(name: str, v: dict) -> list[Finding]:
@@ -364,10 +341,10 @@ def measurement(name: str, v: dict) -> list[Finding]:
         ev = {"profiler_overhead_pct": over, "profiled_tpot_ms": v.get("profiled_tpot_ms"), "tpot_ms": v.get("tpot_ms")}
         cause = ("tracing each kernel a CUDA graph replays, --cuda-graph-trace=node" if v.get("decode_graph_launches")
                  else "the tracer's cost on every launch")
-        out.append(Finding(name, "warning", "profiler overhead", f"Under Nsight Systems each decode step took {ms(v['profiled_tpot_ms'])} vs {ms(v['tpot_ms'])} unprofiled (+{pct(over)}): the times shown come from the unprofiled run; the trace's own durations are inflated by this much ({cause}).", f"profiled TPOT > {pct(PROFILER_OVERHEAD_PCT)} above the unprofiled run's", "summary", ev, "profiler_overhead_pct"))
+        out.append(Finding(name, "warning", "profiler overhead", f"Under Nsight Systems each decode step took {ms_text(v['profiled_tpot_ms'])} vs {ms_text(v['tpot_ms'])} unprofiled (+{pct_text(over)}): the times shown come from the unprofiled run; the trace's own durations are inflated by this much ({cause}).", f"profiled TPOT > {pct_text(PROFILER_OVERHEAD_PCT)} above the unprofiled run's", "summary", ev, "profiler_overhead_pct"))
     spread = v.get("tpot_spread")
     if spread is not None and spread > UNSTABLE_SPREAD:
-        out.append(Finding(name, "warning", "unstable timing", f"TPOT varied {spread:.2f}x between its fastest and slowest measured iteration ({v.get('timing_source')}): host noise; compare medians with care or measure more iterations.", f"max / min of TPOT > {UNSTABLE_SPREAD:.1f}", "summary", {"tpot_spread": spread}, "tpot_ms"))
+        out.append(Finding(name, "warning", "unstable timing", f"TPOT varied {times_text(spread)} between its fastest and slowest measured iteration ({v.get('timing_source')}): host noise; compare medians with care or measure more iterations.", f"max / min of TPOT > {fixed(UNSTABLE_SPREAD, 1)}", "summary", {"tpot_spread": spread}, "tpot_ms"))
     return out
 
 

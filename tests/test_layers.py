@@ -7,7 +7,7 @@ with `ast`, every import statement including those inside functions).
     decodeprof.capture        load (the export, the run folder's names) and below; no analyses,
                               findings, display or commands (profile passes the analysis in)
     decodeprof.present        no analyses, findings, report, diff or commands
-    decodeprof.findings       no report, diff or commands
+    decodeprof.findings       no report, diff or commands; of present only the unit formatters
     decodeprof.report, .diff  present frames and findings: no load, capture or commands; of the
                               analyses only the package (run_all, why_empty) and the modules whose
                               results they show (PUBLIC_ANALYSES); no trace table read
@@ -34,8 +34,10 @@ FORBIDDEN = {
                            "decodeprof.commands"),
     "decodeprof.findings": ("decodeprof.report", "decodeprof.diff", "decodeprof.commands"),
     "decodeprof.report": ("decodeprof.load", "decodeprof.capture", "decodeprof.commands"),
-    "decodeprof.diff": ("decodeprof.load", "decodeprof.capture", "decodeprof.commands"),
+    "decodeprof.diff": ("decodeprof.load", "decodeprof.capture", "decodeprof.commands", "decodeprof.report"),
 }
+# Of present, findings use only the unit formatters (a finding's sentence states its numbers).
+FINDINGS_MAY_USE = ("decodeprof.present.formats",)
 PRESENTATION = ("decodeprof.report", "decodeprof.diff")
 # The analyses whose results report and diff show: frames (and the small typed objects that
 # carry them) computed from a trace or from two.
@@ -116,4 +118,47 @@ def test_report_and_diff_read_no_trace_table(layer):
     wrong = [f"{p.relative_to(ROOT)}:{node.lineno} reads .{node.attr}" for p in _sources(layer)
              for node in ast.walk(ast.parse(p.read_text(), str(p)))
              if isinstance(node, ast.Attribute) and node.attr in TRACE_TABLES]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_findings_use_only_the_unit_formatters_of_present():
+    wrong = [f"{p.relative_to(ROOT)} imports {name}" for p in _sources("decodeprof.findings") for name in sorted(_imports(p))
+             if _under(name, "decodeprof.present") and not any(_under(_module(name), m) for m in FINDINGS_MAY_USE)]
+    assert not wrong, "\n".join(wrong)
+
+
+def _calls(name: str) -> list[str]:
+    """Where decodeprof calls `name` (a function or class, by its last dotted part)."""
+    return [f"{p.relative_to(ROOT)}:{node.lineno}" for p in sorted((ROOT / "decodeprof").rglob("*.py"))
+            for node in ast.walk(ast.parse(p.read_text(), str(p)))
+            if isinstance(node, ast.Call) and (getattr(node.func, "attr", None) or getattr(node.func, "id", None)) == name]
+
+
+def _defined(name: str) -> list[str]:
+    return [f"{p.relative_to(ROOT)}:{node.lineno}" for p in sorted((ROOT / "decodeprof").rglob("*.py"))
+            for node in ast.walk(ast.parse(p.read_text(), str(p)))
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == name]
+
+
+def _colour_maps() -> list[str]:
+    """Dict literals that give a kernel family a colour ("gemm": "#4C78A8")."""
+    return [f"{p.relative_to(ROOT)}:{node.lineno}" for p in sorted((ROOT / "decodeprof").rglob("*.py"))
+            for node in ast.walk(ast.parse(p.read_text(), str(p)))
+            if isinstance(node, ast.Dict) and any(isinstance(k, ast.Constant) and k.value == "gemm" and isinstance(v, ast.Constant)
+                                                  and str(v.value).startswith("#") for k, v in zip(node.keys, node.values))]
+
+
+def test_one_jinja_environment_one_atomic_writer_one_colour_map():
+    assert [c.split(":")[0] for c in _calls("Environment")] == ["decodeprof/present/html.py"]
+    assert [w.split(":")[0] for w in _defined("write_atomic")] == ["decodeprof/present/files.py"]
+    assert [m.split(":")[0] for m in _colour_maps()] == ["decodeprof/present/colours.py"]
+
+
+@pytest.mark.parametrize("layer", ["decodeprof.report", "decodeprof.diff", "decodeprof.findings"])
+def test_numbers_are_formatted_only_by_the_unit_formatters(layer):
+    """No format spec ({x:.1f}, {n:,}) outside decodeprof.present: every number shown goes
+    through decodeprof.present.formats."""
+    wrong = [f"{p.relative_to(ROOT)}:{node.lineno}" for p in _sources(layer)
+             for node in ast.walk(ast.parse(p.read_text(), str(p)))
+             if isinstance(node, ast.FormattedValue) and node.format_spec is not None]
     assert not wrong, "\n".join(wrong)

@@ -14,6 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import report_sql as q  # noqa: E402
 
+from decodeprof.present import files, html as page  # noqa: E402
 from decodeprof.report import assemble, load_variant, render  # noqa: E402
 from decodeprof.report.render import write_report  # noqa: E402
 
@@ -49,7 +50,7 @@ def test_plotly_inlined_once_and_no_network(full):
     assert html.count("<script type=\"application/json\"") == len(re.findall(r'<div class="chart"', html)) + 1
     assert html.count('id="plotly-template"') == 1 and html.count('"template"') == 0
     assert len(re.findall(r"Plotly\.newPlot", html)) == 1
-    assert html.count(f"plotly.js v{render.PLOTLY_JS_VERSION}") == 1  # the vendored basic bundle, inlined once
+    assert html.count(f"plotly.js v{page.PLOTLY_JS_VERSION}") == 1  # the vendored basic bundle, inlined once
     assert not re.search(r'<script[^>]+src=', html) and not re.search(r'<link[^>]+href=', html)
 
 
@@ -191,9 +192,9 @@ def test_write_is_atomic_when_the_rename_fails(tmp_path, monkeypatch):
     def no_replace(src, dst):
         raise OSError("disk gone")
 
-    monkeypatch.setattr(render.os, "replace", no_replace)
+    monkeypatch.setattr(files.os, "replace", no_replace)
     with pytest.raises(OSError):
-        render.write_atomic(target, "NEW")
+        files.write_atomic(target, "NEW")
     assert target.read_text() == "OLD REPORT"
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
 
@@ -293,15 +294,15 @@ def test_variants_run_with_different_configs_are_flagged():
 def test_the_vendored_bundle_is_the_one_its_readme_names():
     import hashlib
 
-    readme = (render.VENDOR / "README.md").read_text()
-    digest = hashlib.sha256(render.PLOTLY_JS.read_bytes()).hexdigest()
-    assert digest in readme and f"v{render.PLOTLY_JS_VERSION}" in readme
-    assert render.PLOTLY_JS.read_text()[:200].count(f"v{render.PLOTLY_JS_VERSION}") == 1
-    assert "</script" not in render.PLOTLY_JS.read_text().lower()  # safe inside one <script> element
+    readme = (page.VENDOR / "README.md").read_text()
+    digest = hashlib.sha256(page.PLOTLY_JS.read_bytes()).hexdigest()
+    assert digest in readme and f"v{page.PLOTLY_JS_VERSION}" in readme
+    assert page.PLOTLY_JS.read_text()[:200].count(f"v{page.PLOTLY_JS_VERSION}") == 1
+    assert "</script" not in page.PLOTLY_JS.read_text().lower()  # safe inside one <script> element
     import plotly
 
     bundled = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_text()[:200]
-    assert f"plotly.js v{render.PLOTLY_JS_VERSION}" in bundled  # the plotly.js the Python package emits figures for
+    assert f"plotly.js v{page.PLOTLY_JS_VERSION}" in bundled  # the plotly.js the Python package emits figures for
 
 
 def _trace_types(figure_json: str) -> set[str]:
@@ -314,7 +315,7 @@ def test_every_chart_uses_only_the_bundle_trace_types(full):
                                     for x in (c.step_chart, c.waterfall.chart if c.waterfall else None) if x]
     assert len(charts) > 20
     for chart in charts:
-        assert _trace_types(chart.figure_json) <= render.BUNDLE_TRACE_TYPES, chart.id
+        assert _trace_types(chart.figure_json) <= page.BUNDLE_TRACE_TYPES, chart.id
 
 
 def test_the_diff_page_uses_the_same_bundle(variants):
@@ -322,9 +323,9 @@ def test_the_diff_page_uses_the_same_bundle(variants):
     from decodeprof.diff.html import render_html as diff_html
 
     html = diff_html(diff_traces(variants["baseline"].trace, variants["graph"].trace, label_a="baseline", label_b="graph"))
-    assert render.plotly_js() in html and len(html) < 1_500_000
+    assert page.plotly_js() in html and len(html) < 1_500_000
     figures = re.findall(r'Plotly\.newPlot\(\s*"[^"]+",\s*(\[.*?\]),\s*\{', html, re.S)
-    assert figures and all({t.get("type") for t in json.loads(f)} <= render.BUNDLE_TRACE_TYPES for f in figures)
+    assert figures and all({t.get("type") for t in json.loads(f)} <= page.BUNDLE_TRACE_TYPES for f in figures)
 
 
 def test_the_step_timeline_clips_each_kernel_to_its_step_window(variants):

@@ -20,6 +20,8 @@ from decodeprof.analyses.alignment import alignment_summary
 from decodeprof.analyses.comparison import SetupDifference, compare_traces
 from decodeprof.analyses.step_timeline import StepPick
 from decodeprof.errors import DecodeprofError
+from decodeprof.present.formats import (count, fixed, integer, ms, ms_text, ns_ms_text, pct_text, plain, size_text,
+                                        speedup_text, times_text, us_text)
 from decodeprof.thresholds import SLOWDOWN_MAX, SPEEDUP_MIN, UNSTABLE_SPREAD
 from decodeprof.trace import Trace
 
@@ -92,18 +94,9 @@ def unstable_warnings(metrics: pl.DataFrame, label_a: str = "A", label_b: str = 
         for side, label in (("a", label_a), ("b", label_b)):
             lo, hi = r[f"{side}_min"], r[f"{side}_max"]
             if lo and hi and lo > 0 and hi / lo > UNSTABLE_SPREAD:
-                out.append(f"{label}: {r['metric']} varied {hi / lo:.2f}x over its {r[f'{side}_iters'] or '?'} iterations "
-                           f"(max/min > {UNSTABLE_SPREAD:g}: host noise; its median is less certain)")
+                out.append(f"{label}: {r['metric']} varied {times_text(hi / lo)} over its {r[f'{side}_iters'] or '?'} "
+                           f"iterations (max/min > {plain(UNSTABLE_SPREAD)}: host noise; its median is less certain)")
     return out
-
-
-def _us(ns: float) -> str:
-    return f"{ns / 1e3:,.1f} µs"
-
-
-def _ratio(x: float) -> str:
-    """1.04x stays 1.04x (not "1.0x"); larger ratios to one decimal."""
-    return f"{x:.2f}x" if x < 1.095 else f"{x:.1f}x"
 
 
 def verdict(step: dict, label_a: str, label_b: str, metrics: pl.DataFrame | None = None) -> str:
@@ -113,22 +106,22 @@ def verdict(step: dict, label_a: str, label_b: str, metrics: pl.DataFrame | None
     if step.get("speedup") is None:
         return f"no decode steps to compare in {label_a} or {label_b} (the warnings say what was tried)"
     x, a, b = step["speedup"], step["a_window_ns"], step["b_window_ns"]
-    times = f"{_us(a)} -> {_us(b)} GPU time of the {step.get('which', 'median step')}"
+    window = f"{us_text(a)} -> {us_text(b)} GPU time of the {step.get('which', 'median step')}"
     if SLOWDOWN_MAX < x < SPEEDUP_MIN:  # the report's win/loss thresholds (decodeprof.thresholds)
-        return (f"{label_b} and {label_a} take the same time per decode step ({times}; {_ratio(x)}, within the "
-                f"{SPEEDUP_MIN:.2f}x threshold)" + _own_timing(metrics))
+        return (f"{label_b} and {label_a} take the same time per decode step ({window}; {speedup_text(x)}, within the "
+                f"{times_text(SPEEDUP_MIN)} threshold)" + _own_timing(metrics))
     idle, busy = step["gain_idle_pct"], step["gain_busy_pct"]
     if x > 1:
-        head = f"{label_b} is {_ratio(x)} faster per decode step than {label_a} ({times})"
-        why = (f"{idle:.0f}% of the gain is GPU idle removed" if idle >= busy
-               else f"{busy:.0f}% of the gain is kernel time saved")
+        head = f"{label_b} is {speedup_text(x)} faster per decode step than {label_a} ({window})"
+        why = (f"{pct_text(idle, 0)} of the gain is GPU idle removed" if idle >= busy
+               else f"{pct_text(busy, 0)} of the gain is kernel time saved")
     else:
-        head = f"{label_b} is {_ratio(1 / x)} slower per decode step than {label_a} ({times})"
-        why = (f"{idle:.0f}% of the loss is added GPU idle" if idle >= busy
-               else f"{busy:.0f}% of the loss is added kernel time")
+        head = f"{label_b} is {speedup_text(1 / x)} slower per decode step than {label_a} ({window})"
+        why = (f"{pct_text(idle, 0)} of the loss is added GPU idle" if idle >= busy
+               else f"{pct_text(busy, 0)} of the loss is added kernel time")
     launches = ""
     if step["a_launches"] is not None and step["b_launches"] is not None and step["a_launches"] != step["b_launches"]:
-        launches = f"; launch calls per step {step['a_launches']:.3g} -> {step['b_launches']:.3g}"
+        launches = f"; launch calls per step {count(step['a_launches'])} -> {count(step['b_launches'])}"
     return f"{head}; {why}{launches}{_own_timing(metrics)}"
 
 
@@ -137,8 +130,8 @@ def _own_timing(metrics: pl.DataFrame | None) -> str:
     if row is None or not row.height or not row["a_median"][0] or not row["b_median"][0]:
         return ""
     a, b = row["a_median"][0], row["b_median"][0]
-    change = _ratio(a / b) if a >= b else f"{_ratio(b / a)} slower"
-    return f"; the targets' own decode time (CUDA events, median): {a:.3f} ms -> {b:.3f} ms ({change})"
+    change = speedup_text(a / b) if a >= b else f"{speedup_text(b / a)} slower"
+    return f"; the targets' own decode time (CUDA events, median): {ms_text(a)} -> {ms_text(b)} ({change})"
 
 
 def diff_traces(a: Trace, b: Trace, *, label_a: str = "A", label_b: str = "B", step: int | None = None,
@@ -167,10 +160,6 @@ def _names(frame: pl.DataFrame, col: str) -> str:
     return ", ".join(names[:4]) + (f" (+{len(names) - 4} more names)" if len(names) > 4 else "")
 
 
-def _mb(n: float) -> str:
-    return f"{n / 1e6:,.1f} MB" if n >= 1e5 else (f"{n / 1e3:,.1f} kB" if n >= 1e3 else f"{n:,.0f} B")
-
-
 def highlights(step_al: pl.DataFrame, step: dict, tables: dict[str, pl.DataFrame]) -> list[str]:
     """The mechanism in a few sentences: what the aligned step shows, launches, idle, copies."""
     out = []
@@ -191,9 +180,9 @@ def highlights(step_al: pl.DataFrame, step: dict, tables: dict[str, pl.DataFrame
                 extra = f" -> {_names(rows, 'b_name')}" if status == "replaced" else ""
                 out.append(f"{status}: {s[status]} ({_names(rows, col)}{extra})")
     if step.get("a_idle_ns") is not None and step.get("b_idle_ns") is not None:
-        out.append(f"GPU idle per decode step {_us(step['a_idle_ns'])} -> {_us(step['b_idle_ns'])}, kernel time "
-                   f"{_us(step['a_busy_ns'])} -> {_us(step['b_busy_ns'])}, launch calls "
-                   f"{step['a_launches']:.3g} -> {step['b_launches']:.3g}")
+        out.append(f"GPU idle per decode step {us_text(step['a_idle_ns'])} -> {us_text(step['b_idle_ns'])}, kernel time "
+                   f"{us_text(step['a_busy_ns'])} -> {us_text(step['b_busy_ns'])}, launch calls "
+                   f"{count(step['a_launches'])} -> {count(step['b_launches'])}")
     calls = {r["api_kind"]: r for r in tables["launches"].iter_rows(named=True)}
     parts = [f"{k.replace('_', ' ')} calls {calls[k]['a_calls'] or 0} -> {calls[k]['b_calls'] or 0}"
              for k in ("kernel_launch", "graph_launch") if k in calls and calls[k]["delta_calls"]]
@@ -203,16 +192,16 @@ def highlights(step_al: pl.DataFrame, step: dict, tables: dict[str, pl.DataFrame
         kind = f"{r['copy_kind'].rsplit('_', 1)[-1]} {r['src_kind'].rsplit('_', 1)[-1].lower()} -> " \
                f"{r['dst_kind'].rsplit('_', 1)[-1].lower()}"
         if r["presence"] == "only_a":
-            out.append(f"copy gone: {r['a_count']} x {kind} ({_mb(r['a_bytes'])}, {r['a_dur_ns'] / 1e6:.2f} ms, "
-                       f"{r['a_gb_per_s']:.1f} GB/s)")
+            out.append(f"copy gone: {r['a_count']} x {kind} ({size_text(r['a_bytes'])}, {ns_ms_text(r['a_dur_ns'], 2)}, "
+                       f"{fixed(r['a_gb_per_s'], 1)} GB/s)")
         elif r["presence"] == "only_b":
-            out.append(f"copy new: {r['b_count']} x {kind} ({_mb(r['b_bytes'])}, {r['b_dur_ns'] / 1e6:.2f} ms, "
-                       f"{r['b_gb_per_s']:.1f} GB/s)")
+            out.append(f"copy new: {r['b_count']} x {kind} ({size_text(r['b_bytes'])}, {ns_ms_text(r['b_dur_ns'], 2)}, "
+                       f"{fixed(r['b_gb_per_s'], 1)} GB/s)")
     hw = tables["host_wait"].filter(pl.col("range_name") == "(all)")
     if hw.height and hw["a_host_wait_ns"][0] is not None and hw["b_host_wait_ns"][0] is not None:
         a, b = hw["a_host_wait_ns"][0], hw["b_host_wait_ns"][0]
         if abs(b - a) > 0.05 * max(a, 1):
-            out.append(f"host blocked in sync/copy calls {a / 1e6:.2f} ms -> {b / 1e6:.2f} ms (whole trace)")
+            out.append(f"host blocked in sync/copy calls {ns_ms_text(a, 2)} -> {ns_ms_text(b, 2)} (whole trace)")
     return out
 
 
@@ -227,11 +216,11 @@ def regressions(d: TraceDiff, pct: float) -> list[str]:
     out = []
     if "decode_ms" in m or "tokens_per_s" in m:
         if "decode_ms" in m and (c := m["decode_ms"]["change_median_pct"]) is not None and c > pct:
-            out.append(f"decode time {m['decode_ms']['a_median']:.3f} -> {m['decode_ms']['b_median']:.3f} ms "
-                       f"(+{c:.1f}% > {pct:g}%)")
+            out.append(f"decode time {ms(m['decode_ms']['a_median'])} -> {ms_text(m['decode_ms']['b_median'])} "
+                       f"({pct_text(c, sign=True)} > {plain(pct)}%)")
         if "tokens_per_s" in m and (c := m["tokens_per_s"]["change_median_pct"]) is not None and -c > pct:
-            out.append(f"tokens/s {m['tokens_per_s']['a_median']:,.0f} -> {m['tokens_per_s']['b_median']:,.0f} "
-                       f"({c:.1f}%, worse than -{pct:g}%)")
+            out.append(f"tokens/s {integer(m['tokens_per_s']['a_median'])} -> {integer(m['tokens_per_s']['b_median'])} "
+                       f"({pct_text(c)}, worse than -{plain(pct)}%)")
         return out
     a, b = d.step["a_window_ns"], d.step["b_window_ns"]
     if not (a and b):
@@ -240,5 +229,6 @@ def regressions(d: TraceDiff, pct: float) -> list[str]:
                                                                f"{d.label_a if not a else d.label_b}"),
                               "pass run folders with their metrics.json, or --steps N for CUDA-graph traces")
     if 100.0 * (b - a) / a > pct:
-        out.append(f"decode step GPU time {_us(a)} -> {_us(b)} (+{100.0 * (b - a) / a:.1f}% > {pct:g}%)")
+        out.append(f"decode step GPU time {us_text(a)} -> {us_text(b)} ({pct_text(100.0 * (b - a) / a, sign=True)} > "
+                   f"{plain(pct)}%)")
     return out

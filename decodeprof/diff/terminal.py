@@ -9,17 +9,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from decodeprof.analyses.alignment import alignment_summary
+from decodeprof.diff import tables
 from decodeprof.diff.compare import TraceDiff
+from decodeprof.present import formats
+from decodeprof.thresholds import UNSTABLE_SPREAD
 
 STATUS_STYLE = {"matched": "", "replaced": "yellow", "fused": "cyan", "split": "cyan", "removed": "red", "added": "green"}
 
 
 def _us(ns) -> str:
-    return "" if ns is None else f"{ns / 1e3:,.2f}"
-
-
-def _pct(v) -> str:
-    return "" if v is None else f"{v:+.0f}%"
+    return tables.cell(tables.US, ns)
 
 
 def _alignment_table(title: str, aligned: pl.DataFrame) -> Table:
@@ -34,34 +33,29 @@ def _alignment_table(title: str, aligned: pl.DataFrame) -> Table:
     return t
 
 
-def _compare_table(title: str, frame: pl.DataFrame, key: str, values: list[tuple[str, str, float]], rows: int) -> Table:
-    """values: (value name, header, scale) -> columns A, B, change%."""
-    t = Table(title=title, title_justify="left", title_style="bold")
-    t.add_column(key, overflow="fold")
-    for _, header, _ in values:
-        t.add_column(f"A {header}", justify="right")
-        t.add_column(f"B {header}", justify="right")
+def _compare_table(table: tables.Table, frame: pl.DataFrame, rows: int) -> Table:
+    """The key column, then A, B and the change (%) of each value the terminal shows."""
+    values = tuple(v for v in table.values if v.column not in tables.TERMINAL_LEAVES_OUT.get(table.name, ()))
+    t = Table(title=table.title, title_justify="left", title_style="bold")
+    t.add_column(table.key, overflow="fold")
+    for v in values:
+        t.add_column(f"A {v.header}", justify="right")
+        t.add_column(f"B {v.header}", justify="right")
         t.add_column("Δ%", justify="right")
-    fmt = lambda v, scale: "" if v is None else f"{v / scale:,.2f}" if scale != 1 or isinstance(v, float) else f"{v:,}"  # noqa: E731
-    for r in frame.head(rows).iter_rows(named=True):
-        cells = [escape(str(r[key]))]
-        for v, _, scale in values:
-            cells += [fmt(r[f"a_{v}"], scale), fmt(r[f"b_{v}"], scale), _pct(r[f"change_{v}_pct"])]
-        t.add_row(*cells)
+    for cells in tables.rows(table, frame.head(rows), values):
+        t.add_row(escape(cells[0]), *cells[1:])
     return t
 
 
 def _metrics_table(frame: pl.DataFrame, source: str, rows: int) -> Table:
     """The targets' own timings: median (min-max) over N iterations per run, change of the
     medians; '!' marks a run whose max/min exceeds UNSTABLE_SPREAD (host noise)."""
-    from decodeprof.thresholds import UNSTABLE_SPREAD
-
     t = Table(title=f"Target metrics: median (min-max) over N iterations ({source})", title_justify="left",
               title_style="bold")
     t.add_column("metric", overflow="fold")
     for header in ("A", "A range", "B", "B range", "Δ%"):
         t.add_column(header, justify="right", no_wrap=True)
-    num = lambda v: "" if v is None else f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.4g}"  # noqa: E731
+    num = lambda v: formats.cell_with(formats.significant, v, blank="")  # noqa: E731
     for r in frame.head(rows).iter_rows(named=True):
         cells = [escape(r["metric"])]
         for side in ("a", "b"):
@@ -69,7 +63,7 @@ def _metrics_table(frame: pl.DataFrame, source: str, rows: int) -> Table:
             flag = "!" if lo and hi and lo > 0 and hi / lo > UNSTABLE_SPREAD else ""
             n = f" n={r[f'{side}_iters']}" if r[f"{side}_iters"] else ""
             cells += [num(r[f"{side}_median"]) + flag, ("" if lo is None else f"{num(lo)}-{num(hi)}") + n]
-        cells.append(_pct(r["change_median_pct"]))
+        cells.append(tables.change(r["change_median_pct"]))
         t.add_row(*cells)
     return t
 
@@ -94,19 +88,8 @@ def render(d: TraceDiff, console: Console, *, rows: int = 12) -> None:
     if d.prefill_alignment.height:
         console.print(_alignment_table("Prefill, aligned", d.prefill_alignment))
     t = d.tables
-    console.print(_compare_table("Launch and sync calls (whole trace)", t["launches"], "api_kind",
-                                 [("calls", "calls", 1), ("api_ns", "API ms", 1e6)], rows))
-    console.print(_compare_table("Host wait and GPU idle per NVTX range (ms)", t["host_wait"], "range_name",
-                                 [("host_wait_ns", "host wait", 1e6), ("gpu_idle_ns", "GPU idle", 1e6)], rows))
-    if t["copies"].height:
-        copies = t["copies"].with_columns(pl.format("{} {} -> {}", pl.col("copy_kind").str.replace(r"^.*_", ""),
-                                                    pl.col("src_kind").str.replace(r"^.*_", ""),
-                                                    pl.col("dst_kind").str.replace(r"^.*_", "")).alias("copy"))
-        console.print(_compare_table("Copies", copies, "copy", [("count", "count", 1), ("bytes", "MB", 1e6),
-                                                                ("dur_ns", "ms", 1e6), ("gb_per_s", "GB/s", 1)], rows))
-    console.print(_compare_table("NVTX ranges, per instance (µs)", t["nvtx"], "range_name",
-                                 [("count", "count", 1), ("cpu_span_ns", "CPU", 1e3), ("gpu_busy_ns", "GPU busy", 1e3)], rows))
-    console.print(_compare_table("Kernels by name (whole trace)", t["kernels"], "name",
-                                 [("count", "count", 1), ("total_ns", "total µs", 1e3)], rows))
+    for table in tables.TABLES:
+        if table.name != "metrics" and (table.name != "copies" or t["copies"].height):
+            console.print(_compare_table(table, t[table.name], rows))
     if t["metrics"].height:
         console.print(_metrics_table(t["metrics"], d.timing_source, rows))

@@ -9,10 +9,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import polars as pl
 
-FAMILY_COLORS = {
-    "gemm": "#1f77b4", "elementwise": "#ff7f0e", "norm": "#2ca02c", "reduction": "#d62728", "embedding": "#9467bd",
-    "copy": "#8c564b", "memcpy": "#8c564b", "memset": "#7f7f7f", "triton": "#e377c2", "nccl": "#17becf", "other": "#bcbd22",
-}
+from decodeprof.present.colours import family_colour
 
 
 def _bars(ops: pl.DataFrame, label: str, shown: set[str]) -> list[go.Bar]:
@@ -25,7 +22,7 @@ def _bars(ops: pl.DataFrame, label: str, shown: set[str]) -> list[go.Bar]:
         bars.append(go.Bar(
             y=[label] * group.height, x=(group["dur_ns"] / 1e3).to_list(), base=((group["start_ns"] - t0) / 1e3).to_list(),
             orientation="h", name=fam, legendgroup=fam, showlegend=fam not in shown,
-            marker_color=FAMILY_COLORS.get(fam, "#999999"),
+            marker_color=family_colour(fam),
             customdata=list(zip(group["name"].to_list(), group["graph"].to_list())),
             hovertemplate="%{customdata[0]}<br>start %{base:.2f} µs, %{x:.2f} µs<br>graph node: %{customdata[1]}<extra></extra>",
         ))

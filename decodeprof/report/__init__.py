@@ -4,10 +4,13 @@
     report = assemble([load_variant(p) for p in ["runs/baseline", "runs/graph"]])
     write_report(report, "report.html")
 
-variant.py reads facts from analysis frames; waterfall.py splits decode time exactly;
-ladder.py says which variant each builds on; charts.py builds Plotly figures; build.py
-assembles; render.py writes HTML (templates in reports/templates; the Plotly bundle it
-inlines in vendor/). Findings live in decodeprof.findings.
+The report presents frames and findings: the frames are the analyses' (decodeprof.analyses,
+with the decode breakdown and the step timelines), the sentences decodeprof.findings'.
+variant.py holds one variant's trace, frames and facts; waterfall.py folds a waterfall for
+its table; ladder.py says which variant each builds on; charts.py builds Plotly figures
+(decodeprof.present.colours); build.py assembles; render.py writes HTML through the one
+Jinja environment (decodeprof.present.html; templates in reports/templates; the Plotly bundle
+in vendor/).
 """
 
 __all__ = ["Report", "assemble", "load_variant", "render_html", "write_report"]

@@ -20,13 +20,10 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 import polars as pl
 
+from decodeprof.present import colours
+from decodeprof.present.formats import count, fixed, gbps, mb_text, ns_us, pct_text, us_text
 from decodeprof.present.step_timeline import step_timeline_figure
 
-FAMILY_COLORS = {
-    "gemm": "#4C78A8", "elementwise": "#F58518", "norm": "#54A24B", "reduction": "#E45756",
-    "embedding": "#72B7B2", "copy": "#B279A2", "nccl": "#FF9DA6", "triton": "#9D755D",
-    "other": "#BAB0AC", "memcpy": "#EECA3B", "memset": "#EECA3B",
-}
 TEMPLATE = "plotly_white"
 MIN_TEXT_PX = 10  # bar labels smaller than this are hidden (Plotly's uniformtext), not shrunk
 LAYOUT = dict(template=TEMPLATE, height=380, margin=dict(l=70, r=30, t=60, b=60),
@@ -72,8 +69,10 @@ def step_time(variants) -> Chart | None:
     busy = [r[1] / 1e3 for r in rows]
     idle = [r[2] / 1e3 for r in rows]
     fig = go.Figure([
-        go.Bar(name="GPU busy (kernels)", x=names, y=busy, marker_color="#4C78A8", text=[f"{b:.1f}" for b in busy], textposition="inside"),
-        go.Bar(name="GPU idle", x=names, y=idle, marker_color="#E45756", text=[f"{i:.1f}" for i in idle], textposition="inside"),
+        go.Bar(name="GPU busy (kernels)", x=names, y=busy, marker_color=colours.BUSY, text=[ns_us(r[1]) for r in rows],
+               textposition="inside"),
+        go.Bar(name="GPU idle", x=names, y=idle, marker_color=colours.IDLE, text=[ns_us(r[2]) for r in rows],
+               textposition="inside"),
     ])
     fig.update_layout(barmode="stack", yaxis_title="µs per decode step (median step)", xaxis_title="variant")
     return _chart("chart-step-time", "Decode step on the GPU: busy vs idle", fig,
@@ -88,10 +87,10 @@ def kernels_per_step(variants) -> Chart | None:
         return None
     names = [esc(r[0]) for r in rows]
     fig = go.Figure([
-        go.Bar(name="kernels per step", x=names, y=[r[1] for r in rows], marker_color="#4C78A8",
-               text=[f"{r[1]:g}" for r in rows], textposition="outside"),
-        go.Bar(name="launch calls per step", x=names, y=[r[2] for r in rows], marker_color="#F58518",
-               text=[f"{r[2]:.3g}" for r in rows], textposition="outside"),
+        go.Bar(name="kernels per step", x=names, y=[r[1] for r in rows], marker_color=colours.BUSY,
+               text=[count(r[1]) for r in rows], textposition="outside"),
+        go.Bar(name="launch calls per step", x=names, y=[r[2] for r in rows], marker_color=colours.SECOND,
+               text=[count(r[2]) for r in rows], textposition="outside"),
     ])
     fig.update_layout(barmode="group", yaxis_title="count per decode step (median)", xaxis_title="variant")
     return _chart("chart-kernels", "Kernels and launch calls per decode step", fig,
@@ -112,13 +111,13 @@ def timeline(variants) -> Chart | None:
             t["y"].append(esc(f"{v.name} · stream {r['stream_id']}"))
             t["x"].append(r["shown_ns"] / 1e3)
             t["base"].append(r["offset_ns"] / 1e3)
-            whole = f"{r['dur_ns'] / 1e3:,.1f} µs" + (", the part inside this step shown" if r["clipped"] else "")
+            whole = us_text(r["dur_ns"]) + (", the part inside this step shown" if r["clipped"] else "")
             t["text"].append(f"{esc(r['name'])}<br>{whole}")
     if not traces:
         return None
     fig = go.Figure([go.Bar(name=esc(f), orientation="h", y=t["y"], x=t["x"], base=t["base"], hovertext=t["text"],
-                            hoverinfo="text", marker_color=FAMILY_COLORS.get(f, "#BAB0AC"), marker_line_width=0.5,
-                            marker_line_color="#fff")
+                            hoverinfo="text", marker_color=colours.family_colour(f), marker_line_width=0.5,
+                            marker_line_color=colours.BAR_EDGE)
                      for f, t in sorted(traces.items())])
     fig.update_layout(barmode="overlay", xaxis_title="time since the start of the step's GPU window (µs)",
                       xaxis_rangemode="tozero", yaxis=dict(autorange="reversed", automargin=True),
@@ -141,9 +140,10 @@ def copy_bandwidth(variants) -> Chart | None:
             kind = "pageable" if r["pageable"] else "pinned"
             names.append(esc(f"{v.name} ({kind})"))
             vals.append(r["gb_per_s"] or 0.0)
-            colors.append("#E45756" if r["pageable"] else "#54A24B")
-            text.append(f"{r['gb_per_s'] or 0:.1f}")
-            hover.append(f"{esc(v.name)}, {kind}: {r['gb_per_s'] or 0:.1f} GB/s, {r['count']} copies, {r['bytes'] / 1e6:.0f} MB")
+            colors.append(colours.IDLE if r["pageable"] else colours.GAIN)
+            text.append(fixed(r["gb_per_s"] or 0, 1))
+            hover.append(f"{esc(v.name)}, {kind}: {fixed(r['gb_per_s'] or 0, 1)} GB/s, {count(r['count'])} copies, "
+                         f"{mb_text(r['bytes'], 0)}")
     if not names:
         return None
     fig = go.Figure(go.Bar(x=names, y=vals, marker_color=colors, text=text, textposition="outside", hovertext=hover,
@@ -160,13 +160,13 @@ def bandwidth(variants) -> Chart | None:
     if not rows:
         return None
     peak = max((r[3] for r in rows if r[3]), default=None)
-    hover = [f"{esc(r[0])}: {r[1] / 1e9:,.0f} GB/s" + (f", {r[2]:.1f}% of peak" if r[2] is not None else "") for r in rows]
-    fig = go.Figure(go.Bar(x=[esc(r[0]) for r in rows], y=[r[1] / 1e9 for r in rows], marker_color="#4C78A8",
-                           text=[f"{r[1] / 1e9:,.0f}" for r in rows], textposition="outside", hovertext=hover,
+    hover = [f"{esc(r[0])}: {gbps(r[1], 0)} GB/s" + (f", {pct_text(r[2])} of peak" if r[2] is not None else "") for r in rows]
+    fig = go.Figure(go.Bar(x=[esc(r[0]) for r in rows], y=[r[1] / 1e9 for r in rows], marker_color=colours.BUSY,
+                           text=[gbps(r[1], 0) for r in rows], textposition="outside", hovertext=hover,
                            hoverinfo="text", showlegend=False, cliponaxis=False))
     if peak:
-        fig.add_hline(y=peak / 1e9, line_dash="dash", line_color="#E45756",
-                      annotation_text=f"GPU peak {peak / 1e9:,.0f} GB/s", annotation_position="top left")
+        fig.add_hline(y=peak / 1e9, line_dash="dash", line_color=colours.IDLE,
+                      annotation_text=f"GPU peak {gbps(peak, 0)} GB/s", annotation_position="top left")
     fig.update_layout(yaxis_title="weight bytes / decode GPU time (GB/s)", xaxis_title="variant",
                       yaxis_range=[0, (peak or max(r[1] for r in rows)) / 1e9 * 1.15])
     return _chart("chart-bandwidth", "Decode weight bandwidth vs the GPU's peak", fig,
@@ -178,19 +178,19 @@ def waterfall(cid: str, name: str, ref: str, wf: pl.DataFrame, ref_span: float, 
     step, mean over the decode steps), as floating bars: each change spans the running total
     before and after it (green: it shrinks the span, red: it grows it)."""
     labels = [esc(f"{ref} decode step")] + [esc(p) for p in wf["part"].to_list()] + [esc(f"{name} decode step")]
-    deltas = [d / 1e3 for d in wf["delta_ns"].to_list()]
-    base, height, colors, text = [0.0], [ref_span / 1e3], ["#4C78A8"], [f"{ref_span / 1e3:,.1f}"]
+    base, height, colors, text = [0.0], [ref_span / 1e3], [colours.BUSY], [ns_us(ref_span)]
     level = ref_span / 1e3
-    for d in deltas:
+    for delta_ns in wf["delta_ns"].to_list():
+        d = delta_ns / 1e3
         base.append(min(level, level + d))
         height.append(abs(d))
-        colors.append("#54A24B" if d < 0 else "#E45756")
-        text.append(f"{d:+,.1f}")
+        colors.append(colours.GAIN if d < 0 else colours.IDLE)
+        text.append(ns_us(delta_ns, sign=True))
         level += d
     base.append(0.0)
     height.append(var_span / 1e3)
-    colors.append("#4C78A8")
-    text.append(f"{var_span / 1e3:,.1f}")
+    colors.append(colours.BUSY)
+    text.append(ns_us(var_span))
     fig = go.Figure(go.Bar(x=labels, y=height, base=base, marker_color=colors, text=text, textposition="outside",
                            hovertext=[f"{lab}: {t} µs" for lab, t in zip(labels, text)], hoverinfo="text",
                            showlegend=False, cliponaxis=False))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from decodeprof.findings import ms, pct, us
+from decodeprof.present.formats import integer, ms_text, pct_text, times_text, us_text
 
 # Thresholds (a finding is stated only past these).
 from decodeprof.thresholds import (COMM_BOUND_FRACTION, COLLECTIVE_OVERLAP_MIN, IMBALANCE_MIN,  # noqa: F401
@@ -116,27 +116,27 @@ def _findings(view: RankView, v) -> list[dict]:
         out.append(_finding("info", "no communication in decode", "No rank runs a collective inside its decode ranges (no allreduce/allgather range, no collective GPU work): nothing to pay per step for communication.", "stated when no decode range holds a collective"))
     elif fr:
         worst = max(fr, key=lambda r: r["comm_fraction_pct"])
-        thr = f"communication-bound at >= {pct(100 * COMM_BOUND_FRACTION)} of decode time in collectives"
-        per_step = f", {us(worst['comm_per_step_ns'])} per step" if worst["comm_per_step_ns"] is not None else ""
+        thr = f"communication-bound at >= {pct_text(100 * COMM_BOUND_FRACTION)} of decode time in collectives"
+        per_step = f", {us_text(worst['comm_per_step_ns'])} per step" if worst["comm_per_step_ns"] is not None else ""
         if worst["comm_fraction_pct"] >= 100 * COMM_BOUND_FRACTION:
-            out.append(_finding("warning", "communication-bound decode", f"Rank {worst['rank']} spends {pct(worst['comm_fraction_pct'])} of its decode time in collectives{per_step}: communication, not the weights, sets the step time.", thr))
+            out.append(_finding("warning", "communication-bound decode", f"Rank {worst['rank']} spends {pct_text(worst['comm_fraction_pct'])} of its decode time in collectives{per_step}: communication, not the weights, sets the step time.", thr))
         else:
-            out.append(_finding("info", "communication is a minor share", f"Collectives take at most {pct(worst['comm_fraction_pct'])} of a rank's decode time (rank {worst['rank']}{per_step}).", thr))
+            out.append(_finding("info", "communication is a minor share", f"Collectives take at most {pct_text(worst['comm_fraction_pct'])} of a rank's decode time (rank {worst['rank']}{per_step}).", thr))
     if len(rows) > 1:
         slow = max(rows, key=lambda r: (r["decode_ns"], -r["rank"]))
         fast = min(rows, key=lambda r: (r["decode_ns"], r["rank"]))
         ratio = slow["decode_ns"] / fast["decode_ns"]
-        thr = f"imbalanced at >= {IMBALANCE_MIN:.2f}x the fastest rank's decode time (trace, sum of measured decode ranges)"
+        thr = f"imbalanced at >= {times_text(IMBALANCE_MIN)} the fastest rank's decode time (trace, sum of measured decode ranges)"
         if ratio >= IMBALANCE_MIN:
-            out.append(_finding("warning", "slowest rank", f"Rank {slow['rank']} is the slowest: {ms(slow['decode_ns'] / 1e6)} in decode vs {ms(fast['decode_ns'] / 1e6)} on rank {fast['rank']} ({ratio:.3f}x): the run goes as fast as its slowest rank.", thr))
+            out.append(_finding("warning", "slowest rank", f"Rank {slow['rank']} is the slowest: {ms_text(slow['decode_ns'] / 1e6)} in decode vs {ms_text(fast['decode_ns'] / 1e6)} on rank {fast['rank']} ({times_text(ratio, 3)}): the run goes as fast as its slowest rank.", thr))
         else:
-            out.append(_finding("info", "ranks balanced", f"Rank {slow['rank']} is the slowest at {ms(slow['decode_ns'] / 1e6)} in decode, {ratio:.3f}x the fastest (rank {fast['rank']}, {ms(fast['decode_ns'] / 1e6)}): within the threshold.", thr))
+            out.append(_finding("info", "ranks balanced", f"Rank {slow['rank']} is the slowest at {ms_text(slow['decode_ns'] / 1e6)} in decode, {times_text(ratio, 3)} the fastest (rank {fast['rank']}, {ms_text(fast['decode_ns'] / 1e6)}): within the threshold.", thr))
     ov = [r for r in view.rows if r["overlap_pct"] is not None]
     if ov:
         low = min(ov, key=lambda r: r["overlap_pct"])
-        thr = f"overlapped at >= {pct(100 * COLLECTIVE_OVERLAP_MIN)} of collective GPU time under compute on another stream"
+        thr = f"overlapped at >= {pct_text(100 * COLLECTIVE_OVERLAP_MIN)} of collective GPU time under compute on another stream"
         kind, title = ("win", "communication hidden under compute") if low["overlap_pct"] >= 100 * COLLECTIVE_OVERLAP_MIN else ("no_win", "communication not overlapped")
-        out.append(_finding(kind, title, f"On rank {low['rank']}, {pct(low['overlap_pct'])} of its {us(low['collective_gpu_ns'])} of collective GPU work runs while a compute kernel runs on another stream (least-overlapped rank).", thr))
+        out.append(_finding(kind, title, f"On rank {low['rank']}, {pct_text(low['overlap_pct'])} of its {us_text(low['collective_gpu_ns'])} of collective GPU work runs while a compute kernel runs on another stream (least-overlapped rank).", thr))
     trace_slow = next((r["rank"] for r in view.rows if r["slowest_trace"]), None)
     metrics_slow = _tm(v).get("slowest_rank")
     if len(rows) > 1 and isinstance(metrics_slow, int) and trace_slow is not None and trace_slow != metrics_slow:
@@ -163,7 +163,7 @@ def _scaling(views: list[RankView], variants: list) -> tuple[list[dict], list[st
                 and _median(_tm(r).get("metrics"), "tokens_per_s")]
         refs.sort(key=lambda r: (not is_multigpu(r), r.name))  # a world-size-1 run of the same target first
         if not refs:
-            notes.append(f"{v.name}: world size {n}, {tps:,.0f} tokens/s across ranks; no single-GPU run with the same "
+            notes.append(f"{v.name}: world size {n}, {integer(tps)} tokens/s across ranks; no single-GPU run with the same "
                          f"config ({', '.join(SAME_CONFIG)}) and mode in this report to compare with.")
             continue
         ref = refs[0]
@@ -171,11 +171,11 @@ def _scaling(views: list[RankView], variants: list) -> tuple[list[dict], list[st
         speedup = tps / ref_tps
         rows.append({"variant": v.name, "world_size": n, "mode": view.mode, "tokens_per_s": tps, "reference": ref.name,
                      "reference_tokens_per_s": ref_tps, "speedup": speedup, "efficiency_pct": 100 * speedup / n})
-        thr = (f"win at >= {SPEEDUP_MIN:.2f}x; loss when below {pct(100 * SCALING_EFFICIENCY_MIN)} of linear "
+        thr = (f"win at >= {times_text(SPEEDUP_MIN)}; loss when below {pct_text(100 * SCALING_EFFICIENCY_MIN)} of linear "
                f"scaling ({n} x the single-GPU tokens/s)")
         eff = speedup / n
-        sentence = (f"{n} ranks give {tps:,.0f} tokens/s vs {ref_tps:,.0f} on one ({ref.name}): {speedup:.2f}x, "
-                    f"{pct(100 * eff)} of linear scaling.")
+        sentence = (f"{n} ranks give {integer(tps)} tokens/s vs {integer(ref_tps)} on one ({ref.name}): {times_text(speedup)}, "
+                    f"{pct_text(100 * eff)} of linear scaling.")
         if eff < SCALING_EFFICIENCY_MIN:
             view.findings.append(_finding("loss", "poor scaling", sentence, thr))
         elif speedup >= SPEEDUP_MIN:
