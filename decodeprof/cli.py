@@ -128,7 +128,7 @@ def main() -> None:
             # polars' threads: ~100 MB lower peak at 1M kernels, same time. A value set by
             # the user wins.
             os.environ.setdefault("_RJEM_MALLOC_CONF", "narenas:1")
-            # numpy (imported by pyarrow, which connectorx needs) starts OpenBLAS threads
+            # numpy (when something imports it) starts OpenBLAS threads
             # that spin on the second core while polars works; analyze does no BLAS.
             os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
             from decodeprof.commands import analyze_cache as output_cache
