@@ -1,6 +1,6 @@
-"""Every threshold a finding, a verdict or a flag is judged by, in one place: the report's
-findings (decodeprof.findings), its multi-GPU findings (report/multigpu.py) and diff's verdict
-(diff/compare.py) read them from here, so "faster" means the same everywhere.
+"""Every threshold a finding, a verdict or a flag is judged by, in one place: the findings of
+one run and against a reference, the multi-GPU findings and the diff's verdict
+(decodeprof.findings) read them from here, so "faster" means the same everywhere.
 
 A finding is stated only past its threshold, which it names in its text.
 """
@@ -30,6 +30,9 @@ TOKEN_AGREEMENT_MIN = 0.50
 WATERFALL_FOLD_FRACTION = 0.01
 COPY_BW_GAIN_MIN = 2.0  # H2D GB/s at least doubled
 OVERLAP_MIN = 0.50  # at least half of copy time runs under kernels on other streams
+# copies on a kernel stream are judged for overlap only when their overlapped share is this much
+# (5 points) above the reference's: a copy stream shows by overlapping more than before
+OVERLAP_GAIN_MIN = 0.05
 BW_GAIN_MIN = 1.20  # achieved weight bandwidth up by >= 20%
 IDLE_BOUND_PCT = 50.0  # the GPU idles more than half of a decode step: launch-bound
 DRAM_BOUND_PCT = 60.0  # ncu: time-weighted DRAM throughput above this is near the roofline
@@ -41,6 +44,9 @@ PAGEABLE_MIN_BYTES = 1_000_000  # pageable H2D bytes below this (a few token ids
 # memory (kernels that stream their weights once per step measure 1.5-1.6x here, because ncu
 # times each kernel alone with flushed caches; the persistent kernels measure 8-9x at 8 steps)
 ON_CHIP_RATIO = 3.0
+
+# The diff's highlights: the host's blocked time is said to change past this share of A's.
+HOST_WAIT_CHANGE_SHOWN = 0.05
 
 # Multi-GPU findings.
 COMM_BOUND_FRACTION = 0.25  # collectives take at least a quarter of decode time

@@ -85,8 +85,8 @@ def test_baseline_vs_graph_maps_eager_launches_to_graph_nodes(traces):
     assert d.step["a_launches"] == 8.0 and d.step["b_launches"] == 3 / 192
     assert d.step["speedup"] > 5 and d.step["gain_idle_pct"] > 90
     # the median steps (165.3 µs and 29.1 µs, the values analyze shows), not means over all steps
-    assert d.verdict.startswith("graph is 5.7x faster per decode step than baseline (165.3 µs -> 29.1 µs")
-    assert "GPU idle removed" in d.verdict
+    assert d.verdict.sentence.startswith("graph is 5.7x faster per decode step than baseline (165.3 µs -> 29.1 µs")
+    assert "GPU idle removed" in d.verdict.sentence and d.verdict.kind == "win"
 
 
 def test_graph_full_slices_prefill_then_steps(traces):
@@ -273,10 +273,10 @@ def test_verdict_ratios_keep_two_decimals_near_one_and_add_the_targets_own_timin
     a, b = load_trace(DATA / "warp_specialized"), load_trace(DATA / "double_buffer_tma")
     d = diff_traces(a, b, label_a="warp_specialized", label_b="double_buffer_tma")
     ratio = d.step["a_window_ns"] / d.step["b_window_ns"]
-    assert d.verdict.startswith(f"double_buffer_tma is {ratio:.2f}x faster per decode step")
+    assert d.verdict.sentence.startswith(f"double_buffer_tma is {ratio:.2f}x faster per decode step")
     ma, mb = (json.loads((DATA / v / "metrics.json").read_text())["metrics"]["decode_ms"]["median"]
               for v in ("warp_specialized", "double_buffer_tma"))
-    assert f"the targets' own decode time (CUDA events, median): {ma:.3f} ms -> {mb:.3f} ms" in d.verdict
+    assert f"the targets' own decode time (CUDA events, median): {ma:.3f} ms -> {mb:.3f} ms" in d.verdict.sentence
 
 
 def test_highlight_counts_only_matched_ops_as_moved_into_the_graph(traces):

@@ -74,7 +74,7 @@ def test_baseline_launch_bound_and_kernels_per_step(v):
     fs = findings("baseline", v["baseline"].facts, None)
     f = by_title(fs, "launch/host-bound")
     assert f.kind == "limit" and f.evidence["gpu_idle_pct"] > 50
-    assert v["baseline"].facts["kernels_per_step"] == statistics.median(q.kernels_per_step_range("baseline")) == 8
+    assert v["baseline"].facts.kernels_per_step == statistics.median(q.kernels_per_step_range("baseline")) == 8
 
 
 def test_streams_overlap_says_no_win_with_sql_numbers(v):
@@ -103,10 +103,12 @@ def test_every_shipped_variant_is_explained(v):
 
 
 def _facts(**kw):
+    from decodeprof.findings import Facts
+
     base = {"decode_ms": 10.0, "total_ms": 12.0, "launches_per_step": 8.0, "kernels_per_step": 8.0,
             "gpu_idle_per_step_ns": 100_000.0, "gpu_idle_pct": 80.0, "cpu_api_per_step_ns": 40_000.0}
     base.update(kw)
-    return base
+    return Facts(**base)
 
 
 def test_loss_is_explained_by_the_largest_waterfall_part():
@@ -178,7 +180,7 @@ def test_unprofiled_timings_are_shown_and_the_profiler_overhead_flagged(v):
 
     from decodeprof.findings import limits
     from decodeprof.thresholds import PROFILER_OVERHEAD_PCT
-    from decodeprof.report.variant import facts
+    from decodeprof.findings import facts
 
     g = v["graph"]
     clean = copy.deepcopy(g.trace.target_metrics)
@@ -187,22 +189,22 @@ def test_unprofiled_timings_are_shown_and_the_profiler_overhead_flagged(v):
             clean["metrics"][key][q] *= 0.75
     f = facts(dataclasses.replace(g.trace, unprofiled_metrics=clean), g.frames)
     traced = g.trace.target_metrics["metrics"]["tpot_ms"]["median"]
-    assert f["timing_source"] == "unprofiled run" and f["tpot_ms"] == pytest.approx(0.75 * traced)
-    assert f["profiler_overhead_pct"] == pytest.approx(100 / 3) and f["profiler_overhead_pct"] > PROFILER_OVERHEAD_PCT
+    assert f.timing_source == "unprofiled run" and f.tpot_ms == pytest.approx(0.75 * traced)
+    assert f.profiler_overhead_pct == pytest.approx(100 / 3) and f.profiler_overhead_pct > PROFILER_OVERHEAD_PCT
     warned = by_title(limits("graph", f), "profiler overhead")
     assert warned.kind == "warning" and warned.evidence["profiled_tpot_ms"] == traced
-    assert g.facts["timing_source"] == "profiled run" and g.facts["profiler_overhead_pct"] is None
+    assert g.facts.timing_source == "profiled run" and g.facts.profiler_overhead_pct is None
 
 
 def test_an_unstable_timing_is_flagged(v):
     import copy
     import dataclasses
 
-    from decodeprof.report.variant import facts
+    from decodeprof.findings import facts
 
     g = v["graph"]
     noisy = copy.deepcopy(g.trace.target_metrics)
     noisy["metrics"]["tpot_ms"]["max"] = 2 * noisy["metrics"]["tpot_ms"]["min"]
     f = facts(dataclasses.replace(g.trace, target_metrics=noisy), g.frames)
-    assert f["tpot_spread"] == pytest.approx(2.0)
+    assert f.tpot_max_over_min == pytest.approx(2.0)
     assert by_title(findings("graph", f, v["baseline"].facts), "unstable timing").kind == "warning"

@@ -117,12 +117,14 @@ def test_pinned_host_wait_finding_matches_sql(v):
     assert f.evidence["variant_host_wait_per_iter_ns"] == pytest.approx(pinned, rel=1e-12)
     assert f.evidence["reduction"] == pytest.approx((base - pinned) / base, rel=1e-12)
     assert f"waits {pinned / 1e3:,.1f} µs per iteration in blocking CUDA calls vs {base / 1e3:,.1f} µs" in f.sentence
-    assert v["pinned"].facts["host_blocking_calls"] == pinned_calls
-    assert v["baseline"].facts["host_blocking_calls"] == base_calls
+    assert v["pinned"].facts.host_blocking_calls == pinned_calls
+    assert v["baseline"].facts.host_blocking_calls == base_calls
 
 
 def _facts(**kw):
-    return {"decode_ms": 10.0, "total_ms": 12.0, **kw}
+    from decodeprof.findings import Facts
+
+    return Facts(**{"decode_ms": 10.0, "total_ms": 12.0, **kw})
 
 
 @pytest.mark.parametrize("against_baseline", [True, False])

@@ -148,8 +148,10 @@ def _colour_maps() -> list[str]:
                                                   and str(v.value).startswith("#") for k, v in zip(node.keys, node.values))]
 
 
-def test_one_jinja_environment_one_atomic_writer_one_colour_map():
+def test_one_jinja_environment_one_atomic_writer_one_colour_map_one_finding():
     assert [c.split(":")[0] for c in _calls("Environment")] == ["decodeprof/present/html.py"]
+    assert [d.split(":")[0] for d in _defined("Finding")] == ["decodeprof/findings/finding.py"]
+    assert [p.relative_to(ROOT).as_posix() for p in (ROOT / "decodeprof").rglob("thresholds.py")] == ["decodeprof/thresholds.py"]
     assert [w.split(":")[0] for w in _defined("write_atomic")] == ["decodeprof/present/files.py"]
     assert [m.split(":")[0] for m in _colour_maps()] == ["decodeprof/present/colours.py"]
 
@@ -162,3 +164,13 @@ def test_numbers_are_formatted_only_by_the_unit_formatters(layer):
              for node in ast.walk(ast.parse(p.read_text(), str(p)))
              if isinstance(node, ast.FormattedValue) and node.format_spec is not None]
     assert not wrong, "\n".join(wrong)
+
+
+def test_thresholds_are_read_only_from_the_thresholds_module():
+    """A name in decodeprof.thresholds is assigned nowhere else (no second SPEEDUP_MIN)."""
+    tree = ast.parse((ROOT / "decodeprof" / "thresholds.py").read_text())
+    names = {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
+    wrong = [f"{p.relative_to(ROOT)}:{node.lineno} assigns {t.id}" for p in sorted((ROOT / "decodeprof").rglob("*.py"))
+             if p.name != "thresholds.py" for node in ast.walk(ast.parse(p.read_text(), str(p)))
+             if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name) and t.id in names]
+    assert names and not wrong, "\n".join(wrong)

@@ -3,6 +3,7 @@ missing data, one variant, atomic writes, and the CLI command `make demo` runs."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -84,7 +85,7 @@ def test_waterfall_parts_sum_to_the_difference(full):
         assert shown_sum == shown_delta
         assert not c.waterfall_missing
     gf = next(v for v in report.variants if v.name == "graph_full")
-    assert gf.facts["kernels_per_step"] == 8  # per-step figures from "prefill_decode", prefill left out
+    assert gf.facts.kernels_per_step == 8  # per-step figures from "prefill_decode", prefill left out
     assert not any(m.startswith('no NVTX "decode" range') for m in gf.missing)
 
 
@@ -124,7 +125,7 @@ def test_a_trace_without_decode_ranges_finds_its_steps_or_says_what_it_tried():
 
     from decodeprof.analyses import run_all
     from decodeprof.analyses.steps import step_model
-    from decodeprof.report.variant import facts, missing_sentences
+    from decodeprof.findings import facts, missing_sentences
 
     trace = load_variant(H100 / "graph").trace
     bare = dataclasses.replace(trace, nvtx=trace.nvtx.filter(~pl.col("text").is_in(["decode", "step", "prefill_decode"])))
@@ -158,10 +159,10 @@ def test_one_variant_renders(tmp_path, variants):
 def test_trace_text_is_escaped(tmp_path, variants):
     evil = "void k<float>(<script>alert(1)</script>)"
     v = variants["graph"]
-    saved = (v.name, dict(v.facts))
+    saved = (v.name, v.facts)
     try:
         v.name = "<b>graph</b>"
-        v.facts["ncu_top_kernel"] = evil
+        v.facts = dataclasses.replace(v.facts, ncu_top_kernel=evil)
         html = render.render_html(assemble([variants["baseline"], v]))
     finally:
         v.name, v.facts = saved[0], saved[1]
@@ -270,7 +271,7 @@ def test_cli_report_help():
 
 def test_several_variants_get_a_step_timeline_against_the_baseline(full):
     report, html = full
-    with_steps = {v.name for v in report.variants if v.facts.get("kernels_per_step") is not None} - {"baseline"}
+    with_steps = {v.name for v in report.variants if v.facts.kernels_per_step is not None} - {"baseline"}
     ids = {report.comparison(name).step_chart.id for name in with_steps}
     assert ids == {f"chart-stepdiff-{name}" for name in with_steps} and ids
     assert all(f'id="{cid}"' in html for cid in ids)

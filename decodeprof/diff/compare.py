@@ -1,5 +1,5 @@
-"""diff_traces: everything the diff shows, the comparison frames and the sentences over them
-(pure; no printing).
+"""diff_traces: everything the diff shows, the comparison frames (decodeprof.analyses.comparison)
+and the sentences over them (decodeprof.findings.diff); pure, no printing.
 
 The frames are analyses.comparison's: the decode-step numbers (window, busy, idle, launches)
 are those of one representative step of each trace, the step model's median step (the lower
@@ -17,12 +17,10 @@ from pathlib import Path
 import polars as pl
 
 from decodeprof.analyses.alignment import alignment_summary
-from decodeprof.analyses.comparison import SetupDifference, compare_traces
+from decodeprof.analyses.comparison import compare_traces
 from decodeprof.analyses.step_timeline import StepPick
-from decodeprof.errors import DecodeprofError
-from decodeprof.present.formats import (count, fixed, integer, ms, ms_text, ns_ms_text, pct_text, plain, size_text,
-                                        speedup_text, times_text, us_text)
-from decodeprof.thresholds import SLOWDOWN_MAX, SPEEDUP_MIN, UNSTABLE_SPREAD
+from decodeprof.findings import Finding
+from decodeprof.findings import diff as said
 from decodeprof.trace import Trace
 
 JSON_VERSION = 1
@@ -42,7 +40,7 @@ class TraceDiff:
     step_alignment: pl.DataFrame
     prefill_alignment: pl.DataFrame
     step: dict  # analyses.comparison.step_change: a_/b_ window_ns, busy_ns, idle_ns, launches, ops; steps
-    verdict: str
+    verdict: Finding  # its sentence is the diff's first line
     warnings: list[str]
     highlights: list[str] = field(default_factory=list)
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
@@ -57,7 +55,7 @@ class TraceDiff:
             "a": {"label": self.label_a, "trace": str(self.source_a), "gpu": self.gpu_a, "step": pick(self.pick_a)},
             "b": {"label": self.label_b, "trace": str(self.source_b), "gpu": self.gpu_b, "step": pick(self.pick_b)},
             "warnings": list(self.warnings),
-            "verdict": self.verdict,
+            "verdict": self.verdict.sentence,
             "highlights": list(self.highlights),
             "decode_step": {k: _finite(v) for k, v in self.step.items()},
             "step_alignment": {"summary": alignment_summary(self.step_alignment), "rows": rows(self.step_alignment)},
@@ -71,164 +69,30 @@ def _finite(v):
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
-def config_warnings(setup: SetupDifference, label_a: str = "A", label_b: str = "B") -> list[str]:
-    """Sentences naming what differs between the two runs: GPU, then config keys (batch, steps...)."""
-    out = []
-    if setup.gpu_a and setup.gpu_b and setup.gpu_a != setup.gpu_b:
-        out.append(f"GPUs differ: {label_a} ran on {setup.gpu_a}, {label_b} on {setup.gpu_b}")
-    if setup.config:
-        out.append(f"configs differ ({label_a} vs {label_b}): " + ", ".join(f"{k} {a} vs {b}" for k, a, b in setup.config))
-    if not setup.config_a or not setup.config_b:
-        missing = [lbl for lbl, c in ((label_a, setup.config_a), (label_b, setup.config_b)) if not c]
-        out.append(f"no target config for {' and '.join(missing)} (no metrics.json): cannot check batch/steps match")
-    return out
-
-
-def unstable_warnings(metrics: pl.DataFrame, label_a: str = "A", label_b: str = "B") -> list[str]:
-    """One sentence per run and timing whose max/min over its iterations exceeds
-    UNSTABLE_SPREAD: host noise that makes its median less certain."""
-    out = []
-    for r in metrics.iter_rows(named=True):
-        if not r["metric"].endswith("_ms"):
-            continue
-        for side, label in (("a", label_a), ("b", label_b)):
-            lo, hi = r[f"{side}_min"], r[f"{side}_max"]
-            if lo and hi and lo > 0 and hi / lo > UNSTABLE_SPREAD:
-                out.append(f"{label}: {r['metric']} varied {times_text(hi / lo)} over its {r[f'{side}_iters'] or '?'} "
-                           f"iterations (max/min > {plain(UNSTABLE_SPREAD)}: host noise; its median is less certain)")
-    return out
-
-
-def verdict(step: dict, label_a: str, label_b: str, metrics: pl.DataFrame | None = None) -> str:
-    """One sentence: how much faster (or slower) B's decode step is, and where the change went;
-    with both runs' metrics.json, also the targets' own decode time (median), which counts what
-    the GPU windows leave out (the CPU side of a graph launch before its first kernel)."""
-    if step.get("speedup") is None:
-        return f"no decode steps to compare in {label_a} or {label_b} (the warnings say what was tried)"
-    x, a, b = step["speedup"], step["a_window_ns"], step["b_window_ns"]
-    window = f"{us_text(a)} -> {us_text(b)} GPU time of the {step.get('which', 'median step')}"
-    if SLOWDOWN_MAX < x < SPEEDUP_MIN:  # the report's win/loss thresholds (decodeprof.thresholds)
-        return (f"{label_b} and {label_a} take the same time per decode step ({window}; {speedup_text(x)}, within the "
-                f"{times_text(SPEEDUP_MIN)} threshold)" + _own_timing(metrics))
-    idle, busy = step["gain_idle_pct"], step["gain_busy_pct"]
-    if x > 1:
-        head = f"{label_b} is {speedup_text(x)} faster per decode step than {label_a} ({window})"
-        why = (f"{pct_text(idle, 0)} of the gain is GPU idle removed" if idle >= busy
-               else f"{pct_text(busy, 0)} of the gain is kernel time saved")
-    else:
-        head = f"{label_b} is {speedup_text(1 / x)} slower per decode step than {label_a} ({window})"
-        why = (f"{pct_text(idle, 0)} of the loss is added GPU idle" if idle >= busy
-               else f"{pct_text(busy, 0)} of the loss is added kernel time")
-    launches = ""
-    if step["a_launches"] is not None and step["b_launches"] is not None and step["a_launches"] != step["b_launches"]:
-        launches = f"; launch calls per step {count(step['a_launches'])} -> {count(step['b_launches'])}"
-    return f"{head}; {why}{launches}{_own_timing(metrics)}"
-
-
-def _own_timing(metrics: pl.DataFrame | None) -> str:
-    row = metrics.filter((pl.col("metric") == "decode_ms") & (pl.col("presence") == "both")) if metrics is not None else None
-    if row is None or not row.height or not row["a_median"][0] or not row["b_median"][0]:
-        return ""
-    a, b = row["a_median"][0], row["b_median"][0]
-    change = speedup_text(a / b) if a >= b else f"{speedup_text(b / a)} slower"
-    return f"; the targets' own decode time (CUDA events, median): {ms_text(a)} -> {ms_text(b)} ({change})"
-
-
 def diff_traces(a: Trace, b: Trace, *, label_a: str = "A", label_b: str = "B", step: int | None = None,
                 steps: int | None = None) -> TraceDiff:
     """Diff trace `b` against trace `a`. `step`: 0-based decode step (over all decode steps in
     time order) to align instead of the median one, in both; `steps`: decode steps per
     decode range when a trace's metrics lack config.steps."""
     c = compare_traces(a, b, step=step, steps=steps)
-    warnings = config_warnings(c.setup, label_a, label_b)
+    warnings = said.config_warnings(c.setup, label_a, label_b)
     for lbl, p in ((label_a, c.pick_a), (label_b, c.pick_b)):
         if p.index is None:
             warnings.append(f"{lbl}: {p.found or 'no decode steps found'}")
-    warnings += unstable_warnings(c.tables["metrics"], label_a, label_b)
+    warnings += said.unstable_warnings(c.tables["metrics"], label_a, label_b)
     both = c.pick_a.index is not None and c.pick_b.index is not None
     return TraceDiff(
         label_a=label_a, label_b=label_b, source_a=a.source, source_b=b.source, gpu_a=c.setup.gpu_a,
         gpu_b=c.setup.gpu_b, timing_source=a.timings()[1], pick_a=c.pick_a, pick_b=c.pick_b,
         step_alignment=c.step_alignment, prefill_alignment=c.prefill_alignment, step=c.step,
-        verdict=verdict(c.step, label_a, label_b, c.tables["metrics"]), warnings=warnings, tables=c.tables,
-        highlights=highlights(c.step_alignment if both else c.step_alignment.clear(), c.step, c.tables),
+        verdict=said.verdict(c.step, label_a, label_b, c.tables["metrics"]), warnings=warnings, tables=c.tables,
+        highlights=said.highlights(c.step_alignment if both else c.step_alignment.clear(), c.step, c.tables),
     )
 
 
-def _names(frame: pl.DataFrame, col: str) -> str:
-    names = list(dict.fromkeys(frame[col].drop_nulls().to_list()))  # distinct, in order
-    return ", ".join(names[:4]) + (f" (+{len(names) - 4} more names)" if len(names) > 4 else "")
-
-
-def highlights(step_al: pl.DataFrame, step: dict, tables: dict[str, pl.DataFrame]) -> list[str]:
-    """The mechanism in a few sentences: what the aligned step shows, launches, idle, copies."""
-    out = []
-    s = alignment_summary(step_al)
-    if step_al.height:
-        line = f"decode step: {s['a_ops']} ops -> {s['b_ops']}; {s['matched']} matched"
-        regraphed = step_al.filter((pl.col("status") == "matched") & (pl.col("launch_change") == "eager->graph")).height
-        if regraphed:
-            line += f", {regraphed} of them launched one by one before and now replayed as CUDA graph nodes"
-        out.append(line)
-        if s["fused"]:
-            fused = step_al.filter(pl.col("status") == "fused")
-            out.append(f"fused: {s['fused_from']} ops ({_names(fused, 'a_name')}) became {s['fused_into']} "
-                       f"({_names(fused, 'b_name')})")
-        for status, col in (("replaced", "a_name"), ("removed", "a_name"), ("added", "b_name"), ("split", "a_name")):
-            if s[status]:
-                rows = step_al.filter(pl.col("status") == status)
-                extra = f" -> {_names(rows, 'b_name')}" if status == "replaced" else ""
-                out.append(f"{status}: {s[status]} ({_names(rows, col)}{extra})")
-    if step.get("a_idle_ns") is not None and step.get("b_idle_ns") is not None:
-        out.append(f"GPU idle per decode step {us_text(step['a_idle_ns'])} -> {us_text(step['b_idle_ns'])}, kernel time "
-                   f"{us_text(step['a_busy_ns'])} -> {us_text(step['b_busy_ns'])}, launch calls "
-                   f"{count(step['a_launches'])} -> {count(step['b_launches'])}")
-    calls = {r["api_kind"]: r for r in tables["launches"].iter_rows(named=True)}
-    parts = [f"{k.replace('_', ' ')} calls {calls[k]['a_calls'] or 0} -> {calls[k]['b_calls'] or 0}"
-             for k in ("kernel_launch", "graph_launch") if k in calls and calls[k]["delta_calls"]]
-    if parts:
-        out.append("whole trace: " + ", ".join(parts))
-    for r in tables["copies"].iter_rows(named=True):
-        kind = f"{r['copy_kind'].rsplit('_', 1)[-1]} {r['src_kind'].rsplit('_', 1)[-1].lower()} -> " \
-               f"{r['dst_kind'].rsplit('_', 1)[-1].lower()}"
-        if r["presence"] == "only_a":
-            out.append(f"copy gone: {r['a_count']} x {kind} ({size_text(r['a_bytes'])}, {ns_ms_text(r['a_dur_ns'], 2)}, "
-                       f"{fixed(r['a_gb_per_s'], 1)} GB/s)")
-        elif r["presence"] == "only_b":
-            out.append(f"copy new: {r['b_count']} x {kind} ({size_text(r['b_bytes'])}, {ns_ms_text(r['b_dur_ns'], 2)}, "
-                       f"{fixed(r['b_gb_per_s'], 1)} GB/s)")
-    hw = tables["host_wait"].filter(pl.col("range_name") == "(all)")
-    if hw.height and hw["a_host_wait_ns"][0] is not None and hw["b_host_wait_ns"][0] is not None:
-        a, b = hw["a_host_wait_ns"][0], hw["b_host_wait_ns"][0]
-        if abs(b - a) > 0.05 * max(a, 1):
-            out.append(f"host blocked in sync/copy calls {ns_ms_text(a, 2)} -> {ns_ms_text(b, 2)} (whole trace)")
-    return out
-
-
 def regressions(d: TraceDiff, pct: float) -> list[str]:
-    """Sentences, one per measure on which B is slower than A by more than `pct` percent.
+    """Sentences, one per measure on which B is slower than A by more than `pct` percent
+    (decodeprof.findings.diff.regressions); raises DecodeprofError when nothing can be measured."""
+    return said.regressions(d.tables["metrics"], d.step, d.label_a, d.label_b, pct)
 
-    Measures: the targets' decode_ms and tokens_per_s medians when both traces carry
-    metrics, else the median decode step's GPU window from the traces. With neither, raises
-    DecodeprofError: a regression gate that cannot measure must not pass.
-    """
-    m = {r["metric"]: r for r in d.tables["metrics"].iter_rows(named=True) if r["presence"] == "both"}
-    out = []
-    if "decode_ms" in m or "tokens_per_s" in m:
-        if "decode_ms" in m and (c := m["decode_ms"]["change_median_pct"]) is not None and c > pct:
-            out.append(f"decode time {ms(m['decode_ms']['a_median'])} -> {ms_text(m['decode_ms']['b_median'])} "
-                       f"({pct_text(c, sign=True)} > {plain(pct)}%)")
-        if "tokens_per_s" in m and (c := m["tokens_per_s"]["change_median_pct"]) is not None and -c > pct:
-            out.append(f"tokens/s {integer(m['tokens_per_s']['a_median'])} -> {integer(m['tokens_per_s']['b_median'])} "
-                       f"({pct_text(c)}, worse than -{plain(pct)}%)")
-        return out
-    a, b = d.step["a_window_ns"], d.step["b_window_ns"]
-    if not (a and b):
-        raise DecodeprofError("--exit-on-regression has nothing to compare: the runs lack metrics.json on both "
-                              "sides and decode steps in " + ("both traces" if not (a or b) else
-                                                               f"{d.label_a if not a else d.label_b}"),
-                              "pass run folders with their metrics.json, or --steps N for CUDA-graph traces")
-    if 100.0 * (b - a) / a > pct:
-        out.append(f"decode step GPU time {us_text(a)} -> {us_text(b)} ({pct_text(100.0 * (b - a) / a, sign=True)} > "
-                   f"{plain(pct)}%)")
-    return out
+

@@ -75,7 +75,7 @@ def render(d: TraceDiff, console: Console, *, rows: int = 12) -> None:
         console.print(f"{named}: {escape(str(source))}")
     for w in d.warnings:
         console.print(f"[bold yellow]warning:[/] {escape(w)}")
-    console.print(f"\n[bold]{escape(d.verdict)}[/]")
+    console.print(f"\n[bold]{escape(d.verdict.sentence)}[/]")
     for h in d.highlights:
         console.print(f"  • {escape(h)}")
     pa, pb = d.pick_a.row(), d.pick_b.row()

@@ -18,20 +18,20 @@ from decodeprof.analyses.analysed import load_and_analyse
 from decodeprof.analyses.breakdown import decode_breakdown, waterfall
 from decodeprof.analyses.comparison import setup_difference
 from decodeprof.analyses.step_timeline import median_step_ops, median_step_work
-from decodeprof.diff.compare import config_warnings
-from decodeprof.findings import Finding, compare, limits, own
+from decodeprof.findings import Finding, compare, facts, limits, missing_sentences, own
+from decodeprof.findings.diff import config_warnings
 from decodeprof.report import charts
 from decodeprof.report.multigpu import section as multigpu_section
 from decodeprof.report import ladder
-from decodeprof.report.variant import Variant, facts, missing_sentences, ordered, variant_name
+from decodeprof.report.variant import Variant, ordered, variant_name
 from decodeprof.report.waterfall import fold
 from decodeprof.thresholds import WATERFALL_FOLD_FRACTION
 from decodeprof.trace import StepRanges
 
 class Column(NamedTuple):
-    key: str  # the fact shown (report.variant.facts)
+    key: str  # the fact shown (a decodeprof.findings.Facts field), or a speedup (SPEEDUPS)
     header: str  # words that wrap; the numbers below never do
-    fmt: str  # display format (render.py `fmt`)
+    fmt: str  # how its cells read (decodeprof.present.formats.CELLS)
     better: str | None  # "min" | "max": the best cell is marked; None: no best
     title: str = ""  # what the number is, on hover over the header
 
@@ -53,6 +53,8 @@ SUMMARY_COLUMNS = (
     Column("token_agreement_pct", "Tokens agree (%)", "pct", None, "free-running tokens equal to the eager reference's (metrics.json correctness)"),
     Column("profiler_overhead_pct", "Profiler over\u00adhead (%)", "pct", "min", "profiled TPOT over unprofiled TPOT, minus 1"),
 )
+# Speedup columns: the baseline's fact over the variant's.
+SPEEDUPS = {"speedup_decode": "decode_ms", "speedup_total": "total_ms"}
 # Warnings and losses whose fact is a summary column mark that cell; the list under the table
 # repeats them, except the profiler overhead: its column is the warning, on nearly every run.
 FLAG_KINDS = ("warning", "loss")
@@ -129,29 +131,38 @@ def load_variant(path: Path | str, name: str | None = None, step_ranges: StepRan
 def _summary_rows(variants: list[Variant], base: Variant | None, flagged: dict[str, dict[str, str]]) -> list[dict]:
     """One row per variant; `flagged[name][fact]`: the title of the warning or loss that marks
     that cell."""
-    for v in variants:
-        for key, metric in (("speedup_decode", "decode_ms"), ("speedup_total", "total_ms")):
-            b, x = (base.facts.get(metric) if base else None), v.facts.get(metric)
-            v.facts[key] = b / x if b is not None and x else None
+    values = {v.name: _summary_values(v, base) for v in variants}
     best = {}
     for col in SUMMARY_COLUMNS:
-        vals = [v.facts.get(col.key) for v in variants if v.facts.get(col.key) is not None]
+        vals = [values[v.name][col.key] for v in variants if values[v.name][col.key] is not None]
         # a best needs a worse: a column where every variant ties marks none
         best[col.key] = (min if col.better == "min" else max)(vals) if col.better and len(set(vals)) > 1 else None
-    return [{"name": v.name, "cells": [{"value": v.facts.get(c.key), "fmt": c.fmt,
-                                         "best": best[c.key] is not None and v.facts.get(c.key) == best[c.key],
+    return [{"name": v.name, "cells": [{"value": values[v.name][c.key], "fmt": c.fmt,
+                                         "best": best[c.key] is not None and values[v.name][c.key] == best[c.key],
                                          "flag": flagged.get(v.name, {}).get(c.key)}
                                         for c in SUMMARY_COLUMNS]} for v in variants]
 
 
+def _summary_values(v: Variant, base: Variant | None) -> dict[str, float | None]:
+    """The summary row of `v`: each column's fact, or its speedup over `base`."""
+    out = {}
+    for col in SUMMARY_COLUMNS:
+        if col.key in SPEEDUPS:
+            b, x = (base.facts[SPEEDUPS[col.key]] if base else None), v.facts[SPEEDUPS[col.key]]
+            out[col.key] = b / x if b is not None and x else None
+        else:
+            out[col.key] = v.facts[col.key]
+    return out
+
+
 def _environment(variants: list[Variant]) -> list[tuple[str, str]]:
     def uniq(key):
-        vals = [str(v.facts.get(key)) for v in variants if v.facts.get(key)]
+        vals = [str(v.facts[key]) for v in variants if v.facts[key]]
         return ", ".join(dict.fromkeys(vals)) or "unknown"
 
     configs = {}
     for v in variants:
-        for k, x in v.facts.get("config", {}).items():
+        for k, x in v.facts.config.items():
             configs.setdefault(k, []).append(str(x))
     cfg = ", ".join(f"{k}={'/'.join(dict.fromkeys(xs))}" for k, xs in configs.items())
     return [("GPU", uniq("gpu")), ("torch", uniq("torch")), ("CUDA", uniq("cuda")),
@@ -194,7 +205,7 @@ def _comparison(v: Variant, ref: Variant, base: Variant) -> Comparison:
                                       charts.waterfall(chart_id, v.name, ref.name, shown, ref_span, span, verb))
     fs = compare(v.name, v.facts, ref.facts, wf, ref=ref.name if on_ladder else "the baseline", waterfall_chart=chart_id)
     out.findings = _finding_views(fs, f"finding-{v.name}{suffix or '-vs-baseline'}")
-    if ref.facts.get("kernels_per_step") is not None and v.facts.get("kernels_per_step") is not None:
+    if ref.facts.kernels_per_step is not None and v.facts.kernels_per_step is not None:
         out.step_chart = charts.step_diff(f"chart-stepdiff-{v.name}{suffix}", v, ref)
     return out
 
@@ -258,7 +269,7 @@ def _link_charts(report: Report) -> None:
 def assemble(variants: list[Variant], baseline: str | None = None) -> Report:
     """The report of `variants` against `baseline` (default: the one named "baseline"). The
     variants passed in are left as they are: the report renames and annotates copies."""
-    variants = variants_in = _dedupe([dataclasses.replace(v, facts=dict(v.facts)) for v in variants])
+    variants = variants_in = _dedupe([dataclasses.replace(v) for v in variants])
     order = ordered([v.name for v in variants])
     variants = sorted(variants, key=lambda v: order.index(v.name))
     # the one named "baseline", else the first given (a report of traces from other engines)

@@ -61,8 +61,8 @@ def _chart(cid: str, title: str, fig: go.Figure, note: str = "", subtitle: str =
 
 def step_time(variants) -> Chart | None:
     """Median decode step on the GPU: busy (kernels) vs idle, stacked, µs."""
-    rows = [(v.name, v.facts["gpu_busy_per_step_ns"], v.facts["gpu_idle_per_step_ns"]) for v in variants
-            if v.facts.get("gpu_busy_per_step_ns") is not None and v.facts.get("gpu_idle_per_step_ns") is not None]
+    rows = [(v.name, v.facts.gpu_busy_per_step_ns, v.facts.gpu_idle_per_step_ns) for v in variants
+            if v.facts.gpu_busy_per_step_ns is not None and v.facts.gpu_idle_per_step_ns is not None]
     if not rows:
         return None
     names = [esc(r[0]) for r in rows]
@@ -81,8 +81,8 @@ def step_time(variants) -> Chart | None:
 
 def kernels_per_step(variants) -> Chart | None:
     """Kernels executed and launch API calls per decode step (median)."""
-    rows = [(v.name, v.facts["kernels_per_step"], v.facts["launches_per_step"]) for v in variants
-            if v.facts.get("kernels_per_step") is not None and v.facts.get("launches_per_step") is not None]
+    rows = [(v.name, v.facts.kernels_per_step, v.facts.launches_per_step) for v in variants
+            if v.facts.kernels_per_step is not None and v.facts.launches_per_step is not None]
     if not rows:
         return None
     names = [esc(r[0]) for r in rows]
@@ -155,8 +155,8 @@ def copy_bandwidth(variants) -> Chart | None:
 
 def bandwidth(variants) -> Chart | None:
     """Achieved weight bandwidth in decode vs the GPU's peak (a roofline for a memory-bound loop)."""
-    rows = [(v.name, v.facts["achieved_bytes_per_s"], v.facts.get("bw_utilization_pct"), v.facts.get("peak_bytes_per_s"))
-            for v in variants if v.facts.get("achieved_bytes_per_s") is not None]
+    rows = [(v.name, v.facts.achieved_bytes_per_s, v.facts.bw_utilization_pct, v.facts.peak_bytes_per_s)
+            for v in variants if v.facts.achieved_bytes_per_s is not None]
     if not rows:
         return None
     peak = max((r[3] for r in rows if r[3]), default=None)

@@ -1,10 +1,10 @@
 """The report's multi-GPU section: per-rank table, communication per step, scaling, findings.
 
 A variant enters the section when its trace holds several rank processes (analysis
-`rank_summary`) or its metrics.json has `ranks` (targets/multigpu.py). Everything is read from
-the variant's analysis frames and metrics.json; numbers stay in ns / ms as stored (render.py's
-filters format them) and each finding carries its numbers and threshold, like
-decodeprof.findings.
+`rank_summary`) or its metrics.json has `ranks` (targets/multigpu.py). The rank facts and the
+findings are decodeprof.findings.multigpu's; this module lays them out with the communication
+per step (collectives_per_step) and the scaling table. Numbers stay in ns / ms as stored (the
+page's filters format them).
 
     from decodeprof.report.multigpu import section
     view = section(report.variants)      # None when no variant is a multi-GPU run
@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from decodeprof.present.formats import integer, ms_text, pct_text, times_text, us_text
+from decodeprof.findings import Finding
+from decodeprof.findings.multigpu import RankFacts, rank_facts, rank_findings, scaling, slowest_rank_note
+from decodeprof.present.formats import integer
 
-# Thresholds (a finding is stated only past these).
-from decodeprof.thresholds import (COMM_BOUND_FRACTION, COLLECTIVE_OVERLAP_MIN, IMBALANCE_MIN,  # noqa: F401
-                                   SCALING_EFFICIENCY_MIN, SPEEDUP_MIN)
 # Config keys that must match for a scaling comparison (warm-up, iterations, seed may differ).
 SAME_CONFIG = ("batch", "prompt_len", "steps", "hidden", "vocab", "dtype", "device")
 
@@ -31,7 +30,7 @@ class RankView:
     world_size: int | None
     mode: str | None
     backend: str | None
-    rows: list[dict]  # one per rank, see _rank_rows
+    rows: list[RankFacts]  # one per rank
     comm_rows: list[dict]  # one per rank: comm per step over its decode ranges
     findings: list[dict] = field(default_factory=list)  # kind, title, sentence, threshold
     notes: list[str] = field(default_factory=list)
@@ -67,32 +66,6 @@ def world_size(v) -> int | None:
     return rs.height or None
 
 
-def _rank_rows(v) -> list[dict]:
-    rs = v.frames.get("rank_summary", pl.DataFrame())
-    ov = v.frames.get("comm_overlap", pl.DataFrame())
-    overlap = {r["rank"]: r["overlap_fraction"] for r in ov.iter_rows(named=True)} if ov.height else {}
-    per_rank = {r.get("rank"): r for r in _tm(v).get("ranks") or [] if isinstance(r, dict)}
-    ranks = sorted(set(per_rank) | set(rs["rank"].to_list() if rs.height else []), key=lambda r: (r is None, r))
-    trace = {r["rank"]: r for r in rs.iter_rows(named=True)} if rs.height else {}
-    slowest_metrics = _tm(v).get("slowest_rank")
-    rows = []
-    for rank in ranks:
-        t, m = trace.get(rank, {}), (per_rank.get(rank) or {}).get("metrics")
-        rows.append({
-            "rank": rank, "pid": t.get("pid", (per_rank.get(rank) or {}).get("pid")),
-            "decode_ns": t.get("decode_ns"), "decode_vs_fastest": t.get("decode_vs_fastest"),
-            "decode_per_iter_ns": t["decode_ns"] / t["decode_ranges"] if t.get("decode_ranges") else None,
-            "metrics_decode_ms": _median(m, "decode_ms"),
-            "collectives": t.get("collective_ranges"), "comm_per_step_ns": t.get("comm_per_step_ns"),
-            "comm_fraction_pct": 100 * t["comm_fraction"] if t.get("comm_fraction") is not None else None,
-            "metrics_comm_per_step_ns": 1e6 * c if (c := _median(m, "comm_ms_per_step")) is not None else None,
-            "collective_gpu_ns": t.get("collective_gpu_ns") if t.get("collective_gpu_ops") else None,
-            "overlap_pct": 100 * overlap[rank] if overlap.get(rank) is not None else None,
-            "slowest_trace": bool(t.get("slowest")), "slowest_metrics": rank == slowest_metrics,
-        })
-    return rows
-
-
 def _comm_rows(v) -> list[dict]:
     cs = v.frames.get("collectives_per_step", pl.DataFrame())
     if cs.is_empty():
@@ -105,44 +78,8 @@ def _comm_rows(v) -> list[dict]:
     return out.to_dicts()
 
 
-def _finding(kind, title, sentence, threshold) -> dict:
-    return {"kind": kind, "title": title, "sentence": sentence, "threshold": threshold}
-
-
-def _findings(view: RankView, v) -> list[dict]:
-    out, rows = [], [r for r in view.rows if r["decode_ns"]]
-    fr = [r for r in rows if r["comm_fraction_pct"] is not None]
-    if fr and all(c.get("comm_source") == "none" for c in view.comm_rows):
-        out.append(_finding("info", "no communication in decode", "No rank runs a collective inside its decode ranges (no allreduce/allgather range, no collective GPU work): nothing to pay per step for communication.", "stated when no decode range holds a collective"))
-    elif fr:
-        worst = max(fr, key=lambda r: r["comm_fraction_pct"])
-        thr = f"communication-bound at >= {pct_text(100 * COMM_BOUND_FRACTION)} of decode time in collectives"
-        per_step = f", {us_text(worst['comm_per_step_ns'])} per step" if worst["comm_per_step_ns"] is not None else ""
-        if worst["comm_fraction_pct"] >= 100 * COMM_BOUND_FRACTION:
-            out.append(_finding("warning", "communication-bound decode", f"Rank {worst['rank']} spends {pct_text(worst['comm_fraction_pct'])} of its decode time in collectives{per_step}: communication, not the weights, sets the step time.", thr))
-        else:
-            out.append(_finding("info", "communication is a minor share", f"Collectives take at most {pct_text(worst['comm_fraction_pct'])} of a rank's decode time (rank {worst['rank']}{per_step}).", thr))
-    if len(rows) > 1:
-        slow = max(rows, key=lambda r: (r["decode_ns"], -r["rank"]))
-        fast = min(rows, key=lambda r: (r["decode_ns"], r["rank"]))
-        ratio = slow["decode_ns"] / fast["decode_ns"]
-        thr = f"imbalanced at >= {times_text(IMBALANCE_MIN)} the fastest rank's decode time (trace, sum of measured decode ranges)"
-        if ratio >= IMBALANCE_MIN:
-            out.append(_finding("warning", "slowest rank", f"Rank {slow['rank']} is the slowest: {ms_text(slow['decode_ns'] / 1e6)} in decode vs {ms_text(fast['decode_ns'] / 1e6)} on rank {fast['rank']} ({times_text(ratio, 3)}): the run goes as fast as its slowest rank.", thr))
-        else:
-            out.append(_finding("info", "ranks balanced", f"Rank {slow['rank']} is the slowest at {ms_text(slow['decode_ns'] / 1e6)} in decode, {times_text(ratio, 3)} the fastest (rank {fast['rank']}, {ms_text(fast['decode_ns'] / 1e6)}): within the threshold.", thr))
-    ov = [r for r in view.rows if r["overlap_pct"] is not None]
-    if ov:
-        low = min(ov, key=lambda r: r["overlap_pct"])
-        thr = f"overlapped at >= {pct_text(100 * COLLECTIVE_OVERLAP_MIN)} of collective GPU time under compute on another stream"
-        kind, title = ("win", "communication hidden under compute") if low["overlap_pct"] >= 100 * COLLECTIVE_OVERLAP_MIN else ("no_win", "communication not overlapped")
-        out.append(_finding(kind, title, f"On rank {low['rank']}, {pct_text(low['overlap_pct'])} of its {us_text(low['collective_gpu_ns'])} of collective GPU work runs while a compute kernel runs on another stream (least-overlapped rank).", thr))
-    trace_slow = next((r["rank"] for r in view.rows if r["slowest_trace"]), None)
-    metrics_slow = _tm(v).get("slowest_rank")
-    if len(rows) > 1 and isinstance(metrics_slow, int) and trace_slow is not None and trace_slow != metrics_slow:
-        view.notes.append(f"The trace's slowest rank ({trace_slow}, by summed decode ranges) differs from metrics.json's "
-                          f"slowest_rank ({metrics_slow}, by median decode time per iteration): the ranks are close.")
-    return out
+def _view(f: Finding) -> dict:
+    return {"kind": f.kind, "title": f.title, "sentence": f.sentence, "threshold": f.threshold}
 
 
 def _same_config(a: dict, b: dict) -> bool:
@@ -171,17 +108,7 @@ def _scaling(views: list[RankView], variants: list) -> tuple[list[dict], list[st
         speedup = tps / ref_tps
         rows.append({"variant": v.name, "world_size": n, "mode": view.mode, "tokens_per_s": tps, "reference": ref.name,
                      "reference_tokens_per_s": ref_tps, "speedup": speedup, "efficiency_pct": 100 * speedup / n})
-        thr = (f"win at >= {times_text(SPEEDUP_MIN)}; loss when below {pct_text(100 * SCALING_EFFICIENCY_MIN)} of linear "
-               f"scaling ({n} x the single-GPU tokens/s)")
-        eff = speedup / n
-        sentence = (f"{n} ranks give {integer(tps)} tokens/s vs {integer(ref_tps)} on one ({ref.name}): {times_text(speedup)}, "
-                    f"{pct_text(100 * eff)} of linear scaling.")
-        if eff < SCALING_EFFICIENCY_MIN:
-            view.findings.append(_finding("loss", "poor scaling", sentence, thr))
-        elif speedup >= SPEEDUP_MIN:
-            view.findings.append(_finding("win", "scales", sentence, thr))
-        else:
-            view.findings.append(_finding("no_win", "no scaling gain", sentence, thr))
+        view.findings.append(_view(scaling(v.name, n, tps, ref.name, ref_tps)))
     return rows, notes
 
 
@@ -192,8 +119,11 @@ def section(variants: list) -> Section | None:
         if not is_multigpu(v):
             continue
         tm = _tm(v)
-        view = RankView(v.name, world_size(v), tm.get("mode"), tm.get("backend"), _rank_rows(v), _comm_rows(v))
-        view.findings = _findings(view, v)
+        view = RankView(v.name, world_size(v), tm.get("mode"), tm.get("backend"), rank_facts(v.frames, tm), _comm_rows(v))
+        view.findings = [_view(f) for f in rank_findings(v.name, view.rows, [c["comm_source"] for c in view.comm_rows])]
+        note = slowest_rank_note(view.rows, tm.get("slowest_rank"))
+        if note:
+            view.notes.append(note)
         rs = v.frames.get("rank_summary", pl.DataFrame())
         if rs.is_empty():
             view.notes.append("the trace shows no rank process (no NVTX \"measured\" range): numbers from metrics.json only")
