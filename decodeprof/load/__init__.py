@@ -79,6 +79,8 @@ def load_trace(path: Path | str, *, ncu_csv: Path | str | None = None, metrics_j
     beside the export (decodeprof.load.cache) and reused while the export is unchanged.
     `columns`: {frame: schema columns} to load only those of a frame (e.g. the analyses'
     `decodeprof.analyses.FRAME_COLUMNS`); the frame then lacks the others.
+    Rows dropped as impossible (the export's and the ncu CSV's) are counted in the meta
+    (Trace.dropped()). A run folder's ncu.csv or metrics.json that is not a file is an error.
     Raises TraceFileError / NcuCsvError / CaptureError naming the file and the fix.
     """
     path = Path(path)
