@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+import polars as pl
+
 from decodeprof.analyses.analysed import load_and_analyse
 from decodeprof.analyses.breakdown import decode_breakdown, waterfall
 from decodeprof.analyses.comparison import setup_difference
@@ -26,7 +28,7 @@ from decodeprof.report import ladder
 from decodeprof.report.variant import Variant, ordered, variant_name
 from decodeprof.report.waterfall import fold
 from decodeprof.thresholds import WATERFALL_FOLD_FRACTION
-from decodeprof.trace import StepRanges
+from decodeprof.trace import StepRanges, Trace
 
 class Column(NamedTuple):
     key: str  # the fact shown (a decodeprof.findings.Facts field), or a speedup (SPEEDUPS)
@@ -123,8 +125,14 @@ def load_variant(path: Path | str, name: str | None = None, step_ranges: StepRan
     the NVTX ranges the user names as decode loop and step (traces of other engines)."""
     path = Path(path)
     trace, frames = load_and_analyse(path, step_ranges)
+    return variant(name or variant_name(path), path, trace, frames)
+
+
+def variant(name: str, source: Path, trace: Trace, frames: dict[str, pl.DataFrame]) -> Variant:
+    """A variant of an analysed trace (`frames`: decodeprof.analyses.analysed.analyse): its
+    facts, what it lacks, its decode breakdown and its median step's ops."""
     f = facts(trace, frames)
-    return Variant(name or variant_name(path), path, trace, frames, f, missing_sentences(trace, frames, f),
+    return Variant(name, source, trace, frames, f, missing_sentences(trace, frames, f),
                    decode_breakdown(trace), median_step_ops(trace), median_step_work(trace))
 
 
