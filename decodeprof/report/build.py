@@ -4,7 +4,8 @@
     report = assemble([load_variant(p) for p in paths])
     write_report(report, "report.html")
 
-Nothing here formats numbers for display (render.py's filters do) or writes files.
+Nothing here formats numbers for display (decodeprof.present.formats does, through the page's
+filters) or writes files.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Each function takes the report's variants (decodeprof.report.variant.Variant) an
 Trace-derived text (kernel names contain `<`) is HTML-escaped: Plotly renders labels as
 HTML-like markup, and entities display as the characters they stand for.
 
-Every figure uses only trace types of the vendored basic Plotly bundle (render.BUNDLE_TRACE_TYPES:
+Every figure uses only trace types of the vendored basic Plotly bundle (decodeprof.present.html.BUNDLE_TRACE_TYPES:
 the waterfall is drawn as floating bars) and one template (TEMPLATE), which the page holds once
 instead of in every figure. Labels on bars are never drawn below MIN_TEXT_PX: one that does not
 fit is left out, and its value stays in the hover text and the axis.
