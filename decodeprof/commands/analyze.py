@@ -439,6 +439,10 @@ def run_analyze(trace: Path, *, ncu: Path | None = None, metrics: Path | None = 
     plain = (as_json, table, csv_dir, json_path, csv_stdout) in ((True, False, None, None, False), (False, True, None, None, False))
     keeper = _keeper(trace, ncu, metrics, steps=steps, only=list(only) if only else None, as_json=as_json,
                      rows=rows) if cache and plain and not named else None
+    if not table:  # the tables say it first; JSON carries it in "dropped"; CSVs have no place for it
+        for line in ([f"missing: {m.sentence()}" for m in loaded.missing if csv_dir is not None or csv_stdout]
+                     + [f"dropped: {s}" for s in dropped_sentences(loaded.meta)]):
+            print(f"warning: {line}", file=sys.stderr)
     try:
         if table or as_json:
             _print(loaded, frames, trace, as_json=as_json, csv_dir=None, rows=rows, keeper=keeper)
