@@ -174,13 +174,14 @@ def test_every_kind_of_impossible_row_is_dropped_and_said(tmp_path):
         f"\"end\" = \"end\" + 10 * (SELECT duration FROM ANALYSIS_DETAILS) WHERE rowid = 5",
         f"INSERT INTO {K} SELECT * FROM {K} WHERE rowid = 6",
         "UPDATE CUPTI_ACTIVITY_KIND_MEMCPY SET bytes = 4611686018427387904 WHERE rowid = 1",
+        "UPDATE CUPTI_ACTIVITY_KIND_RUNTIME SET globalTid = 9223372036854775807 WHERE rowid = 9",
         unlock=(K,))
     trace = load_trace(db)
     assert sorted(trace.dropped()) == sorted([
         "1 kernels row(s) dropped: no device id", "1 kernels row(s) dropped: no start time",
         "1 kernels row(s) dropped: a time past +-2^61 ns", "1 kernels row(s) dropped: a copy of an earlier row",
         f"1 kernels row(s) dropped: outside the capture (0 to {102845463 + 1028454:,} ns)",
-        "1 memcpys row(s) dropped: byte count past 1 PiB"])
+        "1 memcpys row(s) dropped: byte count past 1 PiB", "1 runtime row(s) dropped: a process the export does not list"])
     assert trace.kernels.height == 1560 - 4 and trace.memcpys.height == 5
     assert (trace.kernels["dur_ns"] >= 0).all()
 

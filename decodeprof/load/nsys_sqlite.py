@@ -459,6 +459,13 @@ def _lookups_missing(ex: _Export, frames: dict[str, pl.DataFrame]) -> list[Missi
     return out
 
 
+def _processes(ex: _Export) -> frozenset[int]:
+    """The global process ids PROCESSES lists (empty where it lists none)."""
+    if "PROCESSES" not in ex.tables or "globalPid" not in ex.cols("PROCESSES"):
+        return frozenset()
+    return frozenset(v for (v,) in ex.con.execute("SELECT globalPid FROM PROCESSES") if isinstance(v, int))
+
+
 def read_capture(ex: _Export, meta: dict[str, str]) -> tuple[int, int] | None:
     """(first, last) ns of the capture on the events' clock: 0 to ANALYSIS_DETAILS.duration
     (events are stamped from the session start), widened by 1% (at least 1 ms) at the end.
@@ -518,7 +525,8 @@ def read_export(path: Path, columns: dict[str, tuple[str, ...]] | None = None
                                          ("dst_kind", "ENUM_CUDA_MEM_KIND"), ("sync_type", "ENUM_CUPTI_SYNC_TYPE"),
                                          ("event_kind", "ENUM_NSYS_EVENT_TYPE")) if ex.has_enum(t))
         before = {n: f.height for n, f in frames.items()}
-        frames, dropped = drop_impossible(frames, capture=read_capture(ex, meta), named=named)
+        frames, dropped = drop_impossible(frames, capture=read_capture(ex, meta), named=named,
+                                          processes=_processes(ex))
         order = list(READERS)
         notes = sorted(ex.notes, key=lambda d: (order.index(d["frame"]) if d["frame"] in order else len(order), d["reason"]))
         refused = check_refusal(before, frames, notes + dropped) or check_sums(frames)

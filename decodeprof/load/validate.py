@@ -124,24 +124,33 @@ def _duplicates(f: pl.DataFrame, spec: Checked) -> pl.Series | None:
 
 
 def drop_impossible(frames: dict[str, pl.DataFrame], *, capture: tuple[int, int] | None = None,
-                    named: frozenset[str] = frozenset()) -> tuple[dict[str, pl.DataFrame], list[dict]]:
+                    named: frozenset[str] = frozenset(), processes: frozenset[int] = frozenset()
+                    ) -> tuple[dict[str, pl.DataFrame], list[dict]]:
     """(frames without their impossible rows, [{frame, reason, rows[, action]}] for each
     reason that dropped any, and each unnamed kind kept). `capture`: the capture's first and
     last ns where the export states them (CUDA activity outside it, and NVTX ending after
     it, is dropped; unless most rows lie outside: then the times are on another clock).
     `named`: kind columns whose ENUM table is present (an unnamed kind in one is counted;
-    where the table is absent, the trace's `missing` says so once). A kernel's launch
-    configuration out of range is shown as unknown (null) and counted."""
+    where the table is absent, the trace's `missing` says so once). `processes`: the
+    process ids the export lists (PROCESSES): a row of another process is damage (unless
+    most rows are: then the list is not this trace's). A kernel's launch configuration out
+    of range is shown as unknown (null) and counted."""
     import polars as pl  # here: the commands read `sentences` without loading polars
 
     dropped, out = [], dict(frames)
     if capture is not None and not _on_capture_clock(frames, capture):
         capture = None
+    listed = pl.Series(sorted(processes), dtype=pl.Int64) if processes else None
+    if listed is not None and not _mostly_listed(frames, listed):
+        listed = None
     for name, spec in CHECKED.items():
         f = frames.get(name)
         if f is None or f.is_empty() or not {"start_ns", "end_ns"} <= set(f.columns):
             continue
-        flags = f.select(**{r: e.fill_null(False) for r, e in _reasons(name, f, spec, capture).items()})
+        reasons = _reasons(name, f, spec, capture)
+        if listed is not None and "global_pid" in f.columns:
+            reasons["a process the export does not list"] = ~pl.col("global_pid").is_in(listed.implode())
+        flags = f.select(**{r: e.fill_null(False) for r, e in reasons.items()})
         dup = _duplicates(f, spec)
         if dup is not None:
             flags = flags.with_columns(dup.alias("a copy of an earlier row"))
@@ -192,6 +201,18 @@ def _on_capture_clock(frames: dict[str, pl.DataFrame], capture: tuple[int, int])
         if f is not None and f.height and "start_ns" in f.columns:
             total += f.height
             inside += int(f.select(pl.col("start_ns").is_between(*capture).sum()).item())
+    return inside * 2 >= total
+
+
+def _mostly_listed(frames: dict[str, pl.DataFrame], listed: pl.Series) -> bool:
+    import polars as pl
+
+    inside = total = 0
+    for name in CHECKED:
+        f = frames.get(name)
+        if f is not None and f.height and "global_pid" in f.columns:
+            total += f.height
+            inside += int(f.select(pl.col("global_pid").is_in(listed.implode()).sum()).item())
     return inside * 2 >= total
 
 
