@@ -126,6 +126,6 @@ def trace_events(trace: Trace, win: Window) -> dict:
 
 def write_trace_events(doc: dict, path: Path) -> Path:
     """Write `doc` to `path` atomically (the report's writer)."""
-    from decodeprof.report.render import write_atomic
+    from decodeprof.present.files import write_atomic
 
     return write_atomic(path, json.dumps(doc, allow_nan=False))

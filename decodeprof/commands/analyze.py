@@ -35,6 +35,7 @@ from typing import Optional
 
 from decodeprof.errors import DecodeprofError
 from decodeprof.load.validate import sentences as dropped_sentences
+from decodeprof.present.tables import column_cells, printable
 
 JSON_VERSION = 1
 DECODE_RANGE_HELP = ("NVTX range around your decode loop (name, regular expression, or domain:name); "
@@ -80,8 +81,7 @@ def verdict(trace, frames: dict, steps: int | None = None) -> dict | None:
     analysis ran (the facts read most of them)."""
     from decodeprof.analyses import ANALYSES
     from decodeprof.analyses.steps import step_model
-    from decodeprof.findings import limits
-    from decodeprof.report.variant import facts
+    from decodeprof.findings import facts, limits
 
     if set(frames) != set(ANALYSES):
         return None
@@ -261,44 +261,6 @@ def write_csvs(frames: dict, folder: Path) -> list[Path]:
     return paths
 
 
-_CONTROL = dict.fromkeys(c for c in range(32) if c not in (9,)) | {127: None}  # tab stays
-
-
-def _printable(text: str) -> str:
-    """A trace string as a terminal may show it: control characters (escape sequences in a
-    kernel or range name would drive the terminal) dropped."""
-    return text.translate(_CONTROL)
-
-
-def _display(column: str, values) -> tuple[str, list[str]]:
-    """Header and cell strings for one column, units converted for reading only."""
-    values = [_printable(v) if isinstance(v, str) else v for v in values]
-    nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
-    big = max((abs(v) for v in nums), default=0)
-
-    def fmt(scale: float, digits: int):
-        return [("" if v is None else f"{v / scale:,.{digits}f}") if isinstance(v, (int, float)) and not isinstance(v, bool)
-                else ("" if v is None else str(v)) for v in values]
-
-    if column.endswith("bytes_per_s"):
-        return f"{column[:-len('bytes_per_s')]}GB/s", fmt(1e9, 2)
-    if column == "gb_per_s":
-        return "GB/s", fmt(1, 2)
-    if column.endswith("_ns"):
-        base = column[:-3]
-        return (f"{base} (ms)", fmt(1e6, 3)) if big >= 1e6 else (f"{base} (µs)", fmt(1e3, 2))
-    if column == "bytes" or column.endswith("_bytes"):
-        return (f"{column} (MB)", fmt(1e6, 2)) if big >= 1e6 else (column, fmt(1, 0))
-    if column.endswith("_pct"):
-        return f"{column[:-4]} (%)", fmt(1, 1)
-    if nums and all(float(v).is_integer() for v in nums):  # counts (a median of counts is an observed count)
-        return column, ["" if v is None else (f"{v:,.0f}" if isinstance(v, (int, float)) and not isinstance(v, bool)
-                                             else str(v)) for v in values]
-    if any(isinstance(v, float) for v in nums):
-        return column, fmt(1, 3)
-    return column, ["" if v is None else str(v) for v in values]
-
-
 NAME_MIN_WIDTH = 16  # a folded name column keeps at least this many characters per line
 TABLE_WIDTH = 100  # piped tables without COLUMNS: fit a common terminal and a review diff
 
@@ -353,7 +315,7 @@ def render(trace, frames: dict, console, *, max_rows: int = 20) -> None:
         if "bytes_per_s" in shown.columns and "gb_per_s" in shown.columns:
             shown = shown.drop("bytes_per_s")  # same number, shown once as GB/s
         # the unit goes under the name: narrow columns, and numbers set the width
-        cols = [(h.replace(" (", "\n(", 1), cells) for h, cells in (_display(c, shown[c].to_list()) for c in shown.columns)]
+        cols = [(h.replace(" (", "\n(", 1), cells) for h, cells in (column_cells(c, shown[c].to_list()) for c in shown.columns)]
         numeric = [shown[c].dtype.is_numeric() for c in shown.columns]
         groups = _column_groups(cols, numeric, console.width)
         for g, group in enumerate(groups):
@@ -376,13 +338,13 @@ def print_verdict(v: dict, console) -> None:
     from rich.markup import escape
 
     console.print("\n[bold]What limits this decode[/]")
-    console.print(f"  {escape(_printable(v['steps']))}")
+    console.print(f"  {escape(printable(v['steps']))}")
     if not v["findings"]:
         console.print("  [dim]no limit found past its threshold (per-step figures are needed for most)[/]")
     colour = {"limit": "red", "warning": "red", "info": "cyan", "win": "green"}
     for f in v["findings"]:
         console.print(f"  [{colour.get(f['kind'], 'white')}]{escape(f['kind'].upper())}[/] [bold]{escape(f['title'])}[/]: "
-                      f"{escape(_printable(f['sentence']))} [dim]({escape(f['threshold'])})[/]")
+                      f"{escape(printable(f['sentence']))} [dim]({escape(f['threshold'])})[/]")
 
 
 def table_console(file=None):
@@ -464,20 +426,11 @@ ANALYZE_FORMATS = ("table", "json", "csv")
 
 
 def _write_json_file(loaded, frames: dict, trace: Path, path: Path) -> None:
-    """The analyze JSON written atomically to `path` (a temporary file beside it, renamed)."""
-    import os
-    import tempfile
+    """The analyze JSON written atomically to `path` (decodeprof.present.files)."""
+    from decodeprof.present.files import open_atomic
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write_analyses_json(loaded, frames, str(trace), fh, chunk_rows=None if loaded.from_cache else JSON_CHUNK_ROWS)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with open_atomic(path) as fh:
+        write_analyses_json(loaded, frames, str(trace), fh, chunk_rows=None if loaded.from_cache else JSON_CHUNK_ROWS)
     print(f"wrote {path}", file=sys.stderr)
 
 
