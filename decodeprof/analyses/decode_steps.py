@@ -103,9 +103,11 @@ def decode_step_summary(trace: Trace, *, steps: int | None = None) -> pl.DataFra
     Columns: source, found (the step model's sentence: how many steps, from which source),
     decode_ranges (distinct decode runs), steps (rows), median_step_index (step_index of the
     median step, the one diff and the report's step charts show), then the lower median over
-    steps of cpu_dur_ns, cpu_api_ns, launches, syncs, ops, kernels, gpu_window_ns (equal to the
-    median step's window), gpu_busy_ns, gpu_idle_ns; gpu_idle_pct = 100 * sum(gpu_idle_ns) /
-    sum(gpu_window_ns) over the steps (a ratio of sums, not a median).
+    steps of cpu_dur_ns, cpu_api_ns, launches and syncs; ops, kernels, gpu_window_ns,
+    gpu_busy_ns and gpu_idle_ns of the median step itself (its window is the lower median of
+    the windows; its busy and idle add up to it and are the values the report's waterfall and
+    diff show for that step); gpu_idle_pct = 100 * sum(gpu_idle_ns) / sum(gpu_window_ns) over
+    the steps (a ratio of sums, not a median).
     """
     model = step_model(trace, steps=steps)
     per = decode_steps(trace, steps=steps)
@@ -113,6 +115,8 @@ def decode_step_summary(trace: Trace, *, steps: int | None = None) -> pl.DataFra
         return pl.DataFrame(schema=SUMMARY_COLUMNS)
     cut = per.filter(pl.col("source") != "few_kernels")
     gpu = ("ops", "kernels", "gpu_window_ns", "gpu_busy_ns", "gpu_idle_ns")
+    median = cut.filter(pl.col("step_index") == model.median_index) if model.median_index is not None else cut.clear()
+    median_row = median.row(0, named=True) if median.height else {}
     out = (cut if cut.height else per).select(
         pl.col("source").first(),
         pl.lit(model.summary).alias("found"),
@@ -120,7 +124,8 @@ def decode_step_summary(trace: Trace, *, steps: int | None = None) -> pl.DataFra
         pl.len().alias("steps"),
         pl.lit(model.median_index, pl.Int64).alias("median_step_index"),
         *(pl.lit(lower_median((cut if cut.height else per)[c]), pl.Float64).alias(c)
-          for c in ("cpu_dur_ns", "cpu_api_ns", "launches", "syncs", *gpu)),
+          for c in ("cpu_dur_ns", "cpu_api_ns", "launches", "syncs")),
+        *(pl.lit(median_row.get(c), pl.Float64).alias(c) for c in gpu),
         (100.0 * pl.col("gpu_idle_ns").sum() / pl.col("gpu_window_ns").sum()).alias("gpu_idle_pct"),
     )
     if not cut.height:

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import polars as pl
 
 from decodeprof.analyses.analysed import load_and_analyse
-from decodeprof.analyses.breakdown import decode_breakdown, waterfall
+from decodeprof.analyses.breakdown import median_step_breakdown, waterfall
 from decodeprof.analyses.comparison import setup_difference
 from decodeprof.analyses.step_timeline import median_step_ops, median_step_work
 from decodeprof.findings import Finding, compare, facts, limits, missing_sentences, own
@@ -134,7 +134,7 @@ def variant(name: str, source: Path, trace: Trace, frames: dict[str, pl.DataFram
     facts, what it lacks, its decode breakdown and its median step's ops."""
     f = facts(trace, frames)
     return Variant(name, source, trace, frames, f, missing_sentences(trace, frames, f),
-                   decode_breakdown(trace), median_step_ops(trace), median_step_work(trace))
+                   median_step_breakdown(trace), median_step_ops(trace), median_step_work(trace))
 
 
 def _summary_rows(variants: list[Variant], base: Variant | None, flagged: dict[str, dict[str, str]]) -> list[dict]:

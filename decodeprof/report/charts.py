@@ -177,7 +177,7 @@ def waterfall(cid: str, name: str, ref: str, wf: pl.DataFrame, ref_span: float, 
     """Decode span per step of `ref`, each part's change to `name`, and `name`'s span (µs per
     step, mean over the decode steps), as floating bars: each change spans the running total
     before and after it (green: it shrinks the span, red: it grows it)."""
-    labels = [esc(f"{ref} decode step")] + [esc(p) for p in wf["part"].to_list()] + [esc(f"{name} decode step")]
+    labels = [esc(f"{ref} median step")] + [esc(p) for p in wf["part"].to_list()] + [esc(f"{name} median step")]
     base, height, colors, text = [0.0], [ref_span / 1e3], [colours.BUSY], [ns_us(ref_span)]
     level = ref_span / 1e3
     for delta_ns in wf["delta_ns"].to_list():

@@ -1,5 +1,5 @@
 """The savings waterfall as the report shows it: the parts that barely change folded into one
-row. The waterfall itself (a variant's decode time per step minus its reference's, split
+row. The waterfall itself (a variant's median decode step minus its reference's, split
 exactly into parts) is decodeprof.analyses.breakdown's."""
 
 from __future__ import annotations
