@@ -58,7 +58,10 @@ DRAM_COLUMNS = {
     "dram_read_bytes": pl.Float64,
     "dram_write_bytes": pl.Float64,
     "dram_bytes_per_s": pl.Float64,
+    "dram_bytes_counted": pl.Utf8,
     "dram_throughput_pct": pl.Float64,
+    "nsys_median_ns": pl.Float64,
+    "ncu_over_nsys": pl.Float64,
 }
 
 
@@ -75,18 +78,52 @@ def kernel_dram(trace: Trace) -> pl.DataFrame:
     dram__bytes_write.sum, dram__throughput.avg.pct_of_peak_sustained_elapsed) or details page
     ("Duration", "DRAM Throughput" of the SOL section); a metric ncu did not collect is null.
     Columns: kernel_id (ncu's ID order), kernel_name, duration_ns, dram_read_bytes,
-    dram_write_bytes, dram_bytes_per_s = (read + write) / duration, dram_throughput_pct (ncu's
-    % of peak sustained DRAM throughput, 0-100).
+    dram_write_bytes, dram_bytes_per_s = (read + write) / duration, or read / duration where
+    the write metric was not collected (dram_bytes_counted says which: "read+write", "read";
+    null without the read metric), dram_throughput_pct (ncu's % of peak sustained DRAM
+    throughput, 0-100), nsys_median_ns (the median duration in the trace of the kernel with
+    this name: the nsys short name found in ncu's demangled one) and ncu_over_nsys (ncu's
+    duration / that median: ncu replays each kernel with caches flushed, so a small kernel
+    that finds its data in L2 when run back to back takes longer under ncu).
     """
     n = trace.ncu_metrics.filter(pl.col("metric").is_in(_ALL_NCU_NAMES))
     out = n.group_by("kernel_id").agg(
         pl.col("kernel_name").first(),
         *(pl.coalesce(pl.col("value").filter(pl.col("metric") == m).first() for m in names).alias(c)
           for c, names in NCU_METRICS.items()),
-    ).with_columns(
-        (1e9 * (pl.col("dram_read_bytes") + pl.col("dram_write_bytes")) / pl.col("duration_ns")).alias("dram_bytes_per_s")
-    ).sort("kernel_id")
+    )
+    read, write = pl.col("dram_read_bytes"), pl.col("dram_write_bytes")
+    out = out.with_columns(
+        (1e9 * (read + write.fill_null(0.0)) / pl.col("duration_ns")).alias("dram_bytes_per_s"),
+        pl.when(read.is_null()).then(None).when(write.is_null()).then(pl.lit("read"))
+        .otherwise(pl.lit("read+write")).alias("dram_bytes_counted"),
+    )
+    medians = _nsys_medians(trace, out["kernel_name"].unique().to_list())
+    out = out.join(medians, on="kernel_name", how="left").with_columns(
+        (pl.col("duration_ns") / pl.col("nsys_median_ns")).alias("ncu_over_nsys")).sort("kernel_id")
     return shaped(out, DRAM_COLUMNS)
+
+
+def _nsys_medians(trace: Trace, ncu_names: list[str]) -> pl.DataFrame:
+    """kernel_name (ncu's, demangled) -> nsys_median_ns: the median trace duration of the
+    kernel whose short name ncu's name holds as a whole identifier (the longest such: a
+    `vectorized_elementwise_kernel` is not an `elementwise_kernel`)."""
+    import re
+
+    empty = pl.DataFrame(schema={"kernel_name": pl.Utf8, "nsys_median_ns": pl.Float64})
+    if trace.kernels.is_empty() or not ncu_names:
+        return empty
+    med = trace.kernels.group_by("name").agg(pl.col("dur_ns").median().alias("nsys_median_ns"))
+    shorts = sorted((n for n in med["name"].to_list() if n), key=len, reverse=True)
+    rows = []
+    for full in (n for n in ncu_names if n):
+        match = next((s for s in shorts if full == s or re.search(rf"(?<![\w]){re.escape(s)}(?![\w])", full)), None)
+        if match is not None:
+            rows.append((full, match))
+    if not rows:
+        return empty
+    pairs = pl.DataFrame(rows, schema={"kernel_name": pl.Utf8, "name": pl.Utf8}, orient="row")
+    return pairs.join(med, on="name").select("kernel_name", pl.col("nsys_median_ns").cast(pl.Float64))
 
 
 BW_COLUMNS = {

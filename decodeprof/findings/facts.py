@@ -83,6 +83,8 @@ class Facts:
     ncu_dram_bytes_per_s: float | None = None
     ncu_top_kernel: str | None = None
     ncu_top_dram_pct: float | None = None
+    ncu_over_nsys: float | None = None  # median over profiled kernels of ncu's duration / the trace's median
+    ncu_matched_kernels: int = 0  # profiled kernels found by name in the trace
     # The run (run_info, metrics.json device and config).
     gpu: str | None = None
     torch: str | None = None
@@ -238,10 +240,13 @@ def _ncu_facts(frames: dict) -> dict:
     top = d.sort("dram_throughput_pct", descending=True).row(0, named=True)
     weighted = float((d["dram_throughput_pct"] * d["duration_ns"]).sum() / d["duration_ns"].sum())
     moved = d.filter(pl.col("dram_bytes_per_s").is_not_null())  # (read + write) bytes over all their time
-    per_s = float(1e9 * (moved["dram_read_bytes"] + moved["dram_write_bytes"]).sum() / moved["duration_ns"].sum()) \
+    # read + write bytes over all their time (read alone where the write metric was not collected)
+    per_s = float((moved["dram_bytes_per_s"] * moved["duration_ns"]).sum() / moved["duration_ns"].sum()) \
         if moved.height else None
+    ratio = d["ncu_over_nsys"].drop_nulls() if "ncu_over_nsys" in d.columns else pl.Series([], dtype=pl.Float64)
     return {"ncu_kernels": d.height, "ncu_dram_pct": weighted, "ncu_dram_bytes_per_s": per_s,
-            "ncu_top_kernel": top["kernel_name"], "ncu_top_dram_pct": top["dram_throughput_pct"]}
+            "ncu_top_kernel": top["kernel_name"], "ncu_top_dram_pct": top["dram_throughput_pct"],
+            "ncu_over_nsys": float(ratio.median()) if ratio.len() else None, "ncu_matched_kernels": ratio.len()}
 
 
 def _run_facts(trace: Trace, tm: dict, info: pl.DataFrame) -> dict:

@@ -117,6 +117,9 @@ def measurement(name: str, v: Facts) -> list[Finding]:
         cause = ("tracing each kernel a CUDA graph replays, --cuda-graph-trace=node" if v.decode_graph_launches
                  else "the tracer's cost on every launch")
         out.append(Finding(name, "warning", "profiler overhead", f"Under Nsight Systems each decode step took {ms_text(v.profiled_tpot_ms)} vs {ms_text(v.tpot_ms)} unprofiled (+{pct_text(over)}): the times shown come from the unprofiled run; the trace's own durations are inflated by this much ({cause}).", f"profiled TPOT > {pct_text(PROFILER_OVERHEAD_PCT)} above the unprofiled run's", "summary", ev, "profiler_overhead_pct"))
+    ratio = v.ncu_over_nsys
+    if ratio is not None:
+        out.append(Finding(name, "info", "ncu and nsys durations", f"Nsight Compute timed the same kernels {times_text(ratio)} as long as this trace does (median over {v.ncu_matched_kernels} profiled kernels matched by name): ncu replays each kernel alone, once per counter pass, with the caches flushed before it and at the GPU's own clocks, so a small decode kernel that finds its weights in L2 when the steps run back to back takes longer; its per-kernel DRAM rates are those of cold runs, the trace's durations those of the real loop.", "ncu duration / the trace's median duration of the same kernel", "chart-bandwidth", {"ncu_over_nsys": ratio, "ncu_matched_kernels": v.ncu_matched_kernels}))
     spread = v.tpot_max_over_min
     if spread is not None and spread > UNSTABLE_SPREAD:
         out.append(Finding(name, "warning", "unstable timing", f"TPOT varied {times_text(spread)} between its fastest and slowest measured iteration ({v.timing_source}): host noise; compare medians with care or measure more iterations.", f"max / min of TPOT > {fixed(UNSTABLE_SPREAD, 1)}", "summary", {"tpot_spread": spread}, "tpot_ms"))
