@@ -236,12 +236,27 @@ def test_decode_bandwidth_from_target_metrics():
     assert any("--metrics" in s for s in why_empty(eager_trace(), "decode_bandwidth"))
 
 
+def test_decode_bandwidth_takes_no_absurd_metrics():
+    """A metrics JSON with a step count past 2^31 (or not a whole number) or weight bytes past
+    2^50: the count is unknown (step ranges give it), the bytes unknown (no row, and why),
+    never an overflow."""
+    for steps in (2**63, True, 1.5, -3):
+        r = run("decode_bandwidth", eager_trace(target_metrics={"weight_bytes_per_step": 1000, "config": {"steps": steps}}))
+        assert r["steps_per_decode"].to_list() == [2], steps  # from the 2 step ranges
+    for wbytes in (2**60, 0, -1, 1e30, "20MB"):
+        trace = eager_trace(target_metrics={"weight_bytes_per_step": wbytes, "config": {"steps": 2}})
+        assert run("decode_bandwidth", trace).is_empty()
+        assert any("weight_bytes_per_step" in s for s in why_empty(trace, "decode_bandwidth")), wbytes
+
+
 def test_kernel_dram_pivots_ncu_metrics():
     m = [(1, "gemv", "gpu__time_duration.sum", 2000.0), (1, "gemv", "dram__bytes_read.sum", 5000.0),
          (1, "gemv", "dram__bytes_write.sum", 1000.0), (1, "gemv", "dram__throughput.avg.pct_of_peak_sustained_elapsed", 80.0),
          (2, "argmax", "gpu__time_duration.sum", 500.0)]
     ncu = frame("ncu_metrics", [dict(kernel_id=i, kernel_name=n, metric=k, value=v) for i, n, k, v in m])
-    out = run("kernel_dram", Trace(source="x", ncu_metrics=ncu))
+    out = run("kernel_dram", Trace(source="x", ncu_metrics=ncu)).select(
+        "kernel_id", "kernel_name", "duration_ns", "dram_read_bytes", "dram_write_bytes", "dram_bytes_per_s",
+        "dram_throughput_pct")  # (the columns comparing with the trace's own durations: tests/test_ncu_reconcile.py)
     assert out.rows() == [(1, "gemv", 2000.0, 5000.0, 1000.0, 3e9, 80.0), (2, "argmax", 500.0, None, None, None, None)]
 
 

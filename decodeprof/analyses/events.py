@@ -248,12 +248,18 @@ def in_ranges_slim(frame: pl.DataFrame, rng: pl.DataFrame, *, at: str = "api_sta
     return in_ranges(frame, rng, at=at).select(*keep_points, *keep)
 
 
+MAX_STEPS = 2**31  # steps per decode range: a count past this is damage, not a config
+
+
+def _count(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < MAX_STEPS else None
+
+
 def config_steps(trace: Trace, steps: int | None) -> int | None:
-    """Decode steps per decode range: the target's config, else the `steps` option."""
+    """Decode steps per decode range: the target's config, else the `steps` option (each
+    only when a whole number from 1 to 2^31)."""
     cfg = trace.target_metrics.get("config") if isinstance(trace.target_metrics, dict) else None
-    if isinstance(cfg, dict) and isinstance(cfg.get("steps"), int) and cfg["steps"] > 0:
-        return cfg["steps"]
-    return steps if steps and steps > 0 else None
+    return (_count(cfg.get("steps")) if isinstance(cfg, dict) else None) or _count(steps)
 
 
 def unmeasured(trace: Trace, out: pl.DataFrame, columns_from: dict[str, tuple[str, ...]]) -> pl.DataFrame:

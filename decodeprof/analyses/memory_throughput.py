@@ -149,12 +149,32 @@ def _peak(trace: Trace, device_id: int | None) -> tuple[float | None, str | None
     if g.height:
         return float(g["memory_bandwidth_bytes_per_s"][0]), "gpus"
     dev = trace.target_metrics.get("device") if isinstance(trace.target_metrics, dict) else None
-    if isinstance(dev, dict) and isinstance(dev.get("peak_gbps"), (int, float)) and dev["peak_gbps"] > 0:
-        return float(dev["peak_gbps"]) * 1e9, "target_metrics"
+    peak = dev.get("peak_gbps") if isinstance(dev, dict) else None
+    if isinstance(peak, (int, float)) and not isinstance(peak, bool) and 0 < peak <= 1e6:  # 1 PB/s: past any GPU
+        return float(peak) * 1e9, "target_metrics"
     return None, None
 
 
-@analysis("decode_bandwidth", columns=BW_COLUMNS, needs=("nvtx", "runtime", "kernels", "target_metrics"))
+WEIGHT_BYTES_LIMIT = 2**50  # weight bytes per step: 1 PiB (and x steps x ranges still an Int64)
+
+
+def _weight_bytes(trace: Trace) -> int | None:
+    tm = trace.target_metrics if isinstance(trace.target_metrics, dict) else {}
+    w = tm.get("weight_bytes_per_step")
+    return w if isinstance(w, int) and not isinstance(w, bool) and 0 < w < WEIGHT_BYTES_LIMIT else None
+
+
+def _why_no_bandwidth(trace: Trace) -> list[str]:
+    tm = trace.target_metrics if isinstance(trace.target_metrics, dict) else {}
+    if _weight_bytes(trace) is None:
+        return [f"weight_bytes_per_step in the metrics JSON is {tm.get('weight_bytes_per_step')!r}: "
+                "a whole number of bytes from 1 to 2^50 is needed"]
+    return ["no \"decode\" (or \"prefill_decode\") NVTX range with kernels launched in it, or steps per decode "
+            "range unknown (config.steps, --steps, or \"step\" ranges)"]
+
+
+@analysis("decode_bandwidth", columns=BW_COLUMNS, needs=("nvtx", "runtime", "kernels", "target_metrics"),
+          explain=_why_no_bandwidth)
 def decode_bandwidth(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
     """One row: weight bytes streamed per second of decode, against the GPU's peak.
 
@@ -174,11 +194,10 @@ def decode_bandwidth(trace: Trace, *, steps: int | None = None) -> pl.DataFrame:
     last, prefill kernels dropped) and the host columns are null: no host range holds the
     decode alone.
     """
-    tm = trace.target_metrics if isinstance(trace.target_metrics, dict) else {}
-    wbytes = tm.get("weight_bytes_per_step")
+    wbytes = _weight_bytes(trace)
     rng = ranges(trace, ("decode", "step", "prefill_decode"))
     dec = rng.filter(pl.col("range_name") == "decode")
-    if not isinstance(wbytes, int):
+    if wbytes is None:
         return pl.DataFrame(schema=BW_COLUMNS)
     if dec.is_empty():
         return _prefill_decode_bandwidth(trace, wbytes, steps) if rng.height else pl.DataFrame(schema=BW_COLUMNS)
