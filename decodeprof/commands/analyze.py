@@ -296,7 +296,7 @@ def render(trace, frames: dict, console, *, max_rows: int = 20) -> None:
     from decodeprof.analyses import ANALYSES
 
     empty_because = _empty_because(trace, frames)
-    console.print(f"[bold]{escape(str(trace.source))}[/]  nsys {escape(str(trace.meta.get('nsys_version', '?')))}")
+    console.print(f"[bold]{escape(printable(str(trace.source)))}[/]  nsys {escape(printable(str(trace.meta.get('nsys_version', '?'))))}")
     for m in trace.missing:
         console.print(f"[yellow]missing:[/] {escape(m.sentence())}")
     for sentence in dropped_sentences(trace.meta):

@@ -80,6 +80,8 @@ def diff_traces(a: Trace, b: Trace, *, label_a: str = "A", label_b: str = "B", s
         if p.index is None:
             warnings.append(f"{lbl}: {p.found or 'no decode steps found'}")
     warnings += said.unstable_warnings(c.tables["metrics"], label_a, label_b)
+    # what the loader dropped or kept unnamed changes the numbers: said here as analyze says it
+    warnings += [f"{lbl}: {sentence}" for lbl, t in ((label_a, a), (label_b, b)) for sentence in t.dropped()]
     both = c.pick_a.index is not None and c.pick_b.index is not None
     return TraceDiff(
         label_a=label_a, label_b=label_b, source_a=a.source, source_b=b.source, gpu_a=c.setup.gpu_a,

@@ -12,6 +12,7 @@ from decodeprof.analyses.alignment import alignment_summary
 from decodeprof.diff import tables
 from decodeprof.diff.compare import TraceDiff
 from decodeprof.present import formats
+from decodeprof.present.tables import printable
 from decodeprof.thresholds import UNSTABLE_SPREAD
 
 STATUS_STYLE = {"matched": "", "replaced": "yellow", "fused": "cyan", "split": "cyan", "removed": "red", "added": "green"}
@@ -28,7 +29,7 @@ def _alignment_table(title: str, aligned: pl.DataFrame) -> Table:
     for r in aligned.iter_rows(named=True):
         style = STATUS_STYLE.get(r["status"], "")
         launch = r["launch_change"] or ""
-        t.add_row(r["status"], launch, escape(r["a_name"] or ""), _us(r["a_dur_ns"]), escape(r["b_name"] or ""),
+        t.add_row(r["status"], launch, escape(printable(r["a_name"] or "")), _us(r["a_dur_ns"]), escape(printable(r["b_name"] or "")),
                   _us(r["b_dur_ns"]), _us(r["dur_change_ns"]), style=style)
     return t
 
@@ -43,7 +44,7 @@ def _compare_table(table: tables.Table, frame: pl.DataFrame, rows: int) -> Table
         t.add_column(f"B {v.header}", justify="right")
         t.add_column("Δ%", justify="right")
     for cells in tables.rows(table, frame.head(rows), values):
-        t.add_row(escape(cells[0]), *cells[1:])
+        t.add_row(escape(printable(cells[0])), *cells[1:])
     return t
 
 
@@ -71,13 +72,14 @@ def _metrics_table(frame: pl.DataFrame, source: str, rows: int) -> Table:
 def render(d: TraceDiff, console: Console, *, rows: int = 12) -> None:
     """Print the diff: mechanism first (verdict, highlights, aligned step), then totals."""
     for side, label, source in (("A", d.label_a, d.source_a), ("B", d.label_b, d.source_b)):
+        label = printable(label)  # trace strings and paths reach the terminal without control characters
         named = escape(label) if label.startswith(f"{side} (") else f"[bold]{side}[/] {escape(label)}"  # same target: "A (graph)"
-        console.print(f"{named}: {escape(str(source))}")
+        console.print(f"{named}: {escape(printable(str(source)))}")
     for w in d.warnings:
-        console.print(f"[bold yellow]warning:[/] {escape(w)}")
-    console.print(f"\n[bold]{escape(d.verdict.sentence)}[/]")
+        console.print(f"[bold yellow]warning:[/] {escape(printable(w))}")
+    console.print(f"\n[bold]{escape(printable(d.verdict.sentence))}[/]")
     for h in d.highlights:
-        console.print(f"  • {escape(h)}")
+        console.print(f"  • {escape(printable(h))}")
     pa, pb = d.pick_a.row(), d.pick_b.row()
     how = lambda p, r: f"step {r['step']} of {p.steps.height} ({p.source}, {_us(r['window_ns'])} µs)" if r else "none"  # noqa: E731
     s = alignment_summary(d.step_alignment)

@@ -18,6 +18,10 @@ from decodeprof.errors import TraceFileError
 
 MAX_DEPTH = 16  # the targets write 4 levels; deeper is not a metrics file
 MAX_BYTES = 64 * 1024 * 1024  # a metrics file is a few KB (multi-GPU: a few hundred)
+# Largest believable values: a config count past 2^31 (steps, batch, seed...) or weights past
+# 1 PiB per step are a damaged or foreign file, and would overflow the analyses' 64-bit sums.
+CONFIG_MOST = 2 ** 31
+WEIGHT_BYTES_MOST = 2 ** 50
 
 # config field -> (type, smallest allowed value)
 CONFIG_FIELDS: dict[str, tuple[type, float]] = {
@@ -83,8 +87,9 @@ def check(data, path: Path) -> dict:
         v = data.get("config", {}).get(name)
         if v is None:
             continue
-        if not _number(v) or (kind is int and not float(v).is_integer()) or v < least:
-            _fail(path, f"config.{name}", f"must be {'an integer' if kind is int else 'a number'} >= {least:g}, not {v!r}")
+        if not _number(v) or (kind is int and not float(v).is_integer()) or v < least or abs(v) > CONFIG_MOST:
+            _fail(path, f"config.{name}", f"must be {'an integer' if kind is int else 'a number'} >= {least:g} "
+                                          f"and at most {CONFIG_MOST:g}, not {v!r}")
     for section, names in TEXT_FIELDS.items():
         for name in names:
             v = data.get(section, {}).get(name)
@@ -97,8 +102,8 @@ def check(data, path: Path) -> dict:
     if ws is not None and (not _number(ws) or not float(ws).is_integer() or ws < 1):
         _fail(path, "world_size", f"must be an integer >= 1, not {ws!r}")
     w = data.get("weight_bytes_per_step")
-    if w is not None and (not _number(w) or not float(w).is_integer() or w <= 0):
-        _fail(path, "weight_bytes_per_step", f"must be a positive integer, not {w!r}")
+    if w is not None and (not _number(w) or not float(w).is_integer() or not 0 < w <= WEIGHT_BYTES_MOST):
+        _fail(path, "weight_bytes_per_step", f"must be a positive integer of at most {WEIGHT_BYTES_MOST:,} (1 PiB), not {w!r}")
     for name, stats in data.get("metrics", {}).items():
         if not isinstance(stats, dict):
             _fail(path, f"metrics.{name}", "must be an object of min, median, max")
