@@ -82,6 +82,11 @@ def diff_traces(a: Trace, b: Trace, *, label_a: str = "A", label_b: str = "B", s
     warnings += said.unstable_warnings(c.tables["metrics"], label_a, label_b)
     # what the loader dropped or kept unnamed changes the numbers: said here as analyze says it
     warnings += [f"{lbl}: {sentence}" for lbl, t in ((label_a, a), (label_b, b)) for sentence in t.dropped()]
+    # a table one export has and the other lacks makes their numbers differ for that reason alone
+    lacks = {side: {m.table: m for m in t.missing} for side, t in (("a", a), ("b", b))}
+    warnings += [f"{lbl}: missing: {m.sentence()}" for lbl, mine, other in ((label_a, lacks["a"], lacks["b"]),
+                                                                            (label_b, lacks["b"], lacks["a"]))
+                 for table, m in mine.items() if table not in other]
     both = c.pick_a.index is not None and c.pick_b.index is not None
     return TraceDiff(
         label_a=label_a, label_b=label_b, source_a=a.source, source_b=b.source, gpu_a=c.setup.gpu_a,
