@@ -80,12 +80,10 @@ def run(
         import time
 
         from rich.markup import escape
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         console = Console(stderr=True, highlight=False)
         start = time.perf_counter()
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                      transient=True) as progress:
+        with _elapsed_progress(console) as progress:
             progress.add_task(f"running {escape(target)} (build, warm-up, measured iterations) ...", total=None)
             status = subprocess.call(command)
         if status == 0:
@@ -124,7 +122,6 @@ def bench(
     import time
 
     from rich.markup import escape
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from decodeprof import expectations as exp
     from decodeprof.bench import run_target
@@ -149,8 +146,7 @@ def bench(
     console = Console(stderr=True, highlight=False)
     results: dict[str, dict] = {}
     failed: dict[str, str] = {}
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
+    with _elapsed_progress(console) as progress:
         task = progress.add_task("", total=len(labels))
         for i, label in enumerate(labels, 1):
             progress.update(task, description=f"[{i}/{len(labels)}] running {escape(label)}")
@@ -187,6 +183,14 @@ def bench(
             raise RegressionError("regression beyond tolerance:\n  " + "\n  ".join(r.sentence() for r in regressions),
                                   f"investigate, or accept the new numbers with --update ({path})")
         console.print(f"[green]no regression[/] against {escape(str(path))}")
+
+
+def _elapsed_progress(console: Console):
+    """A spinner, what is running and the time it has taken, on `console` (gone when done)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                    transient=True)
 
 
 TIMINGS = (("ttft_ms", "TTFT ms", 1.0), ("tpot_ms", "TPOT µs", 1e3), ("decode_ms", "decode ms", 1.0))
