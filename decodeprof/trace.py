@@ -26,9 +26,10 @@ class MissingData:
     fix: str
 
     def sentence(self) -> str:
+        where = "column" if "." in self.table else "table"  # "ENUM_CUDA_MEM_KIND.name": a column
         if self.frame not in schema.FRAMES:
-            return f"{self.frame} unreadable (table {self.table} absent): {self.fix}"
-        return f"no {self.frame} data (table {self.table} absent): {self.fix}"
+            return f"{self.frame} unreadable ({where} {self.table} absent): {self.fix}"
+        return f"no {self.frame} data ({where} {self.table} absent): {self.fix}"
 
 
 @dataclass(frozen=True)

@@ -206,6 +206,15 @@ def test_absent_stringids_and_enum_tables_are_missing_tables(tmp_path):
     assert trace.kernels["name"].str.starts_with("shortName=").all()  # told apart by id, not merged as blanks
 
 
+def test_an_enum_table_named_by_its_label_column_is_said(tmp_path):
+    db = _damaged(tmp_path, 'ALTER TABLE ENUM_CUDA_MEM_KIND RENAME COLUMN "name" TO "was_name"')
+    trace = load_trace(db)
+    assert "Pageable" in trace.memcpys["src_kind"].to_list()  # the label: the same kinds in other words
+    said = [m.sentence() for m in trace.missing]
+    assert "memory kinds names unreadable (column ENUM_CUDA_MEM_KIND.name absent): memory kinds are shown " \
+           "by the table's label column instead" in " ".join(said)
+
+
 def test_a_table_without_a_column_every_export_has_is_refused(tmp_path):
     db = _damaged(tmp_path, f'ALTER TABLE {K} RENAME COLUMN "deviceId" TO "dev"')
     _fails(db, K, "deviceId")
@@ -241,3 +250,18 @@ def test_ncu_rows_that_cannot_be_read_are_counted_and_bad_csvs_refused(tmp_path)
         bad.write_text(text)
         with pytest.raises(NcuCsvError, match=words):
             read_ncu_csv(bad)
+
+
+def test_an_export_failing_sqlites_integrity_check_is_refused(tmp_path):
+    """A damaged page in a table the loader never reads: every frame still reads, and only
+    SQLite's own check can tell the file is not what nsys wrote."""
+    db = _damaged(tmp_path, "CREATE TABLE unread_by_decodeprof (x)",
+                  "INSERT INTO unread_by_decodeprof SELECT value FROM StringIds")
+    con = sqlite3.connect(db)
+    (root,) = con.execute("SELECT rootpage FROM sqlite_schema WHERE name = 'unread_by_decodeprof'").fetchone()
+    (page_size,) = con.execute("PRAGMA page_size").fetchone()
+    con.close()
+    with open(db, "r+b") as f:  # the b-tree page's type byte: no valid page has 0xFF there
+        f.seek((root - 1) * page_size)
+        f.write(b"\xff")
+    _fails(db, "fails SQLite's integrity check")
