@@ -24,12 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from targets import workload  # noqa: E402
-from targets.kernels.common import LaunchOptions  # noqa: E402
-from targets.kernels.fused_decode import (DecodeKernels, KernelPlan, linear_bias, lm_head_argmax,  # noqa: E402
+from decodeprof_targets import workload  # noqa: E402
+from decodeprof_targets.kernels.common import LaunchOptions  # noqa: E402
+from decodeprof_targets.kernels.fused_decode import (DecodeKernels, KernelPlan, linear_bias, lm_head_argmax,  # noqa: E402
                                           make_workspace)
-from targets.kernels.gemv import gemv_bytes, tma_layout_problem  # noqa: E402
-from targets.kernels.quant import make_linear_weight  # noqa: E402
+from decodeprof_targets.kernels.gemv import gemv_bytes, tma_layout_problem  # noqa: E402
+from decodeprof_targets.kernels.quant import make_linear_weight  # noqa: E402
 
 PLANS = {
     "plain": LaunchOptions(num_stages=3),
@@ -201,7 +201,7 @@ def sass_proof() -> None:
     """Grep the SASS of every kernel compiled with a TMA plan (PTX when nvdisasm is missing) for
     UTMALDG / cp.async.bulk.tensor; shared memory size shows the stage buffers."""
     print("\n== TMA proof (SASS of the compiled kernels) ==")
-    from targets.kernels.common import COMPILED
+    from decodeprof_targets.kernels.common import COMPILED
 
     tma = {name: c for name, c in COMPILED.items() if "[tma" in name}
     if not tma:

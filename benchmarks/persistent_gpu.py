@@ -4,11 +4,11 @@
 
 Three ways to run the default shape's 64 decode steps, each captured in one CUDA graph:
   graph        stock PyTorch kernels (the `graph` target's step), 8 kernels per step
-  3 kernels    the Triton tensor-core decode kernels (targets/kernels/fused_decode.py), 3 per step
-  persistent   one launch for all 64 steps (targets/kernels/persistent.py), per --programs value
+  3 kernels    the Triton tensor-core decode kernels (decodeprof_targets/kernels/fused_decode.py), 3 per step
+  persistent   one launch for all 64 steps (decodeprof_targets/kernels/persistent.py), per --programs value
               (0 = one program per SM)
   persistent_smem  one launch of the CUDA C++ kernel that keeps the weights in shared memory
-              (targets/kernels/smem_decode.py)
+              (decodeprof_targets/kernels/smem_decode.py)
 Correctness first: each plan's 64 tokens from a real prefill are compared with the eager reference's;
 they may part only where the reference itself nearly ties (top-2 logit margin <= 0.25).
 Timing: event-timed graph replays, median [min-max] of --reps, per decode step. L2-warm: replays
@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from targets import workload  # noqa: E402
-from targets.kernels.fused_decode import DecodeKernels  # noqa: E402
-from targets.kernels.persistent import PersistentDecode  # noqa: E402
-from targets.kernels.smem_decode import PHASE_NAMES, SmemPersistentDecode  # noqa: E402
+from decodeprof_targets import workload  # noqa: E402
+from decodeprof_targets.kernels.fused_decode import DecodeKernels  # noqa: E402
+from decodeprof_targets.kernels.persistent import PersistentDecode  # noqa: E402
+from decodeprof_targets.kernels.smem_decode import PHASE_NAMES, SmemPersistentDecode  # noqa: E402
 
 FLUSH_BYTES = 256 << 20  # > 5x H100's 50 MB L2
 NEAR_TIE = 0.25  # 2 x the kernel targets' 0.125 logit tolerance
@@ -66,7 +66,7 @@ def time_replays(g: torch.cuda.CUDAGraph, reps: int, flush: torch.Tensor | None)
 def agreement(tokens: torch.Tensor, ref: torch.Tensor, margin: torch.Tensor) -> tuple[str, bool]:
     """Free-running agreement with the reference, and whether a divergence is acceptable: only
     where the reference's own top-2 logits nearly tie (<= NEAR_TIE, two bf16 ulps at |logit| < 8),
-    after which the sequences legitimately part (the same rule as targets/harness.py)."""
+    after which the sequences legitimately part (the same rule as decodeprof_targets/harness.py)."""
     if torch.equal(tokens, ref):
         return "identical to the eager reference", True
     agree = (tokens == ref).float().mean().item()

@@ -1,4 +1,4 @@
-"""Sweep the pointer-path tiling (BLOCK_N x num_warps x variant) of the three decode kernels per
+"""Sweep the pointer-path tiling (BLOCK_N x num_warps x accumulation path) of the three decode kernels per
 format and role on the GPU, in one process: each candidate is checked against torch (dequantized
 weights) and timed in a CUDA graph of `calls` launches (median of `reps`; GB/s from the bytes it
 must read). Roles: k1 = embed+LayerNorm+Linear+GELU (N=h), k2 = Linear (N=h), k3 = lm_head+argmax
@@ -8,7 +8,7 @@ and with the tensor-core tiles on TMA loads, with and without warp specializatio
 Prints a table, the winners as a DECODEPROF_TILES string (also written to --out), and whole decode
 steps (CUDA graph) with the winners.
 
-    python benchmarks/tune_gemv.py [--out tiles.txt] [--calls 20] [--reps 7] [--variants 0,1,2] [--budget-s S]
+    python benchmarks/tune_gemv.py [--out tiles.txt] [--calls 20] [--reps 7] [--acc-paths 0,1,2] [--budget-s S]
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from benchmarks.kernels_gpu import close, time_graph  # noqa: E402
-from targets import workload  # noqa: E402
-from targets.kernels.common import TILES_ENV, VEC_TILES, LaunchOptions, Tile  # noqa: E402
-from targets.kernels.fused_decode import (DecodeKernels, KernelPlan, linear_bias, lm_head_argmax,  # noqa: E402
+from decodeprof_targets import workload  # noqa: E402
+from decodeprof_targets.kernels.common import TILES_ENV, VEC_TILES, LaunchOptions, Tile  # noqa: E402
+from decodeprof_targets.kernels.fused_decode import (DecodeKernels, KernelPlan, linear_bias, lm_head_argmax,  # noqa: E402
                                           ln_linear_gelu, make_workspace)
-from targets.kernels.gemv import gemv_bytes  # noqa: E402
-from targets.kernels.quant import make_linear_weight  # noqa: E402
+from decodeprof_targets.kernels.gemv import gemv_bytes  # noqa: E402
+from decodeprof_targets.kernels.quant import make_linear_weight  # noqa: E402
 
-CANDIDATES = {  # Tile(block_n, num_warps, variant[, block_k, num_stages])
+CANDIDATES = {  # Tile(block_n, num_warps, acc_path[, block_k, num_stages])
     "k1": [Tile(2, 1, 1), Tile(4, 1, 1), Tile(4, 2, 1), Tile(4, 4, 1), Tile(8, 4, 1), Tile(8, 8, 1), Tile(16, 8, 1),
            Tile(16, 4, 2, 256, 2), Tile(16, 4, 2, 256, 3), Tile(16, 4, 2, 128, 4), Tile(16, 2, 2, 256, 3),
            Tile(16, 8, 2, 256, 3), Tile(16, 4, 2, 512, 2), Tile(32, 4, 2, 256, 3), Tile(16, 4, 2, 1024, 1)],
@@ -46,7 +46,7 @@ CANDIDATES["k2"] = CANDIDATES["k1"]
 
 
 def opts_for(tile: Tile) -> LaunchOptions:
-    return LaunchOptions(block_n=tile.block_n, num_warps=tile.num_warps, variant=tile.variant,
+    return LaunchOptions(block_n=tile.block_n, num_warps=tile.num_warps, acc_path=tile.acc_path,
                          block_k=tile.block_k, num_stages=tile.num_stages or 3)
 
 
@@ -56,7 +56,7 @@ def main() -> int:
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--budget-s", type=float, default=1e9, help="stop sweeping after this many seconds")
-    ap.add_argument("--variants", default="0,1,2", help="tile variants to sweep (the current default always runs)")
+    ap.add_argument("--acc-paths", default="0,1,2", help="accumulation paths to sweep (the current default always runs)")
     ap.add_argument("--formats", default="bf16,fp8,fp4", help="weight formats to sweep")
     args = ap.parse_args()
     t_start = time.time()
@@ -66,7 +66,7 @@ def main() -> int:
     x = torch.randn(b, h, device="cuda").bfloat16()
     tok = torch.randint(0, cfg.vocab, (b,), device="cuda")
     state = torch.randn(b, h, device="cuda").bfloat16()
-    variants = {int(v) for v in args.variants.split(",")}
+    acc_paths = {int(v) for v in args.acc_paths.split(",")}
     best: dict[str, tuple[float, Tile]] = {}
     print(f"device: {torch.cuda.get_device_name()}  batch {b} hidden {h} vocab {cfg.vocab}")
     with torch.no_grad():
@@ -87,7 +87,7 @@ def main() -> int:
             else:
                 ref = x.float() @ lw.dequantized().T + (bias.float() if bias is not None else 0)
             nbytes = gemv_bytes(lw, b, bias=bias is not None)
-            cands = [VEC_TILES[(fmt, role)]] + [c for c in CANDIDATES[role] if c.variant in variants]
+            cands = [VEC_TILES[(fmt, role)]] + [c for c in CANDIDATES[role] if c.acc_path in acc_paths]
             for tile in cands:
                 if time.time() - t_start > args.budget_s:
                     print("budget reached: sweep stopped")
@@ -129,8 +129,8 @@ def main() -> int:
     sb = statistics.median(time_graph(lambda: workload.decode_step(w, tok, state), args.calls, args.reps))
     print(f"step torch bf16 (stock kernels) {sb * 1e6:7.2f} us")
     step_plans = {"winners": KernelPlan(),
-                  "dot+tma2": KernelPlan(*[LaunchOptions(use_tma=True, num_stages=2, variant=2)] * 3),
-                  "dot+tma+ws": KernelPlan(*[LaunchOptions(use_tma=True, warp_specialize=True, num_stages=2, variant=2)] * 3)}
+                  "dot+tma2": KernelPlan(*[LaunchOptions(use_tma=True, num_stages=2, acc_path=2)] * 3),
+                  "dot+tma+ws": KernelPlan(*[LaunchOptions(use_tma=True, warp_specialize=True, num_stages=2, acc_path=2)] * 3)}
     for fmt in ("bf16", "fp8", "fp4"):
         for name, plan in step_plans.items():
             try:

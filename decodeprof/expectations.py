@@ -1,4 +1,4 @@
-"""Expected performance per GPU kind: targets/expectations/<kind>.json.
+"""Expected performance per GPU kind: decodeprof_targets/expectations/<kind>.json.
 
 Each target records the median tokens/s, TTFT and TPOT of a real run, with provenance
 (date, card, torch, command) and a relative tolerance t (a run fails when it is more than
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from decodeprof.errors import DecodeprofError
 
-EXPECTATIONS_DIR = Path(__file__).resolve().parent.parent / "targets" / "expectations"
+EXPECTATIONS_DIR = Path(__file__).resolve().parent.parent / "decodeprof_targets" / "expectations"
 
 # metric -> True when higher is better
 CHECKED_METRICS = {"tokens_per_s": True, "ttft_ms": False, "tpot_ms": False}

@@ -9,6 +9,9 @@ Loaders return exactly these columns in this order (`conform`); analyses trust t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
 import polars as pl
 
 Int = pl.Int64
@@ -147,3 +150,70 @@ def conform(name: str, frame: pl.DataFrame, columns: tuple[str, ...] | None = No
     if missing:
         raise ValueError(f"frame {name!r} lacks columns {missing}")
     return frame.select(pl.col(c).cast(t, strict=False) for c, t in declared.items())
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One of a target's own timings (ttft_ms, tpot_ms, tokens_per_s, ...) over its measured
+    iterations: median, fastest and slowest (min and max are the median where not stated)."""
+
+    median: float
+    min: float
+    max: float
+
+
+def median_of(timings: Mapping[str, Timing], quantity: str) -> float | None:
+    t = timings.get(quantity)
+    return t.median if t is not None else None
+
+
+@dataclass(frozen=True)
+class RankMetrics:
+    """One rank of a multi-GPU target (metrics.json `ranks`): its number, process id and timings."""
+
+    rank: int | None
+    pid: int | None
+    timings: Mapping[str, Timing]
+
+
+@dataclass(frozen=True)
+class TargetMetrics:
+    """A target's metrics JSON (metrics.json, metrics.unprofiled.json), parsed once at load by
+    decodeprof.load.target_metrics, which checks each field below: readers use them as they
+    are. `document` is the whole file as written (fields the tool does not read pass through).
+    No file: the empty TargetMetrics, which is false."""
+
+    target: str | None = None
+    config: Mapping[str, int | float | str] = field(default_factory=dict)  # batch, steps, iters, dtype, ...
+    device_name: str | None = None
+    torch: str | None = None
+    cuda: str | None = None
+    peak_gbps: float | None = None  # the target's own statement of its card's memory bandwidth
+    weight_bytes_per_step: int | None = None
+    timings: Mapping[str, Timing] = field(default_factory=dict)  # ttft_ms, tpot_ms, tokens_per_s, ...
+    correctness: Mapping[str, object] = field(default_factory=dict)
+    active: tuple[str, ...] = ()  # the fast paths the target ran
+    fallbacks: tuple[str, ...] = ()  # the ones it fell back from, and why
+    mode: str | None = None  # multi-GPU: the parallel mode and backend
+    backend: str | None = None
+    world_size: int | None = None
+    slowest_rank: int | None = None
+    ranks: tuple[RankMetrics, ...] = ()
+    document: Mapping[str, object] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.document)
+
+    def median(self, quantity: str) -> float | None:
+        return median_of(self.timings, quantity)
+
+    @property
+    def tokens_match(self) -> bool | None:
+        v = self.correctness.get("tokens_match")
+        return v if isinstance(v, bool) else None
+
+    @property
+    def token_agreement(self) -> float | None:
+        """Free-running tokens equal to the eager reference's, a share 0..1."""
+        v = self.correctness.get("token_agreement")
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None

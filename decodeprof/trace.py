@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Mapping
 
 import polars as pl
 
@@ -44,6 +45,24 @@ class StepRanges:
         return bool(self.decode or self.step)
 
 
+class Derived:
+    """What the analyses derive from one trace and share (calls joined to their kernels, the
+    decode-step model, ...), each computed once. Owned by its Trace: entries die with it, two
+    traces never share one, and a Trace made from another (`dataclasses.replace`, e.g. with
+    other step ranges) starts with none. Values are immutable polars frames or tuples."""
+
+    def __init__(self) -> None:
+        self._values: dict[tuple, object] = {}
+
+    def get(self, key: tuple, compute: Callable[[], object]) -> object:
+        if key not in self._values:
+            self._values[key] = compute()
+        return self._values[key]
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
 @dataclass(frozen=True)
 class Trace:
     source: Path
@@ -58,15 +77,17 @@ class Trace:
     # Nsight Compute counters of the same variant, when a CSV was given (long form).
     ncu_metrics: pl.DataFrame = field(default_factory=lambda: schema.empty("ncu_metrics"))
     # The target's own metrics JSON (config, weight_bytes_per_step, ...), when found.
-    target_metrics: dict = field(default_factory=dict)
+    target_metrics: schema.TargetMetrics = field(default_factory=schema.TargetMetrics)
     # The same target's metrics JSON from a run without any profiler (metrics.unprofiled.json,
     # written by `decodeprof profile`): the times shown to users; the trace gives structure.
-    unprofiled_metrics: dict = field(default_factory=dict)
+    unprofiled_metrics: schema.TargetMetrics = field(default_factory=schema.TargetMetrics)
     # Export metadata: nsys_version, schema_version, and anything else the export states.
     meta: dict[str, str] = field(default_factory=dict)
     missing: tuple[MissingData, ...] = ()
     # Where the decode steps are, when the user names their ranges (analyses/steps.py).
     step_ranges: StepRanges = field(default_factory=StepRanges)
+    # Shared derived frames (analyses.events.per_trace): not an argument, so never carried over.
+    derived: Derived = field(default_factory=Derived, init=False, repr=False, compare=False)
 
     @classmethod
     def empty(cls, source: Path | str = "<empty>") -> "Trace":
@@ -81,12 +102,11 @@ class Trace:
 
         return sentences(self.meta)
 
-    def timings(self) -> tuple[dict, str]:
-        """The target's timings to show (its metrics JSON's "metrics": medians, min, max per
-        quantity) and where they come from: the unprofiled run when there is one, else the
-        profiled run (whose times the profiler inflates: `profiler_overhead_pct` in the report)."""
+    def timings(self) -> tuple[Mapping[str, schema.Timing], str]:
+        """The target's timings to show (median, min, max per quantity) and where they come
+        from: the unprofiled run when there is one, else the profiled run (whose times the
+        profiler inflates: `profiler_overhead_pct` in the report)."""
         for doc, source in ((self.unprofiled_metrics, "unprofiled run"), (self.target_metrics, "profiled run")):
-            m = doc.get("metrics") if isinstance(doc, dict) else None
-            if isinstance(m, dict) and m:
-                return m, source
+            if doc.timings:
+                return doc.timings, source
         return {}, "none"

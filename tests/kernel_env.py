@@ -1,5 +1,5 @@
 """Shared by the kernel tests: without CUDA, run Triton kernels in the CPU interpreter. Must be
-imported before any targets.kernels module (the interpreter is chosen when a kernel is defined)."""
+imported before any decodeprof_targets.kernels module (the interpreter is chosen when a kernel is defined)."""
 
 import os
 

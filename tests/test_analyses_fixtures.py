@@ -176,7 +176,7 @@ def test_wall_bandwidth_is_what_each_target_measured_and_under_the_peak(traces):
     for variant in ("baseline", "graph", "warp_specialized", "persistent", "persistent_smem"):
         trace = trace_of(traces, need(variant))
         row = run("decode_bandwidth", trace).row(0, named=True)
-        own = trace.target_metrics["metrics"]["weight_gbps"]["median"] * 1e9
+        own = trace.target_metrics.median("weight_gbps") * 1e9
         assert row["decode_wall_ns"] >= max(row["decode_cpu_ns"], row["decode_gpu_ns"]), variant
         assert 0.8 < row["achieved_wall_bytes_per_s"] / own < 1.2, variant
         assert row["achieved_wall_bytes_per_s"] < row["peak_bytes_per_s"], variant
@@ -278,8 +278,8 @@ def test_when_every_range_has_fewer_kernels_than_steps_no_gpu_step_figure_is_mad
     from decodeprof.report.variant import facts
 
     full = trace_of(traces, need("graph"))
-    tm = {**full.target_metrics, "config": {**full.target_metrics["config"], "steps": 1000}}
-    wrong = dataclasses.replace(full, target_metrics=tm)
+    tm = full.target_metrics
+    wrong = dataclasses.replace(full, target_metrics=dataclasses.replace(tm, config={**tm.config, "steps": 1000}))
     summary = run("decode_step_summary", wrong).row(0, named=True)
     assert summary["source"] == "few_kernels" and summary["cpu_dur_ns"] > 0
     assert [summary[c] for c in ("kernels", "gpu_window_ns", "gpu_busy_ns", "gpu_idle_ns", "gpu_idle_pct")] == [None] * 5

@@ -27,6 +27,8 @@ import pytest
 
 from decodeprof import schema
 from decodeprof.analyses import ANALYSES, run, why_empty
+from decodeprof.load.target_metrics import parse
+from decodeprof.schema import TargetMetrics
 from decodeprof.trace import Trace
 
 PID = 100
@@ -92,7 +94,7 @@ def graph_trace() -> Trace:
         nvtx=frame("nvtx", [rng("decode", 1000, 3000), rng("decode", 4000, 6000)]),
         runtime=frame("runtime", [call("cudaGraphLaunch_v10000", 10, 1100, 1200), call("cudaGraphLaunch_v10000", 11, 4100, 4200)]),
         kernels=frame("kernels", kernels),
-        target_metrics={"config": {"steps": 2}},
+        target_metrics=TargetMetrics(config={"steps": 2}),
     )
 
 
@@ -221,7 +223,7 @@ def test_overlap_of_copy_with_other_streams():
 
 
 def test_decode_bandwidth_from_target_metrics():
-    tm = {"config": {"steps": 2}, "weight_bytes_per_step": 1000, "device": {"name": "X", "peak_gbps": 2.0}}
+    tm = parse({"config": {"steps": 2}, "weight_bytes_per_step": 1000, "device": {"name": "X", "peak_gbps": 2.0}})
     r = run("decode_bandwidth", eager_trace(target_metrics=tm)).row(0, named=True)
     assert (r["weight_bytes"], r["decode_gpu_ns"], r["decode_cpu_ns"], r["peak_source"]) == (2000, 5300, 8000, "target_metrics")
     assert r["achieved_bytes_per_s"] == pytest.approx(2000 / 5300 * 1e9)
@@ -230,21 +232,21 @@ def test_decode_bandwidth_from_target_metrics():
     r = run("decode_bandwidth", eager_trace(target_metrics=tm, gpus=gpus)).row(0, named=True)
     assert (r["peak_source"], r["peak_bytes_per_s"]) == ("gpus", 4e9)
     # steps from step ranges when config lacks them (2 step ranges / 1 decode range)
-    r = run("decode_bandwidth", eager_trace(target_metrics={"weight_bytes_per_step": 1000})).row(0, named=True)
+    r = run("decode_bandwidth", eager_trace(target_metrics=TargetMetrics(weight_bytes_per_step=1000))).row(0, named=True)
     assert (r["steps_per_decode"], r["peak_bytes_per_s"]) == (2, None)
     assert run("decode_bandwidth", eager_trace()).is_empty()
     assert any("--metrics" in s for s in why_empty(eager_trace(), "decode_bandwidth"))
 
 
 def test_decode_bandwidth_takes_no_absurd_metrics():
-    """A metrics JSON with a step count past 2^31 (or not a whole number) or weight bytes past
-    2^50: the count is unknown (step ranges give it), the bytes unknown (no row, and why),
-    never an overflow."""
+    """Target metrics (built here past the loader's schema, which refuses these in a file) with
+    a step count past 2^31 (or not a whole number) or weight bytes past 2^50: the count is
+    unknown (step ranges give it), the bytes unknown (no row, and why), never an overflow."""
     for steps in (2**63, True, 1.5, -3):
-        r = run("decode_bandwidth", eager_trace(target_metrics={"weight_bytes_per_step": 1000, "config": {"steps": steps}}))
+        r = run("decode_bandwidth", eager_trace(target_metrics=TargetMetrics(weight_bytes_per_step=1000, config={"steps": steps})))
         assert r["steps_per_decode"].to_list() == [2], steps  # from the 2 step ranges
-    for wbytes in (2**60, 0, -1, 1e30, "20MB"):
-        trace = eager_trace(target_metrics={"weight_bytes_per_step": wbytes, "config": {"steps": 2}})
+    for wbytes in (2**60, 0, -1, 1e30):
+        trace = eager_trace(target_metrics=TargetMetrics(weight_bytes_per_step=wbytes, config={"steps": 2}))
         assert run("decode_bandwidth", trace).is_empty()
         assert any("weight_bytes_per_step" in s for s in why_empty(trace, "decode_bandwidth")), wbytes
 
@@ -264,3 +266,26 @@ def test_kernel_dram_pivots_ncu_metrics():
 def test_every_analysis_declared_shape_on_synthetic(name):
     for t in (eager_trace(), graph_trace()):
         assert dict(run(name, t, steps=2).schema) == ANALYSES[name].columns
+
+
+def test_derived_frames_belong_to_their_trace():
+    """Shared intermediate frames live in the trace's own store: computed once per trace,
+    never served to another trace, and not carried into a trace made from it."""
+    import dataclasses
+    import gc
+    import weakref
+
+    from decodeprof.analyses.events import runtime_calls
+    from decodeprof.trace import StepRanges
+
+    trace = eager_trace()
+    first = runtime_calls(trace)
+    assert runtime_calls(trace) is first and len(trace.derived) == 1
+    other = dataclasses.replace(trace, step_ranges=StepRanges(decode="decode"))
+    assert len(other.derived) == 0 and runtime_calls(other) is not first
+    twin = eager_trace()  # equal frames, another trace: its own entries
+    assert runtime_calls(twin) is not first
+    gone = weakref.ref(first)
+    del trace, other, first
+    gc.collect()
+    assert gone() is None  # nothing outside the trace keeps its derived frames

@@ -286,7 +286,7 @@ def test_device_and_launcher_follow_the_target_contract():
     assert target_device([]) == "cuda"
     assert target_device(["--device", "cpu"]) == "cpu"
     assert target_device(["--steps", "4", "--device=cpu"]) == "cpu"
-    assert launcher("graph", 1, "cuda", None) == ([sys.executable, "-m", "targets", "graph"], None)
+    assert launcher("graph", 1, "cuda", None) == ([sys.executable, "-m", "decodeprof_targets", "graph"], None)
     argv, env = launcher("baseline", 2, "cpu", None)
     assert argv[:6] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     assert env["NCCL_NVLS_ENABLE"] == "0"

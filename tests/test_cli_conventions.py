@@ -53,6 +53,6 @@ def test_unbounded_work_is_refused_with_the_limit_named():
                  ["diff", str(run), str(run), "--steps", "1000000000"]):
         proc = subprocess.run([sys.executable, "-m", "decodeprof", *argv], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and "65536" in proc.stderr and "Traceback" not in proc.stderr, argv
-    proc = subprocess.run([sys.executable, "-m", "targets", "baseline", "--device", "cpu", "--steps", "1000000000"],
+    proc = subprocess.run([sys.executable, "-m", "decodeprof_targets", "baseline", "--device", "cpu", "--steps", "1000000000"],
                           capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
     assert proc.returncode == 2 and "above the limit 65536" in proc.stderr and "Traceback" not in proc.stderr

@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import report_sql as q  # noqa: E402
 
 from decodeprof.findings import findings  # noqa: E402
+from decodeprof.load.target_metrics import parse  # noqa: E402
 from decodeprof.thresholds import ON_CHIP_RATIO, OVERLAP_MIN  # noqa: E402
 from decodeprof.report import load_variant  # noqa: E402
 
@@ -183,12 +184,12 @@ def test_unprofiled_timings_are_shown_and_the_profiler_overhead_flagged(v):
     from decodeprof.findings import facts
 
     g = v["graph"]
-    clean = copy.deepcopy(g.trace.target_metrics)
+    clean = copy.deepcopy(dict(g.trace.target_metrics.document))
     for key in ("tpot_ms", "decode_ms", "total_ms", "ttft_ms"):
         for q in ("min", "median", "max"):
             clean["metrics"][key][q] *= 0.75
-    f = facts(dataclasses.replace(g.trace, unprofiled_metrics=clean), g.frames)
-    traced = g.trace.target_metrics["metrics"]["tpot_ms"]["median"]
+    f = facts(dataclasses.replace(g.trace, unprofiled_metrics=parse(clean)), g.frames)
+    traced = g.trace.target_metrics.median("tpot_ms")
     assert f.timing_source == "unprofiled run" and f.tpot_ms == pytest.approx(0.75 * traced)
     assert f.profiler_overhead_pct == pytest.approx(100 / 3) and f.profiler_overhead_pct > PROFILER_OVERHEAD_PCT
     warned = by_title(limits("graph", f), "profiler overhead")
@@ -203,8 +204,8 @@ def test_an_unstable_timing_is_flagged(v):
     from decodeprof.findings import facts
 
     g = v["graph"]
-    noisy = copy.deepcopy(g.trace.target_metrics)
+    noisy = copy.deepcopy(dict(g.trace.target_metrics.document))
     noisy["metrics"]["tpot_ms"]["max"] = 2 * noisy["metrics"]["tpot_ms"]["min"]
-    f = facts(dataclasses.replace(g.trace, target_metrics=noisy), g.frames)
+    f = facts(dataclasses.replace(g.trace, target_metrics=parse(noisy)), g.frames)
     assert f.tpot_max_over_min == pytest.approx(2.0)
     assert by_title(findings("graph", f, v["baseline"].facts), "unstable timing").kind == "warning"

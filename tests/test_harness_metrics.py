@@ -1,12 +1,12 @@
-"""targets.harness.metrics on hand-made iteration rows (expected values worked out by hand),
+"""decodeprof_targets.harness.metrics on hand-made iteration rows (expected values worked out by hand),
 and the phase order of a real, tiny CPU run."""
 
 from __future__ import annotations
 
 import pytest
 
-from targets import harness, workload
-from targets.loop import EagerVariant
+from decodeprof_targets import harness, workload
+from decodeprof_targets.loop import EagerVariant
 
 CFG = workload.Config(batch=4, prompt_len=7, steps=8, hidden=32, vocab=50, dtype="fp32", device="cpu", warmup=1, iters=4)
 BYTES = 1_000_000  # weight bytes per decode step

@@ -9,15 +9,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from targets import workload
-from targets.errors import TargetError
-from targets.kernels.common import LaunchOptions
-from targets.kernels.fused_decode import (DecodeKernels, KernelPlan, ln_linear_gelu, lm_head_argmax,
+from decodeprof_targets import workload
+from decodeprof_targets.errors import TargetError
+from decodeprof_targets.kernels.common import LaunchOptions
+from decodeprof_targets.kernels.fused_decode import (DecodeKernels, KernelPlan, ln_linear_gelu, lm_head_argmax,
                                           make_workspace)
-from targets.kernels.quant import make_linear_weight
+from decodeprof_targets.kernels.quant import make_linear_weight
 
 TMA_WS = LaunchOptions(use_tma=True, warp_specialize=True, num_stages=2)
-DOT = LaunchOptions(block_n=32, variant=2, block_k=64, num_stages=2)  # tensor-core tiles (K of 96: a masked tail)
+DOT = LaunchOptions(block_n=32, acc_path=2, block_k=64, num_stages=2)  # tensor-core tiles (K of 96: a masked tail)
 DOT_TMA_WS = dataclasses.replace(DOT, use_tma=True, warp_specialize=True)
 
 
@@ -102,7 +102,7 @@ def test_fused_misuse_raises_target_error(weights):
         ln_linear_gelu(tok.int(), w.embed, state, w.decode_ln_w, w.decode_ln_b, lw, w.decode_b1)
     lm = make_linear_weight(w.lm_head, "bf16")
     with pytest.raises(TargetError, match="workspace"):  # made for batch rows of another width
-        lm_head_argmax(state[:2], lm, workspace=make_workspace(lm, 3, LaunchOptions(block_n=16, variant=1)),
-                       opts=LaunchOptions(block_n=16, variant=1))
+        lm_head_argmax(state[:2], lm, workspace=make_workspace(lm, 3, LaunchOptions(block_n=16, acc_path=1)),
+                       opts=LaunchOptions(block_n=16, acc_path=1))
     with pytest.raises(TargetError, match="workspace"):  # made for another weight
         lm_head_argmax(state, lm, workspace=make_workspace(lw, 3))

@@ -6,16 +6,16 @@ from kernel_env import CUDA, DEVICE  # noqa: I001  (sets TRITON_INTERPRET before
 import pytest
 import torch
 
-from targets.errors import TargetError
-from targets.kernels.common import LaunchOptions
-from targets.kernels.gemv import gemv, gemv_bytes
-from targets.kernels.gemv_fp4 import gemv_fp4
-from targets.kernels.gemv_fp8 import gemv_fp8
-from targets.kernels.quant import make_linear_weight
+from decodeprof_targets.errors import TargetError
+from decodeprof_targets.kernels.common import LaunchOptions
+from decodeprof_targets.kernels.gemv import gemv, gemv_bytes
+from decodeprof_targets.kernels.gemv_fp4 import gemv_fp4
+from decodeprof_targets.kernels.gemv_fp8 import gemv_fp8
+from decodeprof_targets.kernels.quant import make_linear_weight
 
 FNS = {"bf16": gemv, "fp8": gemv_fp8, "fp4": gemv_fp4}
 PLANS = {"plain": LaunchOptions(), "tma_ws": LaunchOptions(use_tma=True, warp_specialize=True, num_stages=2),
-         "dot": LaunchOptions(block_n=16, variant=2, block_k=32, num_stages=2)}
+         "dot": LaunchOptions(block_n=16, acc_path=2, block_k=32, num_stages=2)}
 
 
 def _inputs(b: int, k: int, n: int, seed: int = 0):
@@ -87,18 +87,18 @@ def test_gemv_bytes_formula():
 
 
 def test_tile_spec_parsing_and_tma_plans_keep_their_pipeline(monkeypatch):
-    from targets.kernels.common import TILES_ENV
-    from targets.kernels.gemv import tiles
+    from decodeprof_targets.kernels.common import TILES_ENV
+    from decodeprof_targets.kernels.gemv import tiles
 
     lw = make_linear_weight(torch.zeros(64, 1024, dtype=torch.bfloat16, device=DEVICE), "bf16")
     monkeypatch.setenv(TILES_ENV, "bf16:k1=32x1x2x1024x1")
     t = tiles(lw, LaunchOptions(), "k1", batch=4)
-    assert (t.block_n, t.num_warps, t.variant, t.block_k, t.num_stages, t.block_b) == (32, 1, 2, 1024, 1, 16)
+    assert (t.block_n, t.num_warps, t.acc_path, t.block_k, t.num_stages, t.block_b) == (32, 1, 2, 1024, 1, 16)
     # a TMA plan keeps its own stages and warps, and a box of at most 256 elements
-    t = tiles(lw, LaunchOptions(use_tma=True, num_stages=2, num_warps=4, variant=2), "k1", batch=4)
-    assert (t.block_n, t.num_warps, t.variant, t.block_k, t.num_stages) == (32, 4, 2, 256, 2)
+    t = tiles(lw, LaunchOptions(use_tma=True, num_stages=2, num_warps=4, acc_path=2), "k1", batch=4)
+    assert (t.block_n, t.num_warps, t.acc_path, t.block_k, t.num_stages) == (32, 4, 2, 256, 2)
     # fp32 activations cannot use the tensor-core tiles: registers-only variant instead
-    assert tiles(lw, LaunchOptions(), "k1", batch=4, act_dtype=torch.float32).variant == 1
+    assert tiles(lw, LaunchOptions(), "k1", batch=4, act_dtype=torch.float32).acc_path == 1
     for bad in ("bf16:k1=32x1x2x1024", "bf16:k1=0x4", "bf16:k1=24x4x2", "bf16:k1=16x4x3", "bf16:k1=16x4x2x96x2",
                 "bf16:k1=16x0", "bf16:k1=16x4x2x256x0"):
         monkeypatch.setenv(TILES_ENV, bad)

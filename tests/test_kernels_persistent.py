@@ -7,11 +7,11 @@ from kernel_env import CUDA, DEVICE  # noqa: I001  (sets TRITON_INTERPRET before
 import pytest
 import torch
 
-from targets import harness, workload
-from targets.errors import TargetError
-from targets.kernels.common import LaunchOptions
-from targets.kernels.fused_decode import DecodeKernels, KernelPlan
-from targets.kernels.persistent import PersistentDecode
+from decodeprof_targets import harness, workload
+from decodeprof_targets.errors import TargetError
+from decodeprof_targets.kernels.common import LaunchOptions
+from decodeprof_targets.kernels.fused_decode import DecodeKernels, KernelPlan
+from decodeprof_targets.kernels.persistent import PersistentDecode
 
 SMALL = dict(batch=3, hidden=96, vocab=200, dtype="bf16", device=DEVICE.type)
 TILES = ((16, 64, 1), (16, 32, 2), (32, 64, 2))  # K=96: masked tails in every stage
@@ -39,8 +39,8 @@ def test_persistent_steps_match_the_three_kernel_steps(weights, fmt):
     pd.run(tok, got_state, got_tokens, got_logits)
     pd.check_error()
 
-    # the same math by the registers-only kernels (variant 1: no tensor cores), one launch per kernel and step
-    dk = DecodeKernels(weights, fmt, 3, KernelPlan(*[LaunchOptions(variant=1)] * 3))
+    # the same math by the registers-only kernels (accumulation path 1: no tensor cores), one launch per kernel and step
+    dk = DecodeKernels(weights, fmt, 3, KernelPlan(*[LaunchOptions(acc_path=1)] * 3))
     st, t = state.clone(), tok.clone()
     want = []
     logits = torch.empty(3, 200, dtype=torch.bfloat16, device=DEVICE)
@@ -59,7 +59,7 @@ def test_persistent_steps_match_the_three_kernel_steps(weights, fmt):
 def test_persistent_target_passes_the_harness_check():
     cfg = workload.Config(steps=3, **SMALL)
     w = workload.make_weights(cfg)
-    variant = __import__("targets.persistent", fromlist=["build"]).build(cfg, w)
+    variant = __import__("decodeprof_targets.persistent", fromlist=["build"]).build(cfg, w)
     result = harness.check_correctness(cfg, w, variant)
     assert result["teacher_forced"]["token_agreement"] == 1.0
     assert any(a.startswith("persistent: 1 launch") for a in variant.active)
@@ -88,7 +88,7 @@ def test_persistent_rejects_bad_input(weights):
 
 def test_a_barrier_timeout_is_reported_after_the_runs():
     cfg = workload.Config(steps=2, **SMALL)
-    variant = __import__("targets.persistent", fromlist=["build"]).build(cfg, workload.make_weights(cfg))
+    variant = __import__("decodeprof_targets.persistent", fromlist=["build"]).build(cfg, workload.make_weights(cfg))
     variant.verify_runs()  # clean so far
     variant.kernel.error.fill_(1)  # what a program that gave up waiting at a barrier writes
     with pytest.raises(TargetError, match="grid barrier of the persistent kernel timed out"):

@@ -1,4 +1,4 @@
-"""The shared-memory persistent decode kernel (CUDA C++, targets/kernels/cuda/persistent_smem.cu).
+"""The shared-memory persistent decode kernel (CUDA C++, decodeprof_targets/kernels/cuda/persistent_smem.cu).
 On the CPU: the fragment order against the mma.sync B-operand definition, the block plan, and a
 real nvcc build for sm_90a (resources from ptxas). On a GPU: the kernel against eager steps at five
 shapes chosen to reach each code path, CUDA graph replays on changing inputs, and bad input."""
@@ -10,10 +10,10 @@ import re
 import pytest
 import torch
 
-from targets import harness, workload
-from targets.errors import TargetError
-from targets.kernels import cuda_build
-from targets.kernels.smem_decode import SmemPersistentDecode, fragment_layout, plan_blocks
+from decodeprof_targets import harness, workload
+from decodeprof_targets.errors import TargetError
+from decodeprof_targets.kernels import cuda_build
+from decodeprof_targets.kernels.smem_decode import SmemPersistentDecode, fragment_layout, plan_blocks
 
 AWKWARD = dict(batch=3, hidden=200, vocab=1000, dtype="bf16")  # K pads 200 -> 224 (7 k-pairs), 125 vocab tiles
 gpu = pytest.mark.gpu
@@ -103,7 +103,7 @@ def test_tuning_defines_the_kernel_cannot_run_with_fail_to_build(nvcc):
 
 
 def test_output_buffers_that_share_memory_are_refused():
-    from targets.kernels.smem_decode import _no_overlap
+    from decodeprof_targets.kernels.smem_decode import _no_overlap
 
     buf = torch.zeros(4, 64)
     _no_overlap({"state": buf[:, :32], "logits_out": torch.zeros(4, 10)})  # separate: fine
@@ -206,7 +206,7 @@ def test_graph_replays_on_new_inputs_match_direct_launches():
 def test_target_passes_the_harness_check_at_an_awkward_shape():
     cfg = workload.Config(steps=3, device="cuda", **AWKWARD)
     w = workload.make_weights(cfg)
-    variant = __import__("targets.persistent_smem", fromlist=["build"]).build(cfg, w)
+    variant = __import__("decodeprof_targets.persistent_smem", fromlist=["build"]).build(cfg, w)
     result = harness.check_correctness(cfg, w, variant)
     assert result["teacher_forced"]["token_agreement"] == 1.0
     assert variant.active[0].startswith("persistent_smem: 1 launch")

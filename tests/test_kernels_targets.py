@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from targets import harness, workload
-from targets.errors import TargetError
+from decodeprof_targets import harness, workload
+from decodeprof_targets.errors import TargetError
 
 LABELS = ["warp_specialized", "double_buffer_tma", "fp8", "fp4"]
 
@@ -22,7 +22,7 @@ def _small(device: str = "cpu", steps: int = 2) -> workload.Config:
 def _dequantized(w: workload.Weights, fmt: str) -> workload.Weights:
     import dataclasses
 
-    from targets.kernels.quant import make_linear_weight
+    from decodeprof_targets.kernels.quant import make_linear_weight
 
     names = ("decode_w1", "decode_w2", "lm_head")
     return dataclasses.replace(w, **{n: make_linear_weight(getattr(w, n), fmt).dequantized().to(w.embed.dtype)
@@ -35,7 +35,7 @@ def test_target_builds_and_passes_harness_check_on_cpu(label, monkeypatch):
     monkeypatch.delenv("DECODEPROF_FP8_PATH", raising=False)
     cfg = _small()
     w = workload.make_weights(cfg)
-    variant = importlib.import_module(f"targets.{label}").build(cfg, w)
+    variant = importlib.import_module(f"decodeprof_targets.{label}").build(cfg, w)
     if label in ("fp8", "fp4"):
         # Check the implementation, not the quantization: the reference runs the same quantized
         # weights (dequantized to bf16), so only bf16 rounding separates them. (The target's own
@@ -61,13 +61,13 @@ def test_fp8_requested_path_falls_back_with_reason(path, expected, monkeypatch):
     monkeypatch.setenv("DECODEPROF_FP8_PATH", path)
     monkeypatch.setenv("DECODEPROF_KERNEL_MODE", "plain")
     cfg = _small(steps=1)
-    variant = importlib.import_module("targets.fp8").build(cfg, workload.make_weights(cfg))
+    variant = importlib.import_module("decodeprof_targets.fp8").build(cfg, workload.make_weights(cfg))
     assert any(expected in f for f in variant.fallbacks)
     assert "fp8_path=triton_weight_only_fp8_e4m3_per_channel" in variant.active
 
 
 def test_scaled_mm_linears_count_the_fp8_bytes_they_read():
-    from targets.fp8 import ScaledMmLinears
+    from decodeprof_targets.fp8 import ScaledMmLinears
 
     cfg = _small()
     w = workload.make_weights(cfg)
@@ -82,7 +82,7 @@ def test_scaled_mm_linears_count_the_fp8_bytes_they_read():
 
 def test_fp8_path_env_rejects_unknown(monkeypatch):
     monkeypatch.setenv("DECODEPROF_FP8_PATH", "int8")
-    from targets import fp8
+    from decodeprof_targets import fp8
 
     with pytest.raises(TargetError, match="DECODEPROF_FP8_PATH"):
         fp8.requested_path()
@@ -91,7 +91,7 @@ def test_fp8_path_env_rejects_unknown(monkeypatch):
 def test_te_status_without_transformer_engine(monkeypatch):
     import torch
 
-    from targets.kernels.te_linear import te_status
+    from decodeprof_targets.kernels.te_linear import te_status
 
     monkeypatch.setitem(sys.modules, "transformer_engine", None)  # import now raises ImportError
     monkeypatch.setitem(sys.modules, "transformer_engine.pytorch", None)
@@ -105,6 +105,6 @@ def test_te_status_without_transformer_engine(monkeypatch):
 @pytest.mark.parametrize("label", LABELS)
 def test_target_runs_on_gpu(label):
     cfg = workload.Config(steps=16, warmup=1, iters=2)
-    result = harness.run(label, importlib.import_module(f"targets.{label}").build, cfg)
+    result = harness.run(label, importlib.import_module(f"decodeprof_targets.{label}").build, cfg)
     assert "cuda_graph_decode" in result["active"]
     assert result["metrics"]["decode_ms"]["median"] > 0

@@ -1,7 +1,7 @@
 """The floors of the house: each layer imports only the layers below it (read from the source
 with `ast`, every import statement including those inside functions).
 
-    targets/                  nothing from decodeprof
+    decodeprof_targets/       nothing from decodeprof
     decodeprof.load           schema, errors, trace: no capture, analyses, findings, display or commands
     decodeprof.analyses       load and below: no findings, display or commands
     decodeprof.capture        load (the export, the run folder's names) and below; no analyses,
@@ -87,7 +87,7 @@ def test_a_layer_imports_nothing_above_it(layer):
 
 
 def test_the_targets_import_nothing_from_decodeprof():
-    wrong = [f"{p.relative_to(ROOT)} imports {name}" for p in sorted((ROOT / "targets").rglob("*.py"))
+    wrong = [f"{p.relative_to(ROOT)} imports {name}" for p in sorted((ROOT / "decodeprof_targets").rglob("*.py"))
              for name in sorted(_imports(p)) if _under(name, "decodeprof")]
     assert not wrong, "\n".join(wrong)
 

@@ -158,7 +158,8 @@ def test_run_folder_loads_ncu_and_metrics(tmp_path):
     (tmp_path / "metrics.json").write_text('{"tokens_per_s": 1234.5, "config": {"batch": 4}}')
     trace = load_trace(tmp_path)
     assert trace.ncu_metrics.height == 8
-    assert trace.target_metrics == {"tokens_per_s": 1234.5, "config": {"batch": 4}}
+    assert trace.target_metrics.document == {"tokens_per_s": 1234.5, "config": {"batch": 4}}
+    assert trace.target_metrics.config == {"batch": 4}
 
 
 REAL = sorted((Path(__file__).parent / "data").glob("h100/*/ncu.csv"))

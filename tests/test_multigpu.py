@@ -11,9 +11,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from targets import tp, workload
-from targets.errors import TargetError
-from targets.workload import Config
+from decodeprof_targets import tp, workload
+from decodeprof_targets.errors import TargetError
+from decodeprof_targets.workload import Config
 
 SMALL = Config(batch=3, prompt_len=8, steps=6, hidden=64, vocab=256, dtype="fp32", device="cpu",
                warmup=0, iters=1, seed=7)
@@ -38,7 +38,7 @@ def _tp_worker(rank: int, world: int, init_file: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        from targets.multigpu import TimedCollectives
+        from decodeprof_targets.multigpu import TimedCollectives
 
         comm = TimedCollectives(world, cuda=False, timing=True, in_graph=False)
         layout = tp.Layout(rank, world, SMALL.hidden, SMALL.vocab)
@@ -92,7 +92,7 @@ def test_world_size_one_in_process(tmp_path, monkeypatch) -> None:
     """Without torchrun: a private process group of one (HashStore), exact tokens and logits."""
     import json
 
-    from targets import launch, multigpu
+    from decodeprof_targets import launch, multigpu
 
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"):
         monkeypatch.delenv(key, raising=False)
@@ -113,7 +113,7 @@ def test_world_size_one_in_process(tmp_path, monkeypatch) -> None:
 
 
 def test_uneven_split_fails_before_starting(monkeypatch, capsys) -> None:
-    from targets import multigpu
+    from decodeprof_targets import multigpu
 
     monkeypatch.setenv("WORLD_SIZE", "3")
     said = []
@@ -125,7 +125,7 @@ def test_uneven_split_fails_before_starting(monkeypatch, capsys) -> None:
 
 
 def test_bad_mode_env(monkeypatch) -> None:
-    from targets import multigpu
+    from decodeprof_targets import multigpu
 
     monkeypatch.setenv(multigpu.ENV_MODE, "pp")
     with pytest.raises(TargetError, match="DECODEPROF_MULTIGPU_MODE='pp'"):
@@ -136,7 +136,7 @@ def test_bad_mode_env(monkeypatch) -> None:
 
 
 def test_mode_flag_wins_over_a_bad_mode_env(monkeypatch) -> None:
-    from targets import multigpu
+    from decodeprof_targets import multigpu
 
     monkeypatch.setenv(multigpu.ENV_MODE, "bogus")
     _, opts, _ = multigpu.parse_args(["--device", "cpu", "--mode", "dp"])
@@ -161,7 +161,7 @@ def _rank(rank: int, decode_ms: list[float], total_ms: list[float], comm_ms: lis
 
 
 def test_combine_counts_the_slowest_rank_and_all_tokens() -> None:
-    from targets.multigpu import combine
+    from decodeprof_targets.multigpu import combine
 
     cfg = Config(batch=2, steps=4, device="cpu", dtype="fp32")
     ranks = [_rank(0, [10.0, 20.0], [12.0, 22.0], [2.0, 4.0], 1000),
@@ -186,9 +186,9 @@ def test_combine_counts_the_slowest_rank_and_all_tokens() -> None:
 def test_compare_fails_a_wrong_token_and_drifting_logits_and_passes_the_reference():
     """multigpu.compare: the tensor-parallel verdict, judged like the harness's (each token
     against the single-device reference fed the same tokens, last logits on that trajectory)."""
-    from targets import workload
-    from targets.harness import Tolerance
-    from targets.multigpu import compare
+    from decodeprof_targets import workload
+    from decodeprof_targets.harness import Tolerance
+    from decodeprof_targets.multigpu import compare
 
     cfg = workload.Config(batch=3, prompt_len=5, steps=4, hidden=32, vocab=64, dtype="fp32", device="cpu")
     w = workload.make_weights(cfg)

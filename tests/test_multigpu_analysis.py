@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 
 from decodeprof.analyses import ANALYSES, run
+from decodeprof.schema import TargetMetrics
 from decodeprof.trace import Trace
 
 DATA = Path(__file__).parent / "data"
@@ -176,7 +177,7 @@ def test_empty_on_single_gpu_and_empty_traces(name):
 def test_rank_order_falls_back_to_pids_without_metrics():
     from dataclasses import replace
 
-    t = replace(trace(CPU / "tp4"), target_metrics={})
+    t = replace(trace(CPU / "tp4"), target_metrics=TargetMetrics())
     out = run("rank_summary", t)
     assert out["rank"].to_list() == [0, 1, 2, 3] and out["pid"].to_list() == sorted(out["pid"].to_list())
     assert set(out["rank_source"]) == {"pid order"}

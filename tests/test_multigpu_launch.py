@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from targets import launch, registry
+from decodeprof_targets import launch, registry
 
 SMALL_FLAGS = ["--hidden", "64", "--vocab", "256", "--prompt-len", "8", "--steps", "6", "--iters", "1", "--warmup", "0"]
 
@@ -19,8 +19,8 @@ SMALL_FLAGS = ["--hidden", "64", "--vocab", "256", "--prompt-len", "8", "--steps
 def _command(nprocs: int, device: str, flags: list[str]) -> tuple[list[str], dict[str, str]]:
     argv, env = launch.torchrun_command(["multigpu", *flags], nprocs, device)
     if "multigpu" not in registry.TARGETS:  # until the registry lists it: the module directly
-        i = argv.index("targets")
-        argv[i - 1: i + 2] = ["-m", "targets.multigpu"]
+        i = argv.index("decodeprof_targets")
+        argv[i - 1: i + 2] = ["-m", "decodeprof_targets.multigpu"]
     return argv, env
 
 
@@ -36,7 +36,7 @@ def _reference_digest(**overrides) -> str:
     """Digest of the single-device eager tokens on the correctness check's prompts."""
     import torch
 
-    from targets import workload
+    from decodeprof_targets import workload
 
     cfg = workload.Config(batch=4, prompt_len=8, steps=6, hidden=64, vocab=256, dtype="fp32", device="cpu", **overrides)
     tokens, _ = workload.reference_generate(workload.make_weights(cfg), workload.make_prompts(cfg, cfg.seed + 10_000), cfg.steps)
@@ -85,7 +85,7 @@ def test_single_device_target_under_torchrun_writes_one_metrics_file_per_rank(tm
 
 
 def test_json_out_path_per_rank(tmp_path) -> None:
-    from targets.harness import json_out_path
+    from decodeprof_targets.harness import json_out_path
 
     out = str(tmp_path / "m.json")
     assert json_out_path(out, {}) == tmp_path / "m.json"
@@ -97,7 +97,7 @@ def test_json_out_path_per_rank(tmp_path) -> None:
 def test_torchrun_command_shape() -> None:
     argv, env = launch.torchrun_command(["multigpu", "--steps", "8"], 4, "cuda", python="py")
     assert argv == ["py", "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "4",
-                    "-m", "targets", "multigpu", "--steps", "8", "--device", "cuda"]
+                    "-m", "decodeprof_targets", "multigpu", "--steps", "8", "--device", "cuda"]
     assert env["NCCL_NVLS_ENABLE"] == "0" and env["TORCH_SYMM_MEM_DISABLE_MULTICAST"] == "1"
     assert env["NVSHMEM_DISABLE_NVLS"] == "1" and "OMP_NUM_THREADS" not in env
     argv, _ = launch.torchrun_command(["multigpu", "--device=cpu"], 2, "cpu")
@@ -108,7 +108,7 @@ def test_torchrun_command_shape() -> None:
 
 
 def test_torchrun_command_rejects_bad_input() -> None:
-    from targets.errors import TargetError
+    from decodeprof_targets.errors import TargetError
 
     with pytest.raises(TargetError, match="--device cpu but the launch is for cuda"):
         launch.torchrun_command(["multigpu", "--device", "cpu"], 2, "cuda")

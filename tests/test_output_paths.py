@@ -29,8 +29,8 @@ def _cases(tmp: Path) -> list[tuple[list[str], str]]:
         (["decodeprof", "analyze", str(RUN), "--csv", str(blocker)], "cannot write the CSV files into"),
         (["decodeprof", "bench", "baseline", "--args", FAST, "--json-out", f"{under_file}.json"], "cannot write the results JSON"),
         (["decodeprof", "profile", "baseline", "--out", str(under_file), "--", *FAST.split()], "cannot write the run folder"),
-        (["targets", "baseline", *FAST.split(), "--json-out", str(folder)], "--json-out"),
-        (["targets", "baseline", *FAST.split(), "--json-out", f"{under_file}.json"], "does not exist or is not writable"),
+        (["decodeprof_targets", "baseline", *FAST.split(), "--json-out", str(folder)], "--json-out"),
+        (["decodeprof_targets", "baseline", *FAST.split(), "--json-out", f"{under_file}.json"], "does not exist or is not writable"),
     ]
 
 

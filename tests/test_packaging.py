@@ -30,9 +30,17 @@ def installed(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_wheel_ships_templates_cuda_source_and_expectations(installed):
     for rel in ("decodeprof/templates/base.html.j2", "decodeprof/templates/diff.html.j2",
-                "targets/kernels/cuda/persistent_smem.cu", "targets/expectations/h100.json"):
+                "decodeprof_targets/kernels/cuda/persistent_smem.cu", "decodeprof_targets/expectations/h100.json"):
         assert (installed / rel).is_file(), rel
     assert not (installed / "decodeprof/templates").is_symlink()
+
+
+@pytest.mark.slow
+def test_wheel_installs_only_names_of_its_own(installed):
+    """Top-level packages in site-packages are shared by everything installed: a generic name
+    (`targets`) would shadow, or be shadowed by, another project's."""
+    top = {p.name for p in installed.iterdir() if not p.name.endswith(".dist-info")}
+    assert top == {"decodeprof", "decodeprof_targets"}, top
 
 
 @pytest.mark.slow

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from targets.errors import TargetError
-from targets.kernels import quant
+from decodeprof_targets.errors import TargetError
+from decodeprof_targets.kernels import quant
 
 
 def e4m3_grid() -> torch.Tensor:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import html
 import subprocess
 import sys
 from pathlib import Path
@@ -251,6 +252,27 @@ def test_cli_report_unknown_baseline_is_an_error_naming_the_variants(tmp_path):
     assert "no variant named 'basline' among: baseline, graph" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_cli_report_as_json_states_what_the_page_states(tmp_path):
+    """--format html,json: one assembly, two files; every finding title in the JSON is on the page."""
+    import json
+
+    out = tmp_path / "r"
+    proc = subprocess.run([sys.executable, "-m", "decodeprof", "report", str(H100 / "baseline"), str(H100 / "graph"),
+                           "--format", "html,json", "-o", str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "r.json").read_text())
+    page = (tmp_path / "r.html").read_text()
+    assert doc["version"] == 1 and doc["baseline"] == "baseline" and [r["name"] for r in doc["runs"]] == ["baseline", "graph"]
+    graph = doc["runs"][1]
+    assert graph["comparisons"][0]["against"] == "baseline" and graph["facts"]["kernels_per_step"] > 0
+    titles = [f["title"] for r in doc["runs"] for f in r["findings"] + [x for c in r["comparisons"] for x in c["findings"]]]
+    assert titles and all(html.escape(t) in page for t in titles)
+    alone = subprocess.run([sys.executable, "-m", "decodeprof", "report", str(H100 / "graph"), "--format", "json"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert alone.returncode == 0 and json.loads(alone.stdout)["runs"][0]["name"] == "graph"  # stdout: the JSON only
+    assert not (tmp_path / "report.html").exists()
+
+
 def test_variant_name_drops_the_profile_time_stamp():
     from decodeprof.report.variant import variant_name
 
@@ -284,8 +306,8 @@ def test_variants_run_with_different_configs_are_flagged():
     import dataclasses
 
     base, graph = load_variant(H100 / "baseline"), load_variant(H100 / "graph")
-    tm = {**graph.trace.target_metrics, "config": {**graph.trace.target_metrics["config"], "batch": 8, "steps": 32}}
-    graph.trace = dataclasses.replace(graph.trace, target_metrics=tm)
+    tm = graph.trace.target_metrics
+    graph.trace = dataclasses.replace(graph.trace, target_metrics=dataclasses.replace(tm, config={**tm.config, "batch": 8, "steps": 32}))
     notes = assemble([base, graph]).notes
     assert notes == ["configs differ (baseline vs graph): batch 4 vs 8, steps 64 vs 32: the comparisons of graph "
                      "with baseline set different work side by side"]

@@ -23,7 +23,7 @@ GRAPH = DATA / "h200" / "graph" / "metrics.json"
 def test_every_shipped_metrics_file_passes():
     assert len(SHIPPED) >= 24
     for path in SHIPPED:
-        assert target_metrics.read(path) == json.loads(path.read_text()), path
+        assert target_metrics.read(path).document == json.loads(path.read_text()), path
 
 
 @pytest.mark.parametrize("change, field", [
@@ -73,3 +73,19 @@ def test_analyze_of_a_run_with_a_bad_metrics_file_says_which_field(tmp_path):
                           timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "field config.steps must be an integer >= 1" in proc.stderr
+
+
+def test_the_fields_read_are_parsed_once_into_types():
+    """Readers use TargetMetrics as it is: the timings, the ranks, the device and the
+    correctness come typed from the file, the rest of it kept as written."""
+    dp2 = target_metrics.read(DATA / "cpu-multigpu/dp2/metrics.json")
+    doc = dp2.document
+    assert (dp2.target, dp2.mode, dp2.world_size, dp2.backend) == ("multigpu", "dp", 2, "gloo")
+    assert dp2.median("tokens_per_s") == doc["metrics"]["tokens_per_s"]["median"]
+    assert [(r.rank, r.pid) for r in dp2.ranks] == [(r["rank"], r["pid"]) for r in doc["ranks"]]
+    assert dp2.ranks[1].timings["decode_ms"].median == doc["ranks"][1]["metrics"]["decode_ms"]["median"]
+    graph = target_metrics.read(GRAPH)
+    t = graph.timings["tpot_ms"]
+    assert t.min <= t.median <= t.max and graph.weight_bytes_per_step == graph.document["weight_bytes_per_step"]
+    assert graph.device_name == graph.document["device"]["name"] and graph.config["steps"] == 64
+    assert not target_metrics.parse({}) and bool(graph)

@@ -1,4 +1,4 @@
-"""`python -m targets`, `decodeprof targets|run|bench` end to end on the CPU, and the registry."""
+"""`python -m decodeprof_targets`, `decodeprof targets|run|bench` end to end on the CPU, and the registry."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from targets import registry
+from decodeprof_targets import registry
 
 FAST = ["--device", "cpu", "--batch", "2", "--prompt-len", "8", "--steps", "3", "--hidden", "32",
         "--vocab", "64", "--iters", "2", "--warmup", "1"]
@@ -137,8 +137,8 @@ def test_a_target_without_torch_says_which_extra_to_install(tmp_path):
         "        if name.split('.')[0] in ('torch', 'triton'):\n"
         "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
         "sys.meta_path.insert(0, Block())\n"
-        "sys.argv = ['targets', 'baseline', '--device', 'cpu']\n"
-        "runpy.run_module('targets', run_name='__main__')\n")
+        "sys.argv = ['decodeprof_targets', 'baseline', '--device', 'cpu']\n"
+        "runpy.run_module('decodeprof_targets', run_name='__main__')\n")
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parent.parent, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

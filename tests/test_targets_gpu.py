@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from targets import harness, registry, workload
+from decodeprof_targets import harness, registry, workload
 
 pytestmark = pytest.mark.gpu
 
@@ -33,8 +33,8 @@ def test_graph_capture_failure_is_one_clear_error():
     """A host sync inside capture is illegal: the harness must say so, not dump a traceback."""
     import torch
 
-    from targets import graphs
-    from targets.errors import TargetError
+    from decodeprof_targets import graphs
+    from decodeprof_targets.errors import TargetError
 
     x = torch.ones(4, device="cuda")
     with pytest.raises(TargetError, match="CUDA graph capture failed"):

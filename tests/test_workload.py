@@ -7,9 +7,9 @@ import argparse
 import pytest
 import torch
 
-from targets import harness, workload
-from targets.errors import TargetError
-from targets.loop import EagerVariant
+from decodeprof_targets import harness, workload
+from decodeprof_targets.errors import TargetError
+from decodeprof_targets.loop import EagerVariant
 
 SMALL = workload.Config(batch=3, prompt_len=7, steps=5, hidden=32, vocab=50, dtype="fp32", device="cpu", warmup=1, iters=2)
 

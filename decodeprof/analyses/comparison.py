@@ -115,11 +115,9 @@ def metric_totals(a: Trace, b: Trace) -> pl.DataFrame:
     the run folders have them (Trace.timings)."""
     def side(t: Trace) -> pl.DataFrame:
         m, _ = t.timings()
-        iters = ((t.target_metrics or {}).get("config") or {}).get("iters")
-        rows = [{"metric": k, "median": float(m[k]["median"]),
-                 "min": float(m[k].get("min", m[k]["median"])), "max": float(m[k].get("max", m[k]["median"])),
-                 "iters": iters}
-                for k in METRICS if isinstance(m.get(k), dict) and isinstance(m[k].get("median"), (int, float))]
+        iters = t.target_metrics.config.get("iters")
+        rows = [{"metric": k, "median": m[k].median, "min": m[k].min, "max": m[k].max, "iters": iters}
+                for k in METRICS if k in m]
         return pl.DataFrame(rows, schema={"metric": pl.Utf8, "median": pl.Float64, "min": pl.Float64,
                                           "max": pl.Float64, "iters": pl.Int64})
     out = compare(side(a), side(b), ["metric"], ["median", "min", "max", "iters"])
@@ -140,8 +138,7 @@ class SetupDifference:
 
 
 def setup_difference(a: Trace, b: Trace) -> SetupDifference:
-    ca = (a.target_metrics or {}).get("config") or {}
-    cb = (b.target_metrics or {}).get("config") or {}
+    ca, cb = a.target_metrics.config, b.target_metrics.config
     keys = tuple((k, ca[k], cb[k]) for k in CONFIG_KEYS if k in ca and k in cb and ca[k] != cb[k])
     return SetupDifference(gpu_name(a), gpu_name(b), keys, bool(ca), bool(cb))
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import weakref
 
 import polars as pl
 
@@ -28,23 +27,18 @@ PAGEABLE = "(?i)pageable"  # in ENUM_CUDA_MEM_KIND's pageable name (CUDA_MEMOPR_
 
 
 def per_trace(func):
-    """Memoize `func(trace, *args, **kwargs)` while `trace` lives: analyses share joined
-    frames (polars frames are immutable, so sharing is safe) instead of rebuilding them."""
-    cache: dict = {}
+    """Compute `func(trace, *args, **kwargs)` once per trace and argument set, kept in the
+    trace's own `derived` store: analyses share joined frames (polars frames are immutable,
+    so sharing is safe) instead of rebuilding them."""
     signature = inspect.signature(func)
+    name = f"{func.__module__}.{func.__qualname__}"
 
     @functools.wraps(func)
     def wrapper(trace: Trace, *args, **kwargs):
         bound = signature.bind(trace, *args, **kwargs)
         bound.apply_defaults()  # f(t) and f(t, steps=None) are one entry
-        key = (id(trace), tuple(bound.arguments.items())[1:])
-        hit = cache.get(key)
-        if hit is not None and hit[0]() is trace:
-            return hit[1]
-        value = func(trace, *args, **kwargs)
-        cache[key] = (weakref.ref(trace), value)
-        weakref.finalize(trace, cache.pop, key, None)
-        return value
+        key = (name, tuple(bound.arguments.items())[1:])
+        return trace.derived.get(key, lambda: func(trace, *args, **kwargs))
 
     return wrapper
 
@@ -258,8 +252,7 @@ def _count(value) -> int | None:
 def config_steps(trace: Trace, steps: int | None) -> int | None:
     """Decode steps per decode range: the target's config, else the `steps` option (each
     only when a whole number from 1 to 2^31)."""
-    cfg = trace.target_metrics.get("config") if isinstance(trace.target_metrics, dict) else None
-    return (_count(cfg.get("steps")) if isinstance(cfg, dict) else None) or _count(steps)
+    return _count(trace.target_metrics.config.get("steps")) or _count(steps)
 
 
 def unmeasured(trace: Trace, out: pl.DataFrame, columns_from: dict[str, tuple[str, ...]]) -> pl.DataFrame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from decodeprof.analyses.events import gpu_work, in_ranges_slim, per_trace, ranges, runtime_calls
+from decodeprof.analyses.intervals import fits_one_axis
 from decodeprof.analyses.registry import analysis, shaped
 from decodeprof.analyses.steps import step_model
 from decodeprof.trace import Trace
@@ -49,7 +50,7 @@ def _previous_end(k: pl.DataFrame, by: list[str]) -> pl.Series:
         return k.select(window).to_series()
     lo, span = int(ends.min()), int(ends.max()) - int(ends.min()) + 1
     runs = k.select(run.alias("_new"), run.cum_sum().cast(pl.Int64).alias("_run"))
-    if int(runs.get_column("_run").max()) * span >= 2**62:  # times near 2^62
+    if not fits_one_axis(int(runs.get_column("_run").max()) * span):  # times near 2^62
         return k.select(window).to_series()
     lifted = (ends - lo + runs.get_column("_run") * span).cum_max() - runs.get_column("_run") * span + lo
     return pl.select(pl.when(runs.get_column("_new")).then(None).otherwise(lifted.shift(1))).to_series()

@@ -6,9 +6,50 @@ none builds a cross join. Times are integer nanoseconds.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 import polars as pl
 
-_I64_MAX = 2**62  # headroom below int64's limit for the keyed-time trick
+AXIS_LIMIT = 2**62  # an axis of lifted times stays this far inside Int64 (sums of spans with it)
+
+
+def fits_one_axis(length: int) -> bool:
+    """Whether times lifted onto one axis `length` ns long stay inside Int64: where they do
+    not (times near 2^62), callers work key by key instead."""
+    return length < AXIS_LIMIT
+
+
+@dataclass(frozen=True)
+class KeyAxis:
+    """Several keys' times on one Int64 axis: key k's time t sits at rank(k) x span + t - lo,
+    so one sorted scan or IE-join serves every key (polars' join_where with an equality
+    besides its two inequalities falls back to a cross join). From `key_axis`."""
+
+    keys: pl.Series  # distinct, sorted
+    ranks: pl.Series  # 0..n-1, Int64
+    lo: int
+    span: int
+
+    def place(self, time: pl.Expr, key: pl.Expr) -> pl.Expr:
+        """`time` of key `key` on the axis (null where the key is not one of `keys`)."""
+        return key.replace_strict(self.keys, self.ranks, default=None) * self.span + time - self.lo
+
+    def holds(self, key: pl.Expr) -> pl.Expr:
+        return key.is_in(self.keys.implode())
+
+
+def key_axis(keys: pl.Series, times: Iterable[pl.Series]) -> KeyAxis | None:
+    """The axis for the distinct non-null `keys`, long enough for every one of `times`;
+    None where it would not fit Int64 (`fits_one_axis`)."""
+    distinct = keys.drop_nulls().unique().sort()
+    ends = [int(v) for t in times for v in (t.min(), t.max()) if v is not None]
+    if distinct.is_empty() or not ends:
+        return None
+    lo, span = min(ends), max(ends) - min(ends) + 1
+    if not fits_one_axis(span * distinct.len()):
+        return None
+    return KeyAxis(distinct, pl.int_range(distinct.len(), dtype=pl.Int64, eager=True), lo, span)
 
 
 def points_in_ranges(
@@ -38,28 +79,16 @@ def points_in_ranges(
         return _empty_pairs(points, ranges, by)
     if by is None:
         return points.join_where(ranges, pl.col(at) >= pl.col(start), pl.col(at) < pl.col(end))
-    keys = (
-        pl.concat([points.select(by), ranges.select(by)])
-        .unique()
-        .sort(by)
-        .with_row_index("_rank")
-        .with_columns(pl.col("_rank").cast(pl.Int64))
-    )
-    lo = min(points[at].min(), ranges[start].min())
-    hi = max(points[at].max(), ranges[end].max())
-    span = int(hi - lo) + 1
-    if span * keys.height >= _I64_MAX:  # times near 2^62: one plain IE-join per key instead
+    keys = pl.concat([points.get_column(by), ranges.get_column(by)])
+    axis = key_axis(keys, (points[at], ranges[start], ranges[end]))
+    if axis is None:  # times near 2^62: one plain IE-join per key instead
         parts = [points.filter(pl.col(by) == k).join_where(ranges.filter(pl.col(by) == k).drop(by),
                                                            pl.col(at) >= pl.col(start), pl.col(at) < pl.col(end))
-                 for k in keys.get_column(by)]
+                 for k in keys.unique().sort()]
         return pl.concat(parts, how="vertical_relaxed")
-    p = points.join(keys, on=by).with_columns(
-        (pl.col("_rank") * span + pl.col(at) - lo).alias("_pk")
-    ).drop("_rank")
-    r = ranges.rename({by: "_by_r"}).join(keys.rename({by: "_by_r"}), on="_by_r").with_columns(
-        (pl.col("_rank") * span + pl.col(start) - lo).alias("_rs"),
-        (pl.col("_rank") * span + pl.col(end) - lo).alias("_re"),
-    ).drop("_rank", "_by_r")
+    p = points.with_columns(axis.place(pl.col(at), pl.col(by)).alias("_pk"))
+    r = ranges.with_columns(axis.place(pl.col(start), pl.col(by)).alias("_rs"),
+                            axis.place(pl.col(end), pl.col(by)).alias("_re")).drop(by)
     out = p.join_where(r, pl.col("_pk") >= pl.col("_rs"), pl.col("_pk") < pl.col("_re"))
     return out.drop("_pk", "_rs", "_re")
 
@@ -77,22 +106,19 @@ def sums_in_ranges(points: pl.DataFrame, ranges: pl.DataFrame, *, at: str, start
     p = points.filter(pl.col(at).is_not_null() & pl.col(by).is_not_null())
     if p.is_empty() or ranges.is_empty():
         return ranges.with_columns(pl.lit(0, pl.Int64).alias(n) for n in values)
-    keys = pl.concat([p.select(by), ranges.select(by)]).drop_nulls().unique().sort(by)
-    if keys.height == 1:  # one thread (the usual trace): the times themselves are the axis
+    keys = pl.concat([p.get_column(by), ranges.get_column(by)]).drop_nulls().unique().sort()
+    if keys.len() == 1:  # one thread (the usual trace): the times themselves are the axis
         return _sums_on_axis(p, ranges, pl.col(at), pl.col(start), pl.col(end), pl.col(by).is_not_null(), values)
-    lo = min(v for v in (p[at].min(), ranges[start].min(), ranges[end].min()) if v is not None)
-    hi = max(v for v in (p[at].max(), ranges[start].max(), ranges[end].max()) if v is not None)
-    span = int(hi - lo) + 1
-    if span * keys.height >= _I64_MAX:
+    axis = key_axis(keys, (p[at], ranges[start], ranges[end]))
+    if axis is None:  # times near 2^62: each key summed apart on its own times
         ordered = ranges.with_row_index("_sr")
         parts = [sums_in_ranges(p.filter(pl.col(by) == k), ordered.filter(pl.col(by) == k), at=at, start=start, end=end,
-                                by=by, values=values) for k in keys.get_column(by)]
+                                by=by, values=values) for k in keys]
         rest = ordered.filter(pl.col(by).is_null()).with_columns(pl.lit(0, pl.Int64).alias(n) for n in values)
         return pl.concat([*parts, rest], how="vertical_relaxed").sort("_sr").drop("_sr")
-    rank = pl.col(by).replace_strict(keys.get_column(by), pl.int_range(keys.height, dtype=pl.Int64, eager=True),
-                                     default=None)
-    return _sums_on_axis(p, ranges, rank * span + pl.col(at) - lo, rank * span + pl.col(start) - lo,
-                         rank * span + pl.col(end) - lo, rank.is_not_null(), values)
+    key = pl.col(by)
+    return _sums_on_axis(p, ranges, axis.place(pl.col(at), key), axis.place(pl.col(start), key),
+                         axis.place(pl.col(end), key), axis.holds(key), values)
 
 
 def _sums_on_axis(p: pl.DataFrame, ranges: pl.DataFrame, at: pl.Expr, start: pl.Expr, end: pl.Expr, keyed: pl.Expr,
@@ -168,20 +194,19 @@ def _slices(points: pl.DataFrame, ranges: pl.DataFrame, *, at: str, start: str, 
                  & (pl.col("_e") > pl.col("_s")))
     if p.is_empty() or r.is_empty():
         return
-    keys = pl.concat([p.select("_by"), r.select("_by")]).unique().sort("_by")
-    lo = min(p["_at"].min(), r["_s"].min())
-    span = max(p["_at"].max(), r["_e"].max()) - lo + 1
-    if keys.height > 1 and span * keys.height >= _I64_MAX:  # times near 2^62: each key on its own axis
-        for k in keys.get_column("_by"):
+    keys = pl.concat([p.get_column("_by"), r.get_column("_by")]).unique().sort()
+    if keys.len() == 1:
+        yield from _slices_on_axis(p, r, pl.col("_at"), pl.col("_s"), pl.col("_e"), whole)
+        return
+    axis = key_axis(keys, (p["_at"], r["_s"], r["_e"]))
+    if axis is None:  # times near 2^62: each key on its own axis
+        for k in keys:
             yield from _slices_on_axis(p.filter(pl.col("_by") == k), r.filter(pl.col("_by") == k),
                                        pl.col("_at"), pl.col("_s"), pl.col("_e"), whole)
         return
-    if keys.height == 1:
-        yield from _slices_on_axis(p, r, pl.col("_at"), pl.col("_s"), pl.col("_e"), whole)
-        return
-    rank = pl.col("_by").replace_strict(keys.get_column("_by"), pl.int_range(keys.height, dtype=pl.Int64, eager=True))
-    yield from _slices_on_axis(p, r, rank * span + pl.col("_at") - lo, rank * span + pl.col("_s") - lo,
-                               rank * span + pl.col("_e") - lo, whole)
+    key = pl.col("_by")
+    yield from _slices_on_axis(p, r, axis.place(pl.col("_at"), key), axis.place(pl.col("_s"), key),
+                               axis.place(pl.col("_e"), key), whole)
 
 
 def _slices_on_axis(p: pl.DataFrame, r: pl.DataFrame, at: pl.Expr, start: pl.Expr, end: pl.Expr, whole: str | None):
@@ -258,7 +283,7 @@ def _extents(f: pl.DataFrame, by: list[str]) -> pl.DataFrame | None:
                            pl.len().alias("_n"))
         .sort(by, nulls_last=False)
     )
-    if sum(int(x) for x in ext["_x"]) >= _I64_MAX:
+    if not fits_one_axis(sum(int(x) for x in ext["_x"])):
         return None
     return ext.with_columns((pl.col("_x").cum_sum() - pl.col("_x")).alias("_off"))
 

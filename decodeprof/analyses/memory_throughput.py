@@ -148,9 +148,8 @@ def _peak(trace: Trace, device_id: int | None) -> tuple[float | None, str | None
         g = g.filter(pl.col("device_id") == device_id)
     if g.height:
         return float(g["memory_bandwidth_bytes_per_s"][0]), "gpus"
-    dev = trace.target_metrics.get("device") if isinstance(trace.target_metrics, dict) else None
-    peak = dev.get("peak_gbps") if isinstance(dev, dict) else None
-    if isinstance(peak, (int, float)) and not isinstance(peak, bool) and 0 < peak <= 1e6:  # 1 PB/s: past any GPU
+    peak = trace.target_metrics.peak_gbps
+    if peak is not None and 0 < peak <= 1e6:  # 1 PB/s: past any GPU
         return float(peak) * 1e9, "target_metrics"
     return None, None
 
@@ -159,15 +158,13 @@ WEIGHT_BYTES_LIMIT = 2**50  # weight bytes per step: 1 PiB (and x steps x ranges
 
 
 def _weight_bytes(trace: Trace) -> int | None:
-    tm = trace.target_metrics if isinstance(trace.target_metrics, dict) else {}
-    w = tm.get("weight_bytes_per_step")
-    return w if isinstance(w, int) and not isinstance(w, bool) and 0 < w < WEIGHT_BYTES_LIMIT else None
+    w = trace.target_metrics.weight_bytes_per_step
+    return w if w is not None and 0 < w < WEIGHT_BYTES_LIMIT else None
 
 
 def _why_no_bandwidth(trace: Trace) -> list[str]:
-    tm = trace.target_metrics if isinstance(trace.target_metrics, dict) else {}
     if _weight_bytes(trace) is None:
-        return [f"weight_bytes_per_step in the metrics JSON is {tm.get('weight_bytes_per_step')!r}: "
+        return [f"weight_bytes_per_step in the metrics JSON is {trace.target_metrics.weight_bytes_per_step!r}: "
                 "a whole number of bytes from 1 to 2^50 is needed"]
     return ["no \"decode\" (or \"prefill_decode\") NVTX range with kernels launched in it, or steps per decode "
             "range unknown (config.steps, --steps, or \"step\" ranges)"]

@@ -2,7 +2,7 @@
 
 A rank is a process with an NVTX "measured" range; everything below is scoped to the measured
 iterations (NVTX ranges starting, GPU work launched, inside "measured" on the same thread).
-The rank number comes from the target's metrics.json (`ranks[r].pid`, targets/multigpu.py)
+The rank number comes from the target's metrics.json (`ranks[r].pid`, decodeprof_targets/multigpu.py)
 when every rank process is listed there, else from the processes' pid order. The process id is
 read from nsys's global id (bits 24-47 of globalPid).
 
@@ -42,12 +42,7 @@ def pid_of(global_pid: pl.Expr) -> pl.Expr:
 
 def _metrics_pids(trace: Trace) -> dict[int, int]:
     """pid -> rank from metrics.json `ranks` (empty when absent or malformed)."""
-    tm = trace.target_metrics if isinstance(trace.target_metrics, dict) else {}
-    out = {}
-    for r in tm.get("ranks") or []:
-        if isinstance(r, dict) and isinstance(r.get("pid"), int) and isinstance(r.get("rank"), int):
-            out[r["pid"]] = r["rank"]
-    return out
+    return {r.pid: r.rank for r in trace.target_metrics.ranks if r.pid is not None and r.rank is not None}
 
 
 def _is_multigpu_run(trace: Trace, processes: int, scoped: pl.DataFrame) -> bool:

@@ -18,9 +18,7 @@ def gpu_name(trace: Trace) -> str | None:
     names = sorted(set(trace.gpus["name"].drop_nulls().to_list()))
     if names:
         return ", ".join(names)
-    dev = (trace.target_metrics or {}).get("device") if isinstance(trace.target_metrics, dict) else None
-    name = dev.get("name") if isinstance(dev, dict) else None
-    return name if isinstance(name, str) else None
+    return trace.target_metrics.device_name
 
 
 def _copy_streams_apart(trace: Trace) -> bool:

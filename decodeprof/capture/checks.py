@@ -65,8 +65,8 @@ def run_checks() -> list[Check]:
 
 def _nvcc() -> Check:
     """nvcc builds the persistent_smem target's CUDA C++ kernel; nothing else needs it (a warning)."""
-    from targets.errors import TargetError  # the targets package's own error type
-    from targets.kernels.cuda_build import find_nvcc
+    from decodeprof_targets.errors import TargetError  # the targets package's own error type
+    from decodeprof_targets.kernels.cuda_build import find_nvcc
 
     name = "nvcc (persistent_smem target)"
     try:

@@ -30,7 +30,7 @@ from decodeprof.tools import find_ncu, find_nsys, tool_version
 
 
 def launcher(label: str, gpus: int, device: str, command: Sequence[str] | None) -> tuple[list[str], dict[str, str] | None]:
-    """The program prefix (`python -m targets LABEL`, through torchrun for several GPUs or a
+    """The program prefix (`python -m decodeprof_targets LABEL`, through torchrun for several GPUs or a
     torchrun target) and the environment it needs on top of ours (NCCL multicast off)."""
     if command is not None:
         if gpus > 1:
@@ -59,8 +59,8 @@ def profile_target(
     With `unprofiled` (and nsys), the target also runs once without any profiler after the
     capture, same flags and environment, writing metrics.unprofiled.json: the times the report shows (a profiler
     slows what it traces; CUDA-graph node tracing by 30-50%).
-    The target runs as `sys.executable -m targets LABEL [target_args] --json-out <run>/metrics.json`;
-    `command` replaces `sys.executable -m targets LABEL` (tests run their own small programs);
+    The target runs as `sys.executable -m decodeprof_targets LABEL [target_args] --json-out <run>/metrics.json`;
+    `command` replaces `sys.executable -m decodeprof_targets LABEL` (tests run their own small programs);
     `timeout_s` bounds each tool step (None: no limit; GPU targets may compile for minutes).
     `analyse(run_dir, console)`, when given, runs after a successful nsys capture and returns
     the fields of its run.json step (the profile command passes the analysis and report; the

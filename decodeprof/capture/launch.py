@@ -1,8 +1,8 @@
-"""The one place decodeprof starts a decode target: its command line (`python -m targets
+"""The one place decodeprof starts a decode target: its command line (`python -m decodeprof_targets
 LABEL`, or torchrun for several GPUs and multi-process targets) and the environment it needs.
 `bench`, `run` and `profile` all build their commands here.
 
-The targets package shares no code with decodeprof; its errors (targets.errors.TargetError)
+The targets package shares no code with decodeprof; its errors (decodeprof_targets.errors.TargetError)
 become decodeprof's TargetError at this boundary, so the command line prints them as one
 `error:` line with its hint. No torch is imported here.
 """
@@ -21,7 +21,7 @@ from decodeprof.errors import TargetError
 @contextmanager
 def target_errors() -> Iterator[None]:
     """Re-raise the targets package's own errors as decodeprof's TargetError."""
-    from targets.errors import TargetError as TargetsError
+    from decodeprof_targets.errors import TargetError as TargetsError
 
     try:
         yield
@@ -31,21 +31,21 @@ def target_errors() -> Iterator[None]:
 
 def target_labels() -> dict[str, str]:
     """label -> one-line summary, from the targets registry."""
-    from targets import registry
+    from decodeprof_targets import registry
 
     return {label: info.summary for label, info in registry.TARGETS.items()}
 
 
 def single_gpu_labels() -> list[str]:
     """Labels of the targets that run as one process on one device."""
-    from targets import registry
+    from decodeprof_targets import registry
 
     return registry.single_gpu_labels()
 
 
 def target_device(target_args: Sequence[str]) -> str:
     """The --device the target will use ("cuda" unless its flags say otherwise)."""
-    from targets.launch import target_device as device_of
+    from decodeprof_targets.launch import target_device as device_of
 
     return device_of(list(target_args))
 
@@ -55,13 +55,13 @@ def target_prefix(label: str, gpus: int, device: str) -> tuple[list[str], dict[s
     environment overrides it needs on top of ours (None: none). Several GPUs, or a target
     registered for torchrun, go through torchrun with NCCL multicast off."""
     with target_errors():
-        from targets import registry
+        from decodeprof_targets import registry
 
         if gpus > 1 or registry.get(label).launcher == "torchrun":
-            from targets.launch import torchrun_command
+            from decodeprof_targets.launch import torchrun_command
 
             return torchrun_command([label], gpus, device)
-    return [sys.executable, "-m", "targets", label], None
+    return [sys.executable, "-m", "decodeprof_targets", label], None
 
 
 def target_command(label: str, target_args: Sequence[str], json_out: Path | None = None,

@@ -21,7 +21,7 @@ def new_run_dir(out_dir: Path, label: str, now: datetime | None = None) -> Path:
     """Create and return a fresh run folder (with logs/); never reuses an existing one."""
     if not _LABEL.match(label):
         raise CaptureError(
-            f"target label {label!r} is not a plain name", "pass a label from `python -m targets --list`"
+            f"target label {label!r} is not a plain name", "pass a label from `python -m decodeprof_targets --list`"
         )
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Optional
 from decodeprof.errors import DecodeprofError
 from decodeprof.load.validate import sentences as dropped_sentences
 from decodeprof.present.tables import column_cells, printable
+from decodeprof.present.json_values import finite, json_safe
 
 JSON_VERSION = 1
 DECODE_RANGE_HELP = ("NVTX range around your decode loop (name, regular expression, or domain:name); "
@@ -89,17 +89,7 @@ def verdict(trace, frames: dict, steps: int | None = None) -> dict | None:
     found = limits(str(trace.source), facts(trace, frames))
     return {"steps": model.summary, "source": model.source, "tried": list(model.tried),
             "findings": [{"kind": f.kind, "title": f.title, "sentence": f.sentence, "threshold": f.threshold,
-                          "evidence": _json_safe(f.evidence)} for f in found]}
-
-
-def _json_safe(value):
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float):
-        return _finite(value)
-    return value if value is None or isinstance(value, (int, str, bool)) else str(value)
+                          "evidence": json_safe(f.evidence)} for f in found]}
 
 
 def analyze_trace(trace: Path, ncu: Path | None, metrics: Path | None, *, names: list[str], steps: int | None,
@@ -147,10 +137,6 @@ def _empty_because(trace, frames: dict) -> dict:
     return {n: why_empty(trace, n) for n, df in frames.items() if df.is_empty()}
 
 
-def _finite(value):
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
 def analyses_json(trace, frames: dict, source: str) -> dict:
     """The documented JSON object (see module docstring) for `frames` of `trace` (a Trace or Loaded)."""
     return {
@@ -161,7 +147,7 @@ def analyses_json(trace, frames: dict, source: str) -> dict:
         "empty_because": _empty_because(trace, frames),
         "verdict": getattr(trace, "verdict", None) if isinstance(trace, Loaded) else verdict(trace, frames),
         "dropped": dropped_sentences(trace.meta),
-        "analyses": {n: [{k: _finite(v) for k, v in row.items()} for row in df.iter_rows(named=True)]
+        "analyses": {n: [{k: finite(v) for k, v in row.items()} for row in df.iter_rows(named=True)]
                      for n, df in frames.items()},
     }
 

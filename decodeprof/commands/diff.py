@@ -17,9 +17,8 @@ from decodeprof.errors import RegressionError
 
 
 def _label(path: Path, trace) -> str:
-    target = (trace.target_metrics or {}).get("target")
-    if isinstance(target, str) and target:
-        return target
+    if trace.target_metrics.target:
+        return trace.target_metrics.target
     return path.name if path.is_dir() else path.stem
 
 

@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
     )
     def profile(
         ctx: typer.Context,
-        target: str = typer.Argument(..., help="Target label (see `python -m targets --list`)."),
+        target: str = typer.Argument(..., help="Target label (see `python -m decodeprof_targets --list`)."),
         nsys: bool = typer.Option(True, "--nsys/--no-nsys", help="Capture an Nsight Systems trace and export it to SQLite."),
         ncu: bool = typer.Option(False, "--ncu", help="Also run once under Nsight Compute: decode kernels of one measured iteration -> ncu.csv."),
         out: Path = typer.Option(Path("runs"), "--out", help="Folder that receives the run folder <target>-<YYYYmmdd-HHMMSS>."),

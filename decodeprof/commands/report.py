@@ -46,13 +46,17 @@ def _runs(paths: list[Path], err) -> list[Path]:
 
 
 from decodeprof.commands.analyze import DECODE_RANGE_HELP, STEP_RANGE_HELP
+from decodeprof.commands.output import format_option
+
+REPORT_FORMATS = ("html", "json")
 
 
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report(
         run_dirs: list[Path] = typer.Argument(..., help="Run folders (trace.sqlite or trace.nsys-rep, metrics.json, ncu.csv) or trace files."),
-        output: Path = typer.Option(Path("report.html"), "-o", "--output", help="HTML file to write (atomically)."),
+        output: Optional[Path] = typer.Option(None, "-o", "--output", metavar="PATH", help="File to write (atomically). Default: report.html for html, stdout for json; with both formats, PATH with each one's suffix."),
+        fmt: str = format_option("html", REPORT_FORMATS),
         baseline: Optional[str] = typer.Option(None, "--baseline", help="Name of the variant the others are compared with (default: the one named baseline, else the first given): a run folder's name less the time stamp `profile` adds (runs/graph-20261125-101500 is graph), or a trace file's name (hf_eager.sqlite is hf_eager)."),
         decode_range: Optional[str] = typer.Option(None, "--decode-range", help=DECODE_RANGE_HELP),
         step_range: Optional[str] = typer.Option(None, "--step-range", help=STEP_RANGE_HELP),
@@ -62,18 +66,29 @@ def register(app: typer.Typer) -> None:
         Example: decodeprof report tests/data/h200/*/ -o reports/out/decodeprof-report.html
 
         Traces of other engines: decodeprof report hf_eager.sqlite hf_static.sqlite (named by file, the first is the baseline)
+
+        As data: decodeprof report tests/data/h200/*/ --format json | jq '.runs[].findings[].title'
         """
         from rich.console import Console
         from rich.progress import Progress
 
         from decodeprof.errors import DecodeprofError
         from decodeprof.report import assemble, load_variant, write_report
+        from decodeprof.report.render import report_json
         from decodeprof.report.variant import variant_name
         from decodeprof.trace import StepRanges
 
         from decodeprof.outputs import writable_file
 
-        writable_file(output, "report", inputs=tuple(run_dirs))
+        from decodeprof.commands.output import parse_formats, write_text
+
+        wanted = {f.strip().lower() for f in fmt.split(",")}
+        if output is None and "html" in wanted:
+            output = Path("report.html")  # a page is a file; JSON alone goes to stdout
+        request = parse_formats(fmt, REPORT_FORMATS, output=output)
+        for f in request.file_formats:
+            if request.path_for(f) is not None:
+                writable_file(request.path_for(f), f"{f.upper()} report", inputs=tuple(run_dirs))
         err = Console(stderr=True, highlight=False, soft_wrap=True)  # paths stay on one line
         runs = _runs(run_dirs, err)
         if not runs:
@@ -91,6 +106,13 @@ def register(app: typer.Typer) -> None:
                 variants.append(load_variant(path, step_ranges=StepRanges(decode_range, step_range)))
                 progress.advance(task)
             progress.update(task, description="rendering")
-            written = write_report(assemble(variants, baseline=baseline), output)
+            assembled = assemble(variants, baseline=baseline)
+            written = [write_report(assembled, request.path_for("html"))] if request.wants("html") else []
+            if request.wants("json"):
+                path = request.path_for("json")
+                write_text(path, json.dumps(report_json(assembled), allow_nan=False) + ("\n" if path is None else ""))
+                written += [path] if path is not None else []
             progress.advance(task)
-        typer.echo(str(written))
+        for path in written:  # on stdout unless the JSON is there
+            (err.print(str(path), markup=False) if request.path_for("json") is None and request.wants("json")
+             else typer.echo(str(path)))

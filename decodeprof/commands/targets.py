@@ -29,8 +29,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _target_flags_epilog() -> str:
-    """The flags every target takes, for `run --help` (targets/flags.py: no torch import)."""
-    from targets.flags import help_lines
+    """The flags every target takes, for `run --help` (decodeprof_targets/flags.py: no torch import)."""
+    from decodeprof_targets.flags import help_lines
 
     return "Target flags (after the label):\n\n\b\n" + "\n".join(
         "  " + line for line in help_lines())
@@ -105,7 +105,7 @@ def bench(
     args: str = typer.Option("", "--args", help="flags for every target, e.g. '--host-payload-mb 32'"),
     check: bool = typer.Option(False, "--check", help="fail on a regression against the expectations file"),
     update: bool = typer.Option(False, "--update", help="rewrite the expectations file from this run"),
-    expectations: Optional[Path] = typer.Option(None, "--expectations", help="expectations file (default: targets/expectations/<gpu>.json)"),
+    expectations: Optional[Path] = typer.Option(None, "--expectations", help="expectations file (default: decodeprof_targets/expectations/<gpu>.json)"),
     fmt: str = format_option("table", BENCH_FORMATS),
     output: Optional[Path] = output_option("results (JSON: every target's metrics; CSV: one row per target)"),
     timeout: float = typer.Option(DEFAULT_TIMEOUT_S, "--timeout", min=1.0, metavar="SECONDS", help="stop a target that runs longer than this (it is reported as failed; the rest go on)"),

@@ -10,7 +10,6 @@ GPU idle removed; the aligned op sequences come from the same steps.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from decodeprof.analyses.comparison import compare_traces
 from decodeprof.analyses.step_timeline import StepPick
 from decodeprof.findings import Finding
 from decodeprof.findings import diff as said
+from decodeprof.present.json_values import finite
 from decodeprof.trace import Trace
 
 JSON_VERSION = 1
@@ -47,9 +47,9 @@ class TraceDiff:
 
     def to_json(self) -> dict:
         """The documented JSON object (docs/diff.md); integer ns, bytes, percent 0-100."""
-        rows = lambda df: [{k: _finite(v) for k, v in r.items()} for r in df.iter_rows(named=True)]  # noqa: E731
+        rows = lambda df: [{k: finite(v) for k, v in r.items()} for r in df.iter_rows(named=True)]  # noqa: E731
         pick = lambda p: {"source": p.source, "steps": p.steps.height, "index": p.index,  # noqa: E731
-                          "row": {k: _finite(v) for k, v in p.row().items()}}
+                          "row": {k: finite(v) for k, v in p.row().items()}}
         return {
             "version": JSON_VERSION,
             "a": {"label": self.label_a, "trace": str(self.source_a), "gpu": self.gpu_a, "step": pick(self.pick_a)},
@@ -57,16 +57,12 @@ class TraceDiff:
             "warnings": list(self.warnings),
             "verdict": self.verdict.sentence,
             "highlights": list(self.highlights),
-            "decode_step": {k: _finite(v) for k, v in self.step.items()},
+            "decode_step": {k: finite(v) for k, v in self.step.items()},
             "step_alignment": {"summary": alignment_summary(self.step_alignment), "rows": rows(self.step_alignment)},
             "prefill_alignment": {"summary": alignment_summary(self.prefill_alignment),
                                   "rows": rows(self.prefill_alignment)},
             "tables": {name: rows(df) for name, df in self.tables.items()},
         }
-
-
-def _finite(v):
-    return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
 def diff_traces(a: Trace, b: Trace, *, label_a: str = "A", label_b: str = "B", step: int | None = None,

@@ -13,11 +13,13 @@ A name that is not a field fails loudly: `f.kernel_per_step` raises AttributeErr
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import polars as pl
 
 from decodeprof.analyses.run_info import run_info
+from decodeprof.schema import TargetMetrics, Timing, median_of
 from decodeprof.trace import Trace
 
 
@@ -112,47 +114,33 @@ def _first(frame: pl.DataFrame, column: str, where: pl.Expr | None = None):
     return f[column][0]
 
 
-def _median(metrics: dict, key: str) -> float | None:
-    m = metrics.get(key) if isinstance(metrics, dict) else None
-    if isinstance(m, dict) and isinstance(m.get("median"), (int, float)):
-        return float(m["median"])
-    return None
-
-
-def _spread(metrics: dict, key: str) -> float | None:
+def _spread(timings: Mapping[str, Timing], key: str) -> float | None:
     """max / min of a timing over the measured iterations (> UNSTABLE_SPREAD: host noise)."""
-    m = metrics.get(key) if isinstance(metrics, dict) else None
-    if isinstance(m, dict) and isinstance(m.get("min"), (int, float)) and isinstance(m.get("max"), (int, float)) and m["min"] > 0:
-        return float(m["max"]) / float(m["min"])
-    return None
+    t = timings.get(key)
+    return t.max / t.min if t is not None and t.min > 0 else None
 
 
-def _agreement_pct(correctness) -> float | None:
-    """Free-running tokens equal to the eager reference's, percent (metrics.json correctness)."""
-    a = correctness.get("token_agreement") if isinstance(correctness, dict) else None
-    return 100.0 * float(a) if isinstance(a, (int, float)) and not isinstance(a, bool) else None
-
-
-def _metrics_facts(trace: Trace, tm: dict) -> dict:
+def _metrics_facts(trace: Trace, tm: TargetMetrics) -> dict:
     shown, source = trace.timings()
-    traced = _median(tm.get("metrics") or {}, "tpot_ms")  # the profiled run's
-    clean = _median(shown, "tpot_ms") if source == "unprofiled run" else None
+    traced = tm.median("tpot_ms")  # the profiled run's
+    clean = median_of(shown, "tpot_ms") if source == "unprofiled run" else None
+    agreement = tm.token_agreement
     return {
         "timing_source": source,
-        "ttft_ms": _median(shown, "ttft_ms"),
-        "tpot_ms": _median(shown, "tpot_ms"),
-        "decode_ms": _median(shown, "decode_ms"),
-        "total_ms": _median(shown, "total_ms"),
-        "tokens_per_s": _median(shown, "tokens_per_s"),
+        "ttft_ms": median_of(shown, "ttft_ms"),
+        "tpot_ms": median_of(shown, "tpot_ms"),
+        "decode_ms": median_of(shown, "decode_ms"),
+        "total_ms": median_of(shown, "total_ms"),
+        "tokens_per_s": median_of(shown, "tokens_per_s"),
         "tpot_max_over_min": _spread(shown, "tpot_ms"),
         "profiled_tpot_ms": traced,
         "profiler_overhead_pct": 100.0 * (traced / clean - 1.0) if traced is not None and clean else None,
-        "weight_bytes_per_step": tm.get("weight_bytes_per_step") if isinstance(tm.get("weight_bytes_per_step"), int) else None,
-        "active": tuple(map(str, tm.get("active") or ())),
-        "fallbacks": tuple(map(str, tm.get("fallbacks") or ())),
-        "tokens_match": (tm.get("correctness") or {}).get("tokens_match"),
-        "token_agreement_pct": _agreement_pct(tm.get("correctness")),
-        "correctness": dict(tm.get("correctness") or {}),
+        "weight_bytes_per_step": tm.weight_bytes_per_step,
+        "active": tm.active,
+        "fallbacks": tm.fallbacks,
+        "tokens_match": tm.tokens_match,
+        "token_agreement_pct": 100.0 * agreement if agreement is not None else None,
+        "correctness": dict(tm.correctness),
     }
 
 
@@ -249,14 +237,13 @@ def _ncu_facts(frames: dict) -> dict:
             "ncu_over_nsys": float(ratio.median()) if ratio.len() else None, "ncu_matched_kernels": ratio.len()}
 
 
-def _run_facts(trace: Trace, tm: dict, info: pl.DataFrame) -> dict:
-    dev = tm.get("device") or {}
+def _run_facts(trace: Trace, tm: TargetMetrics, info: pl.DataFrame) -> dict:
     return {
         "gpu": _first(info, "gpu"),
-        "torch": dev.get("torch"),
-        "cuda": dev.get("cuda"),
+        "torch": tm.torch,
+        "cuda": tm.cuda,
         "nsys": trace.meta.get("nsys_version"),
-        "config": dict(tm.get("config") or {}),
+        "config": dict(tm.config),
         "copy_streams_apart": bool(_first(info, "copy_streams_apart")),
         "trace_kernel_rows": _first(info, "kernels") or 0,
         "ncu_rows": _first(info, "ncu_rows") or 0,
@@ -267,7 +254,7 @@ def _run_facts(trace: Trace, tm: dict, info: pl.DataFrame) -> dict:
 def facts(trace: Trace, frames: dict[str, pl.DataFrame]) -> Facts:
     """Every number the findings and the report state about one run (None when the trace
     cannot say). `frames`: the registered analyses' results; run_info is computed when absent."""
-    tm = trace.target_metrics if isinstance(trace.target_metrics, dict) else {}
+    tm = trace.target_metrics
     info = frames["run_info"] if "run_info" in frames else run_info(trace)
     copies = _copy_facts(frames)
     return Facts(**_metrics_facts(trace, tm), **_step_facts(frames), **copies,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from decodeprof.findings.finding import Finding
+from decodeprof.schema import TargetMetrics, median_of
 from decodeprof.present.formats import integer, ms_text, pct_text, times_text, us_text
 from decodeprof.thresholds import (COLLECTIVE_OVERLAP_MIN, COMM_BOUND_FRACTION, IMBALANCE_MIN, SCALING_EFFICIENCY_MIN,
                                    SPEEDUP_MIN)
@@ -49,29 +50,24 @@ class RankFacts:
 _RANK_FIELDS = frozenset(f.name for f in dataclasses.fields(RankFacts))
 
 
-def _median(metrics: dict | None, key: str) -> float | None:
-    m = (metrics or {}).get(key) if isinstance(metrics, dict) else None
-    return float(m["median"]) if isinstance(m, dict) and isinstance(m.get("median"), (int, float)) else None
-
-
-def rank_facts(frames: dict[str, pl.DataFrame], metrics: dict) -> list[RankFacts]:
+def rank_facts(frames: dict[str, pl.DataFrame], metrics: TargetMetrics) -> list[RankFacts]:
     """One RankFacts per rank of the trace or of metrics.json (`metrics`: the run's metrics.json)."""
     rs = frames.get("rank_summary", pl.DataFrame())
     ov = frames.get("comm_overlap", pl.DataFrame())
     overlap = {r["rank"]: r["overlap_fraction"] for r in ov.iter_rows(named=True)} if ov.height else {}
-    per_rank = {r.get("rank"): r for r in metrics.get("ranks") or [] if isinstance(r, dict)}
+    per_rank = {r.rank: r for r in metrics.ranks}
     ranks = sorted(set(per_rank) | set(rs["rank"].to_list() if rs.height else []), key=lambda r: (r is None, r))
     trace = {r["rank"]: r for r in rs.iter_rows(named=True)} if rs.height else {}
-    slowest_metrics = metrics.get("slowest_rank")
+    slowest_metrics = metrics.slowest_rank
     out = []
     for rank in ranks:
-        t, m = trace.get(rank, {}), (per_rank.get(rank) or {}).get("metrics")
-        comm_ms = _median(m, "comm_ms_per_step")
+        t, m = trace.get(rank, {}), (per_rank[rank].timings if rank in per_rank else {})
+        comm_ms = median_of(m, "comm_ms_per_step")
         out.append(RankFacts(
-            rank=rank, pid=t.get("pid", (per_rank.get(rank) or {}).get("pid")),
+            rank=rank, pid=t.get("pid", per_rank[rank].pid if rank in per_rank else None),
             decode_ns=t.get("decode_ns"), decode_vs_fastest=t.get("decode_vs_fastest"),
             decode_per_iter_ns=t["decode_ns"] / t["decode_ranges"] if t.get("decode_ranges") else None,
-            metrics_decode_ms=_median(m, "decode_ms"),
+            metrics_decode_ms=median_of(m, "decode_ms"),
             collectives=t.get("collective_ranges"), comm_per_step_ns=t.get("comm_per_step_ns"),
             comm_fraction_pct=100 * t["comm_fraction"] if t.get("comm_fraction") is not None else None,
             metrics_comm_per_step_ns=1e6 * comm_ms if comm_ms is not None else None,

@@ -16,6 +16,7 @@ from decodeprof.errors import TraceFileError
 from decodeprof.load.export import ensure_sqlite
 
 if TYPE_CHECKING:
+    from decodeprof.schema import TargetMetrics
     from decodeprof.trace import Trace
 
 __all__ = ["ensure_sqlite", "load_ncu_csv", "load_trace", "resolve_export"]
@@ -61,7 +62,7 @@ def resolve_export(path: Path | str) -> Path:
     return path
 
 
-def _metrics(path: Path) -> dict:
+def _metrics(path: Path) -> "TargetMetrics":
     """A target's metrics JSON, checked against its schema (decodeprof.load.target_metrics)."""
     from decodeprof.load import target_metrics
 
@@ -112,6 +113,7 @@ def load_trace(path: Path | str, *, ncu_csv: Path | str | None = None, metrics_j
         unprofiled = Path(metrics_json).with_name(UNPROFILED_METRICS)
         if unprofiled.is_file():
             extra["unprofiled_metrics"] = _metrics(unprofiled)
+    from decodeprof.schema import TargetMetrics
     from decodeprof.trace import Trace
 
     return Trace(source=export, **frames, **extra, meta=meta, missing=missing)

@@ -1,8 +1,9 @@
 """The schema of a target's metrics JSON (metrics.json, metrics.unprofiled.json; written by
-targets/harness.py and targets/multigpu.py), checked once at load.
+decodeprof_targets/harness.py and decodeprof_targets/multigpu.py), checked and parsed once at
+load into a decodeprof.schema.TargetMetrics.
 
 Every field the analyses, findings and report read is checked for its type and range here, so
-they can use it as it is: a wrong type, a non-finite or impossible number (a zero step count,
+they read it typed, as it is: a wrong type, a non-finite or impossible number (a zero step count,
 a negative time, min > median) or nesting deeper than MAX_DEPTH is one TraceFileError naming
 the file and the field. Fields the tool does not read pass through unchecked; a file written
 by another tool that has none of these fields is still an object and loads.
@@ -15,6 +16,7 @@ import math
 from pathlib import Path
 
 from decodeprof.errors import TraceFileError
+from decodeprof.schema import RankMetrics, TargetMetrics, Timing
 
 MAX_DEPTH = 16  # the targets write 4 levels; deeper is not a metrics file
 MAX_BYTES = 64 * 1024 * 1024  # a metrics file is a few KB (multi-GPU: a few hundred)
@@ -58,8 +60,8 @@ def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def read(path: Path) -> dict:
-    """The metrics JSON at `path`, checked (see the module docstring)."""
+def read(path: Path) -> TargetMetrics:
+    """The metrics JSON at `path`, checked and parsed (see the module docstring)."""
     try:
         if path.stat().st_size > MAX_BYTES:
             raise TraceFileError(f"{path}: {path.stat().st_size:,} bytes is not a metrics JSON (at most {MAX_BYTES:,})",
@@ -69,7 +71,66 @@ def read(path: Path) -> dict:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
         raise TraceFileError(f"{path}: not a readable metrics JSON ({reason})",
                              "pass the metrics.json a decodeprof target wrote, or leave it out") from exc
-    return check(data, path)
+    return parse(data, path)
+
+
+def _timings(section) -> dict[str, Timing]:
+    """{quantity: Timing} of a checked "metrics" object: the quantities with a median."""
+    out = {}
+    for name, stats in (section or {}).items():
+        mid = stats.get("median")
+        if mid is not None:
+            out[name] = Timing(float(mid), float(stats.get("min", mid)), float(stats.get("max", mid)))
+    return out
+
+
+def _int(v) -> int | None:
+    return int(v) if _number(v) and float(v).is_integer() else None
+
+
+def _text(v) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+def parse(data, path: Path | str = "<metrics JSON>") -> TargetMetrics:
+    """The TargetMetrics of a metrics document, checked first (`check`)."""
+    data = check(data, Path(path))
+    # scalar settings (the checked ones among them); anything nested stays in `document`
+    config = {k: v for k, v in (data.get("config") or {}).items() if isinstance(v, (int, float, str))}
+    device = data.get("device") or {}
+    peak = device.get("peak_gbps")
+    weight = data.get("weight_bytes_per_step")
+    return TargetMetrics(
+        target=_text(data.get("target")),
+        config=config,
+        device_name=_text(device.get("name")), torch=_text(device.get("torch")), cuda=_text(device.get("cuda")),
+        peak_gbps=float(peak) if peak else None,
+        weight_bytes_per_step=int(weight) if weight is not None else None,
+        timings=_timings(data.get("metrics")),
+        correctness=dict(data.get("correctness") or {}),
+        active=tuple(data.get("active") or ()), fallbacks=tuple(data.get("fallbacks") or ()),
+        mode=_text(data.get("mode")), backend=_text(data.get("backend")),
+        world_size=_int(data.get("world_size")), slowest_rank=_int(data.get("slowest_rank")),
+        ranks=tuple(RankMetrics(_int(r.get("rank")), _int(r.get("pid")), _timings(r.get("metrics")))
+                    for r in data.get("ranks") or ()),
+        document=data,
+    )
+
+
+def _check_timings(path: Path, where: str, section) -> None:
+    """A "metrics" object: {quantity: {min, median, max}}, numbers >= 0 in that order."""
+    if not isinstance(section, dict):
+        _fail(path, where, "must be an object")
+    for name, stats in section.items():
+        if not isinstance(stats, dict):
+            _fail(path, f"{where}.{name}", "must be an object of min, median, max")
+        for stat in ("min", "median", "max"):
+            v = stats.get(stat)
+            if v is not None and (not _number(v) or v < 0):
+                _fail(path, f"{where}.{name}.{stat}", f"must be a number >= 0, not {v!r}")
+        lo, mid, hi = stats.get("min"), stats.get("median"), stats.get("max")
+        if None not in (lo, mid, hi) and not lo <= mid <= hi:
+            _fail(path, f"{where}.{name}", f"has min {lo!r}, median {mid!r}, max {hi!r}: not in order")
 
 
 def check(data, path: Path) -> dict:
@@ -104,16 +165,13 @@ def check(data, path: Path) -> dict:
     w = data.get("weight_bytes_per_step")
     if w is not None and (not _number(w) or not float(w).is_integer() or not 0 < w <= WEIGHT_BYTES_MOST):
         _fail(path, "weight_bytes_per_step", f"must be a positive integer of at most {WEIGHT_BYTES_MOST:,} (1 PiB), not {w!r}")
-    for name, stats in data.get("metrics", {}).items():
-        if not isinstance(stats, dict):
-            _fail(path, f"metrics.{name}", "must be an object of min, median, max")
-        for stat in ("min", "median", "max"):
-            v = stats.get(stat)
-            if v is not None and (not _number(v) or v < 0):
-                _fail(path, f"metrics.{name}.{stat}", f"must be a number >= 0, not {v!r}")
-        lo, mid, hi = stats.get("min"), stats.get("median"), stats.get("max")
-        if None not in (lo, mid, hi) and not lo <= mid <= hi:
-            _fail(path, f"metrics.{name}", f"has min {lo!r}, median {mid!r}, max {hi!r}: not in order")
+    _check_timings(path, "metrics", data.get("metrics", {}))
+    slowest = data.get("slowest_rank")
+    if slowest is not None and (not _number(slowest) or not float(slowest).is_integer() or slowest < 0):
+        _fail(path, "slowest_rank", f"must be an integer >= 0, not {slowest!r}")
+    for name in ("mode", "backend"):
+        if data.get(name) is not None and not isinstance(data[name], str):
+            _fail(path, name, f"must be text, not {data[name]!r}")
     correctness = data.get("correctness", {})
     for name in CORRECTNESS_SHARES:
         v = correctness.get(name)
@@ -129,6 +187,8 @@ def check(data, path: Path) -> dict:
             for name in ("rank", "pid"):
                 if name in r and (not _number(r[name]) or not float(r[name]).is_integer() or r[name] < 0):
                     _fail(path, f"ranks[{i}].{name}", f"must be an integer >= 0, not {r[name]!r}")
+            if "metrics" in r:
+                _check_timings(path, f"ranks[{i}].metrics", r["metrics"])
     for name in ("active", "fallbacks"):
         v = data.get(name)
         if v is not None and (not isinstance(v, list) or not all(isinstance(x, str) for x in v)):

@@ -2,13 +2,13 @@
 
 The report explains a variant against the rung below it (pinned against baseline, streams
 against pinned, fp4 against fp8, ...), with the comparison against the baseline one click
-away. The ladder is written once, in targets/registry.py (each target's `builds_on` and
+away. The ladder is written once, in decodeprof_targets/registry.py (each target's `builds_on` and
 `adds`); variants of other engines are off it and compared with the baseline.
 """
 
 from __future__ import annotations
 
-from targets import registry
+from decodeprof_targets import registry
 
 # name: (builds on, what it adds to that one)
 LADDER: dict[str, tuple[str, str]] = {

@@ -1,7 +1,7 @@
 """The report's multi-GPU section: per-rank table, communication per step, scaling, findings.
 
 A variant enters the section when its trace holds several rank processes (analysis
-`rank_summary`) or its metrics.json has `ranks` (targets/multigpu.py). The rank facts and the
+`rank_summary`) or its metrics.json has `ranks` (decodeprof_targets/multigpu.py). The rank facts and the
 findings are decodeprof.findings.multigpu's; this module lays them out with the communication
 per step (collectives_per_step) and the scaling table. Numbers stay in ns / ms as stored (the
 page's filters format them).
@@ -19,6 +19,7 @@ import polars as pl
 from decodeprof.findings import Finding
 from decodeprof.findings.multigpu import RankFacts, rank_facts, rank_findings, scaling, slowest_rank_note
 from decodeprof.present.formats import integer
+from decodeprof.schema import TargetMetrics
 
 # Config keys that must match for a scaling comparison (warm-up, iterations, seed may differ).
 SAME_CONFIG = ("batch", "prompt_len", "steps", "hidden", "vocab", "dtype", "device")
@@ -43,25 +44,19 @@ class Section:
     scaling_notes: list[str]
 
 
-def _tm(v) -> dict:
-    return v.trace.target_metrics if isinstance(v.trace.target_metrics, dict) else {}
-
-
-def _median(metrics: dict | None, key: str):
-    m = (metrics or {}).get(key)
-    return float(m["median"]) if isinstance(m, dict) and isinstance(m.get("median"), (int, float)) else None
+def _tm(v) -> TargetMetrics:
+    return v.trace.target_metrics
 
 
 def is_multigpu(v) -> bool:
     """Several rank processes in the trace, or per-rank metrics in metrics.json."""
     rs = v.frames.get("rank_summary", pl.DataFrame())
-    return rs.height > 1 or bool(_tm(v).get("ranks"))
+    return rs.height > 1 or bool(_tm(v).ranks)
 
 
 def world_size(v) -> int | None:
-    ws = _tm(v).get("world_size")
-    if isinstance(ws, int):
-        return ws
+    if _tm(v).world_size is not None:
+        return _tm(v).world_size
     rs = v.frames.get("rank_summary", pl.DataFrame())
     return rs.height or None
 
@@ -82,8 +77,8 @@ def _view(f: Finding) -> dict:
     return {"kind": f.kind, "title": f.title, "sentence": f.sentence, "threshold": f.threshold}
 
 
-def _same_config(a: dict, b: dict) -> bool:
-    ca, cb = a.get("config") or {}, b.get("config") or {}
+def _same_config(a: TargetMetrics, b: TargetMetrics) -> bool:
+    ca, cb = a.config, b.config
     return bool(ca) and all(ca.get(k) == cb.get(k) for k in SAME_CONFIG)
 
 
@@ -92,19 +87,19 @@ def _scaling(views: list[RankView], variants: list) -> tuple[list[dict], list[st
     rows, notes = [], []
     for view in views:
         v = by_name[view.variant]
-        n, tps = view.world_size, _median(_tm(v).get("metrics"), "tokens_per_s")
+        n, tps = view.world_size, _tm(v).median("tokens_per_s")
         if not n or n < 2 or tps is None:
             continue
         refs = [r for r in variants if r is not v and _same_config(_tm(v), _tm(r))
-                and (not is_multigpu(r) or (world_size(r) == 1 and _tm(r).get("mode") == view.mode))
-                and _median(_tm(r).get("metrics"), "tokens_per_s")]
+                and (not is_multigpu(r) or (world_size(r) == 1 and _tm(r).mode == view.mode))
+                and _tm(r).median("tokens_per_s")]
         refs.sort(key=lambda r: (not is_multigpu(r), r.name))  # a world-size-1 run of the same target first
         if not refs:
             notes.append(f"{v.name}: world size {n}, {integer(tps)} tokens/s across ranks; no single-GPU run with the same "
                          f"config ({', '.join(SAME_CONFIG)}) and mode in this report to compare with.")
             continue
         ref = refs[0]
-        ref_tps = _median(_tm(ref).get("metrics"), "tokens_per_s")
+        ref_tps = _tm(ref).median("tokens_per_s")
         speedup = tps / ref_tps
         rows.append({"variant": v.name, "world_size": n, "mode": view.mode, "tokens_per_s": tps, "reference": ref.name,
                      "reference_tokens_per_s": ref_tps, "speedup": speedup, "efficiency_pct": 100 * speedup / n})
@@ -119,9 +114,9 @@ def section(variants: list) -> Section | None:
         if not is_multigpu(v):
             continue
         tm = _tm(v)
-        view = RankView(v.name, world_size(v), tm.get("mode"), tm.get("backend"), rank_facts(v.frames, tm), _comm_rows(v))
+        view = RankView(v.name, world_size(v), tm.mode, tm.backend, rank_facts(v.frames, tm), _comm_rows(v))
         view.findings = [_view(f) for f in rank_findings(v.name, view.rows, [c["comm_source"] for c in view.comm_rows])]
-        note = slowest_rank_note(view.rows, tm.get("slowest_rank"))
+        note = slowest_rank_note(view.rows, tm.slowest_rank)
         if note:
             view.notes.append(note)
         rs = v.frames.get("rank_summary", pl.DataFrame())

@@ -26,3 +26,32 @@ def render_html(report, *, templates: Path = TEMPLATES) -> str:
 def write_report(report, path: Path | str, *, templates: Path = TEMPLATES) -> Path:
     """Render `report` and write it atomically to `path`; returns the path."""
     return write_atomic(path, render_html(report, templates=templates))
+
+
+REPORT_JSON_VERSION = 1
+_FINDING_KEYS = ("kind", "title", "sentence", "threshold", "fact")  # the page's element ids left out
+
+
+def report_json(report) -> dict:
+    """The report as data (`decodeprof report --format json`, docs/report.md): per run, its
+    facts (the numbers its findings state; ns, bytes, percent 0-100), what it lacks, and its
+    findings, on its own and against each run it is compared with."""
+    import dataclasses
+
+    from decodeprof.present.json_values import json_safe
+
+    def views(found: list[dict]) -> list[dict]:
+        return [{k: f[k] for k in _FINDING_KEYS} for f in found]
+
+    runs = []
+    for v in report.variants:
+        section = report.sections.get(v.name)
+        runs.append({
+            "name": v.name, "source": str(v.source), "facts": dataclasses.asdict(v.facts), "missing": list(v.missing),
+            "findings": views(section.own if section else report.findings.get(v.name, [])),
+            "comparisons": [{"against": c.ref, "builds_on": c.ladder, "findings": views(c.findings)}
+                            for c in (section.comparisons if section else [])],
+        })
+    return json_safe({"version": REPORT_JSON_VERSION, "baseline": report.baseline, "runs": runs,
+                      "read_first": [{"run": f["variant"], "findings": views(f["findings"])} for f in report.flags],
+                      "notes": list(report.notes)})

@@ -16,7 +16,7 @@ from decodeprof.analyses.breakdown import Breakdown
 from decodeprof.findings.facts import Facts, missing_sentences
 from decodeprof.findings.facts import facts as read_facts
 from decodeprof.trace import Trace
-from targets import registry
+from decodeprof_targets import registry
 
 # Report order for the variants this project ships (the registry's order); any other name follows.
 KNOWN_ORDER = tuple(registry.TARGETS)

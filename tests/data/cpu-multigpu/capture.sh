@@ -4,7 +4,7 @@
 # keeps each export under 1 MB: OS-runtime tracing adds ~7,000 import-time calls per rank).
 # The environment is emptied (env -i) so that nothing local lands in TARGET_INFO_SYSTEM_ENV;
 # the variables set are those `decodeprof profile multigpu --gpus N -- --device cpu` sets
-# (targets/launch.py: multicast off, one OpenMP thread per rank).
+# (decodeprof_targets/launch.py: multicast off, one OpenMP thread per rank).
 # Usage, from the repository root: tests/data/cpu-multigpu/capture.sh NAME NPROCS [TARGET FLAGS...]
 #   tests/data/cpu-multigpu/capture.sh tp2 2
 #   tests/data/cpu-multigpu/capture.sh tp4 4
@@ -21,7 +21,7 @@ env -i PATH="$repo/.venv/bin:/usr/local/bin:/usr/bin:/bin" HOME=/tmp LANG=C.UTF-
     NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 OMP_NUM_THREADS=1 \
     "$nsys" profile --trace=nvtx --sample=none --cpuctxsw=none -o "$out/trace" \
     .venv/bin/python3 -m torch.distributed.run --standalone --nproc-per-node "$nprocs" \
-    -m targets multigpu --device cpu --hidden 64 --vocab 256 --prompt-len 8 --steps 4 --iters 2 --warmup 1 \
+    -m decodeprof_targets multigpu --device cpu --hidden 64 --vocab 256 --prompt-len 8 --steps 4 --iters 2 --warmup 1 \
     --json-out "$out/metrics.json" "$@"
 env -i PATH=/usr/bin:/bin HOME=/tmp "$nsys" export --type sqlite -o "$out/trace.sqlite" "$out/trace.nsys-rep" >/dev/null
 # The .nsys-rep is not kept: even under env -i it stores environment strings of the host

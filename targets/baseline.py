@@ -1,9 +1,0 @@
-"""baseline: eager PyTorch, pageable host prompts, one stream, blocking copies."""
-
-from targets.loop import EagerVariant
-from targets.workload import Config, Weights
-
-
-def build(cfg: Config, w: Weights) -> EagerVariant:
-    return EagerVariant(cfg, w, pinned=False)
-

@@ -1,9 +1,0 @@
-"""pinned: page-locked host buffers and non_blocking copies (no staging through a bounce buffer)."""
-
-from targets.loop import EagerVariant
-from targets.workload import Config, Weights
-
-
-def build(cfg: Config, w: Weights) -> EagerVariant:
-    return EagerVariant(cfg, w, pinned=True, active=["pinned_host_memory", "non_blocking_copy"])
-
