@@ -289,3 +289,10 @@ def test_derived_frames_belong_to_their_trace():
     del trace, other, first
     gc.collect()
     assert gone() is None  # nothing outside the trace keeps its derived frames
+
+
+def test_why_empty_with_target_metrics_but_no_trace_rows():
+    """A metrics JSON beside an export whose tables are gone: the reasons name the tables."""
+    bare = Trace(source="<no tables>", target_metrics=parse({"weight_bytes_per_step": 1000, "config": {"steps": 2}}))
+    said = why_empty(bare, "decode_bandwidth")
+    assert said and not any("metrics JSON" in s for s in said)

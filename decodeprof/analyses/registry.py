@@ -84,7 +84,7 @@ def why_empty(trace: Trace, name: str) -> list[str]:
     out = []
     for frame in ANALYSES[name].needs:
         value = trace.frame(frame)
-        if (value.height if isinstance(value, pl.DataFrame) else len(value or {})) > 0:
+        if value.height > 0 if isinstance(value, pl.DataFrame) else bool(value):  # a frame, or TargetMetrics
             continue
         known = [m.sentence() for m in trace.missing if m.frame == frame]
         out.extend(known or [_HINTS.get(frame, f"the trace has no {frame} rows")])
