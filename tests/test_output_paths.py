@@ -23,8 +23,8 @@ def _cases(tmp: Path) -> list[tuple[list[str], str]]:
     blocker.write_text("not a folder")
     under_file = blocker / "sub" / "out"
     return [
-        (["decodeprof", "report", str(RUN), "-o", str(folder)], "cannot write the report to"),
-        (["decodeprof", "report", str(RUN), "-o", f"{under_file}.html"], "cannot write the report to"),
+        (["decodeprof", "report", str(RUN), "-o", str(folder)], "cannot write the HTML report to"),
+        (["decodeprof", "report", str(RUN), "-o", f"{under_file}.html"], "cannot write the HTML report to"),
         (["decodeprof", "diff", str(RUN), str(GRAPH), "-o", str(folder)], "cannot write the HTML diff to"),
         (["decodeprof", "analyze", str(RUN), "--csv", str(blocker)], "cannot write the CSV files into"),
         (["decodeprof", "bench", "baseline", "--args", FAST, "--json-out", f"{under_file}.json"], "cannot write the results JSON"),

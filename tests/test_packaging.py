@@ -14,6 +14,40 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _third_party_imports(folder: Path) -> set[str]:
+    import ast
+
+    names = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return {n for n in names if n not in sys.stdlib_module_names and not n.startswith("decodeprof")}
+
+
+def _pinned(requirements: Path) -> set[str]:
+    return {line.split("==")[0].strip().lower().replace("-", "_") for line in requirements.read_text().splitlines()
+            if "==" in line and not line.lstrip().startswith("#")}
+
+
+def test_everything_the_analysis_side_imports_is_installed_with_it():
+    """`make demo` and `pip install decodeprof` install requirements.txt / the project's
+    dependencies only (no test tools): every package decodeprof/ imports must be among them
+    (markupsafe comes with jinja2), or a plain install fails on the first trace that needs it."""
+    import re
+
+    text = (ROOT / "pyproject.toml").read_text()  # no tomllib: Python 3.10 is supported
+    block = text.split("dependencies = [", 1)[1].split("]", 1)[0]
+    declared = {re.split(r"[<>=!\[ ;]", d, maxsplit=1)[0].lower().replace("-", "_")
+                for d in re.findall(r'"([^"]+)"', block)}
+    imported = _third_party_imports(ROOT / "decodeprof") - {"markupsafe"}
+    imported = {"adbc_driver_sqlite" if n.startswith("adbc") else n for n in imported}
+    assert imported <= declared, f"imported but not a dependency in pyproject.toml: {sorted(imported - declared)}"
+    assert imported <= _pinned(ROOT / "requirements.txt"), "imported but not pinned in requirements.txt"
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     pytest.importorskip("setuptools")
