@@ -155,11 +155,11 @@ def conform(name: str, frame: pl.DataFrame, columns: tuple[str, ...] | None = No
 @dataclass(frozen=True)
 class Timing:
     """One of a target's own timings (ttft_ms, tpot_ms, tokens_per_s, ...) over its measured
-    iterations: median, fastest and slowest (min and max are the median where not stated)."""
+    iterations: median, fastest and slowest (None where the file does not state them)."""
 
     median: float
-    min: float
-    max: float
+    min: float | None = None
+    max: float | None = None
 
 
 def median_of(timings: Mapping[str, Timing], quantity: str) -> float | None:
@@ -202,7 +202,8 @@ class TargetMetrics:
     document: Mapping[str, object] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.document)
+        """False for the empty TargetMetrics (no file), whichever field is set."""
+        return self != TargetMetrics()
 
     def median(self, quantity: str) -> float | None:
         return median_of(self.timings, quantity)

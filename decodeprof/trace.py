@@ -25,12 +25,14 @@ class MissingData:
     frame: str
     table: str
     fix: str
+    column: str | None = None  # the table is there, without this column
 
     def sentence(self) -> str:
-        where = "column" if "." in self.table else "table"  # "ENUM_CUDA_MEM_KIND.name": a column
+        if self.column:
+            return f"{self.frame} not in the export (column {self.table}.{self.column} absent): {self.fix}"
         if self.frame not in schema.FRAMES:
-            return f"{self.frame} unreadable ({where} {self.table} absent): {self.fix}"
-        return f"no {self.frame} data ({where} {self.table} absent): {self.fix}"
+            return f"{self.frame} unreadable (table {self.table} absent): {self.fix}"
+        return f"no {self.frame} data (table {self.table} absent): {self.fix}"
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ class Trace:
     def empty(cls, source: Path | str = "<empty>") -> "Trace":
         return cls(source=Path(source))
 
-    def frame(self, name: str) -> pl.DataFrame:
+    def frame(self, name: str) -> pl.DataFrame | schema.TargetMetrics:
         return getattr(self, name)
 
     def dropped(self) -> list[str]:

@@ -211,8 +211,8 @@ def test_an_enum_table_named_by_its_label_column_is_said(tmp_path):
     trace = load_trace(db)
     assert "Pageable" in trace.memcpys["src_kind"].to_list()  # the label: the same kinds in other words
     said = [m.sentence() for m in trace.missing]
-    assert "memory kinds names unreadable (column ENUM_CUDA_MEM_KIND.name absent): memory kinds are shown " \
-           "by the table's label column instead" in " ".join(said)
+    assert "memory kinds names not in the export (column ENUM_CUDA_MEM_KIND.name absent): memory kinds are " \
+           "shown by the table's label column instead" in " ".join(said)
 
 
 def test_a_table_without_a_column_every_export_has_is_refused(tmp_path):

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import re
 import html
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -267,8 +268,10 @@ def test_cli_report_as_json_states_what_the_page_states(tmp_path):
     assert graph["comparisons"][0]["against"] == "baseline" and graph["facts"]["kernels_per_step"] > 0
     titles = [f["title"] for r in doc["runs"] for f in r["findings"] + [x for c in r["comparisons"] for x in c["findings"]]]
     assert titles and all(html.escape(t) in page for t in titles)
+    # FORCE_COLOR: stderr taken for a terminal, so the progress display runs (and would take stdout)
     alone = subprocess.run([sys.executable, "-m", "decodeprof", "report", str(H100 / "graph"), "--format", "json"],
-                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "FORCE_COLOR": "1"})
     assert alone.returncode == 0 and json.loads(alone.stdout)["runs"][0]["name"] == "graph"  # stdout: the JSON only
     assert not (tmp_path / "report.html").exists()
 

@@ -40,6 +40,10 @@ def test_every_shipped_metrics_file_passes():
     (lambda d: d.__setitem__("ranks", [{"rank": -1, "pid": 1}]), "ranks[0].rank"),
     (lambda d: d.__setitem__("config", []), "config"),
     (lambda d: d.__setitem__("active", "cuda_graph_decode"), "active"),
+    (lambda d: d["metrics"]["tpot_ms"].update(min=1e9, max=None), "metrics.tpot_ms"),  # any two stated, in order
+    (lambda d: d.__setitem__("slowest_rank", -2), "slowest_rank"),
+    (lambda d: d.__setitem__("mode", 3), "mode"),
+    (lambda d: d.__setitem__("ranks", [{"rank": 0, "metrics": {"decode_ms": {"median": -1}}}]), "ranks[0].metrics.decode_ms.median"),
 ])
 def test_a_bad_field_is_one_error_naming_it(tmp_path, change, field):
     doc = copy.deepcopy(json.loads(GRAPH.read_text()))
@@ -89,3 +93,14 @@ def test_the_fields_read_are_parsed_once_into_types():
     assert t.min <= t.median <= t.max and graph.weight_bytes_per_step == graph.document["weight_bytes_per_step"]
     assert graph.device_name == graph.document["device"]["name"] and graph.config["steps"] == 64
     assert not target_metrics.parse({}) and bool(graph)
+
+
+def test_unstated_spread_stays_unstated():
+    """A timing with only its median (or a null min/max) loads; its spread is unknown, never 1.0."""
+    from decodeprof.findings.facts import _spread
+
+    tm = target_metrics.parse({"metrics": {"tpot_ms": {"median": 1.0, "min": None}, "ttft_ms": {"median": 2.0}}})
+    assert tm.timings["tpot_ms"].min is None and tm.timings["ttft_ms"].max is None
+    assert _spread(tm.timings, "tpot_ms") is None and _spread(tm.timings, "ttft_ms") is None
+    both = target_metrics.parse({"metrics": {"tpot_ms": {"min": 1.0, "median": 1.5, "max": 3.0}}})
+    assert _spread(both.timings, "tpot_ms") == 3.0

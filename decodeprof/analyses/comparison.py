@@ -116,7 +116,8 @@ def metric_totals(a: Trace, b: Trace) -> pl.DataFrame:
     def side(t: Trace) -> pl.DataFrame:
         m, _ = t.timings()
         iters = t.target_metrics.config.get("iters")
-        rows = [{"metric": k, "median": m[k].median, "min": m[k].min, "max": m[k].max, "iters": iters}
+        rows = [{"metric": k, "median": m[k].median, "iters": iters,  # an unstated min or max: the median
+                 "min": m[k].median if m[k].min is None else m[k].min, "max": m[k].median if m[k].max is None else m[k].max}
                 for k in METRICS if k in m]
         return pl.DataFrame(rows, schema={"metric": pl.Utf8, "median": pl.Float64, "min": pl.Float64,
                                           "max": pl.Float64, "iters": pl.Int64})

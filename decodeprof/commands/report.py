@@ -1,4 +1,5 @@
-"""`decodeprof report RUN_DIRS... [-o report.html]`: one self-contained HTML report."""
+"""`decodeprof report RUN_DIRS... [-o PATH] [--format html|json]`: one self-contained HTML
+report, or the same facts and findings as JSON."""
 
 from __future__ import annotations
 
@@ -80,12 +81,11 @@ def register(app: typer.Typer) -> None:
 
         from decodeprof.outputs import writable_file
 
-        from decodeprof.commands.output import parse_formats, write_text
+        from decodeprof.commands.output import OutputRequest, parse_formats, write_text
 
-        wanted = {f.strip().lower() for f in fmt.split(",")}
-        if output is None and "html" in wanted:
-            output = Path("report.html")  # a page is a file; JSON alone goes to stdout
-        request = parse_formats(fmt, REPORT_FORMATS, output=output)
+        request = parse_formats(fmt, REPORT_FORMATS, output=output, stdout_once=False)
+        if output is None and request.wants("html"):  # a page is a file; JSON alone goes to stdout
+            request = OutputRequest(request.formats, Path("report.html"))
         for f in request.file_formats:
             if request.path_for(f) is not None:
                 writable_file(request.path_for(f), f"{f.upper()} report", inputs=tuple(run_dirs))
@@ -107,12 +107,13 @@ def register(app: typer.Typer) -> None:
                 progress.advance(task)
             progress.update(task, description="rendering")
             assembled = assemble(variants, baseline=baseline)
-            written = [write_report(assembled, request.path_for("html"))] if request.wants("html") else []
-            if request.wants("json"):
-                path = request.path_for("json")
-                write_text(path, json.dumps(report_json(assembled), allow_nan=False) + ("\n" if path is None else ""))
-                written += [path] if path is not None else []
+            page = write_report(assembled, request.path_for("html")) if request.wants("html") else None
+            data = json.dumps(report_json(assembled), allow_nan=False) if request.wants("json") else None
             progress.advance(task)
-        for path in written:  # on stdout unless the JSON is there
-            (err.print(str(path), markup=False) if request.path_for("json") is None and request.wants("json")
-             else typer.echo(str(path)))
+        # written once the progress display is gone: while it runs on a terminal, rich sends
+        # whatever reaches stdout to that terminal (a pipe would receive nothing)
+        if data is not None:
+            path = request.path_for("json")
+            write_text(path, data + ("\n" if path is None else ""))
+        if page is not None:
+            typer.echo(str(page))

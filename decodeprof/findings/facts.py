@@ -117,7 +117,7 @@ def _first(frame: pl.DataFrame, column: str, where: pl.Expr | None = None):
 def _spread(timings: Mapping[str, Timing], key: str) -> float | None:
     """max / min of a timing over the measured iterations (> UNSTABLE_SPREAD: host noise)."""
     t = timings.get(key)
-    return t.max / t.min if t is not None and t.min > 0 else None
+    return t.max / t.min if t is not None and t.min and t.max is not None else None
 
 
 def _metrics_facts(trace: Trace, tm: TargetMetrics) -> dict:

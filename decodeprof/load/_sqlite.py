@@ -84,13 +84,18 @@ def _with_log(path: Path) -> sqlite3.Connection:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def has_log(path: Path) -> bool:
+    """A write-ahead-log export whose -wal file is there: `connect` reads it into memory."""
+    return write_ahead(path) and Path(f"{path}-wal").exists()
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """A read-only connection to a checked SQLite file that looks like an nsys export. The
     input is never written: opened with mode=ro; a write-ahead-log file with an empty log
     also immutable (no -shm made), one with a log read into memory (`_with_log`)."""
     check_sqlite_file(path)
     uri = f"{path.resolve().as_uri()}?mode=ro"
-    logged = write_ahead(path) and Path(f"{path}-wal").exists()
+    logged = has_log(path)
     if write_ahead(path) and not logged:
         uri += "&immutable=1"
     try:

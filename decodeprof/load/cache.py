@@ -30,7 +30,7 @@ from decodeprof.load.fingerprint import file_key, fingerprint
 from decodeprof.load.nsys_sqlite import read_export
 from decodeprof.trace import MissingData
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # bump when what the loader keeps changes (2: the ENUM label-column note)
 RESULTS_FORMAT = 2  # bump when an analysis changes what it computes
 FRAME_NAMES = ("kernels", "runtime", "memcpys", "memsets", "syncs", "nvtx", "gpus", "threads")
 

@@ -27,7 +27,7 @@ import polars as pl
 
 from decodeprof import schema
 from decodeprof.errors import TraceFileError
-from decodeprof.load._sqlite import columns, connect, read_sql, table_names
+from decodeprof.load._sqlite import columns, connect, has_log, read_sql, table_names
 from decodeprof.load.validate import check_refusal, check_sums, drop_impossible, to_meta
 from decodeprof.trace import MissingData
 
@@ -459,8 +459,8 @@ def _lookups_missing(ex: _Export, frames: dict[str, pl.DataFrame]) -> list[Missi
         elif present and lk.table != "StringIds" and "name" not in ex.cols(lk.table) and f is not None and f.height:
             # named by the label column instead ("Device", not "CUDA_MEMOPR_MEMORY_KIND_DEVICE"):
             # the same rows and numbers under other words, which a diff against a whole export shows
-            out.append(MissingData(f"{lk.what} names", f"{lk.table}.name",
-                                   f"{lk.what} are shown by the table's label column instead; {REEXPORT}"))
+            out.append(MissingData(f"{lk.what} names", lk.table,
+                                   f"{lk.what} are shown by the table's label column instead; {REEXPORT}", column="name"))
     return out
 
 
@@ -494,9 +494,13 @@ def integrity_problem(path: Path) -> str | None:
     kernels; see benchmarks/RESULTS.md for what it adds to a load)."""
     con = connect(path)
     try:
-        rows = con.execute("PRAGMA quick_check(1)").fetchall()
+        return quick_check(con)
     finally:
         con.close()
+
+
+def quick_check(con: sqlite3.Connection) -> str | None:
+    rows = con.execute("PRAGMA quick_check(1)").fetchall()
     first = str(rows[0][0]) if rows and rows[0] else "no answer"
     return None if first == "ok" else first
 
@@ -520,7 +524,9 @@ def read_export(path: Path, columns: dict[str, tuple[str, ...]] | None = None
         missing: list[MissingData] = []
         kernels = None
         with ThreadPoolExecutor(2) as pool:
-            checked = pool.submit(integrity_problem, path)
+            # an export with a write-ahead log is already a copy in memory: checked there, after
+            # the reads, rather than copied a second time
+            checked = None if has_log(path) else pool.submit(integrity_problem, path)
             if SOURCES["kernels"].table in ex.tables:
                 ex.strings()  # read once, here: the thread only looks names up
                 ex.cols(SOURCES["kernels"].table)  # the catalogue is read on this thread
@@ -536,7 +542,7 @@ def read_export(path: Path, columns: dict[str, tuple[str, ...]] | None = None
                     frames[name] = _frame(name, ex, columns.get(name))
             if kernels is not None:
                 frames["kernels"] = kernels.result()
-            problem = checked.result()
+        problem = checked.result() if checked is not None else quick_check(ex.con)
         if problem:
             raise TraceFileError(f"{path}: fails SQLite's integrity check ({problem[:300]})",
                                  "the file is damaged: export it again with `nsys export --type sqlite`")

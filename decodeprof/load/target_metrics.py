@@ -78,9 +78,9 @@ def _timings(section) -> dict[str, Timing]:
     """{quantity: Timing} of a checked "metrics" object: the quantities with a median."""
     out = {}
     for name, stats in (section or {}).items():
-        mid = stats.get("median")
+        mid, lo, hi = (stats.get(k) for k in ("median", "min", "max"))
         if mid is not None:
-            out[name] = Timing(float(mid), float(stats.get("min", mid)), float(stats.get("max", mid)))
+            out[name] = Timing(float(mid), float(lo) if lo is not None else None, float(hi) if hi is not None else None)
     return out
 
 
@@ -128,9 +128,9 @@ def _check_timings(path: Path, where: str, section) -> None:
             v = stats.get(stat)
             if v is not None and (not _number(v) or v < 0):
                 _fail(path, f"{where}.{name}.{stat}", f"must be a number >= 0, not {v!r}")
-        lo, mid, hi = stats.get("min"), stats.get("median"), stats.get("max")
-        if None not in (lo, mid, hi) and not lo <= mid <= hi:
-            _fail(path, f"{where}.{name}", f"has min {lo!r}, median {mid!r}, max {hi!r}: not in order")
+        stated = [(stat, stats[stat]) for stat in ("min", "median", "max") if stats.get(stat) is not None]
+        if any(a[1] > b[1] for a, b in zip(stated, stated[1:])):
+            _fail(path, f"{where}.{name}", f"has {', '.join(f'{k} {v!r}' for k, v in stated)}: not in order")
 
 
 def check(data, path: Path) -> dict:

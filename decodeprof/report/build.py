@@ -182,7 +182,7 @@ def _finding_views(fs: list[Finding], anchor: str) -> list[dict]:
     """Findings for the template: the text, the chart id it points at (checked against the
     page's charts once assembled) and an element id of its own."""
     return [{"kind": f.kind, "title": f.title, "sentence": f.sentence, "threshold": f.threshold, "chart": f.chart,
-             "fact": f.fact, "id": f"{anchor}-{i}"} for i, f in enumerate(fs)]
+             "fact": f.fact, "evidence": f.evidence, "id": f"{anchor}-{i}"} for i, f in enumerate(fs)]
 
 
 def _verb(delta_ns: float, fold_below_ns: float) -> str:

@@ -74,7 +74,8 @@ def _comm_rows(v) -> list[dict]:
 
 
 def _view(f: Finding) -> dict:
-    return {"kind": f.kind, "title": f.title, "sentence": f.sentence, "threshold": f.threshold}
+    return {"kind": f.kind, "title": f.title, "sentence": f.sentence, "threshold": f.threshold, "fact": f.fact,
+            "evidence": f.evidence}
 
 
 def _same_config(a: TargetMetrics, b: TargetMetrics) -> bool:

@@ -29,13 +29,14 @@ def write_report(report, path: Path | str, *, templates: Path = TEMPLATES) -> Pa
 
 
 REPORT_JSON_VERSION = 1
-_FINDING_KEYS = ("kind", "title", "sentence", "threshold", "fact")  # the page's element ids left out
+_FINDING_KEYS = ("kind", "title", "sentence", "threshold", "fact", "evidence")  # the page's element ids left out
 
 
 def report_json(report) -> dict:
     """The report as data (`decodeprof report --format json`, docs/report.md): per run, its
     facts (the numbers its findings state; ns, bytes, percent 0-100), what it lacks, and its
-    findings, on its own and against each run it is compared with."""
+    findings (with the raw numbers they rest on), on its own and against each run it is compared
+    with; and the multi-GPU section's ranks, scaling and findings when a run has several ranks."""
     import dataclasses
 
     from decodeprof.present.json_values import json_safe
@@ -52,6 +53,12 @@ def report_json(report) -> dict:
             "comparisons": [{"against": c.ref, "builds_on": c.ladder, "findings": views(c.findings)}
                             for c in (section.comparisons if section else [])],
         })
+    multigpu = None
+    if report.multigpu is not None:
+        multigpu = {"runs": [{"run": v.variant, "world_size": v.world_size, "mode": v.mode, "backend": v.backend,
+                              "ranks": [dataclasses.asdict(r) for r in v.rows], "communication": v.comm_rows,
+                              "findings": views(v.findings), "notes": v.notes} for v in report.multigpu.variants],
+                    "scaling": report.multigpu.scaling, "notes": report.multigpu.scaling_notes}
     return json_safe({"version": REPORT_JSON_VERSION, "baseline": report.baseline, "runs": runs,
                       "read_first": [{"run": f["variant"], "findings": views(f["findings"])} for f in report.flags],
-                      "notes": list(report.notes)})
+                      "multigpu": multigpu, "notes": list(report.notes)})

@@ -72,7 +72,7 @@ class LaunchOptions:
         if self.acc_path == 2:
             parts.append("tensor-cores")
         elif not self.use_tma and self.acc_path >= 0:
-            parts.append(f"v{self.acc_path}")
+            parts.append(f"acc_path={self.acc_path}")
         if self.block_k:
             parts.append(f"block_k={self.block_k}")
         if self.warp_specialize:

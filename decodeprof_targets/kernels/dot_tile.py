@@ -38,7 +38,7 @@ def linear_acc_dot(x_ptr, stride_x, tok_ptr, stride_tok, emb_ptr, lnw_ptr, lnb_p
                    K: tl.constexpr, B: tl.constexpr, FMT: tl.constexpr, X_LN: tl.constexpr,
                    USE_TMA: tl.constexpr, WS: tl.constexpr, NUM_STAGES: tl.constexpr,
                    BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    """Variant 2 (tensor cores, "swap AB"): acc[n, b] = W[n] . x[b] as
+    """Accumulation path 2 (tensor cores, "swap AB"): acc[n, b] = W[n] . x[b] as
     tl.dot(weight tile [BLOCK_N, BLOCK_K], x tile transposed [BLOCK_K, BLOCK_B]), so the output
     columns fill the MMA's M dimension and the few batch rows its N (BLOCK_B >= 16, padded with
     zero rows). Quantized weights multiply in fp16 (E4M3 -> fp16 is one packed, exact conversion;

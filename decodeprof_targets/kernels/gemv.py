@@ -90,7 +90,7 @@ def tiles(weight: LinearWeight, opts: LaunchOptions, role: str | None = None, ba
     TMA (accumulation paths other than 2): tiles of at most 256 along K (the box limit), BLOCK_N from pick_block_n, accumulation path 0 (unused).
     Pointer loads, accumulation paths 0/1: BLOCK_K = 32 lanes x 16 bytes (in storage units: elements, or
     bytes for packed FP4), BLOCK_N / warps / accumulation path from pick_vec_block_n.
-    Variant 2 (tl.dot): BLOCK_K in elements (default DOT_BLOCK_K), every dimension >= 16; it needs
+    Accumulation path 2 (tl.dot): BLOCK_K in elements (default DOT_BLOCK_K), every dimension >= 16; it needs
     16-bit activations (fp32 would run as TF32), so fp32 activations fall back to accumulation path 1; it
     honours use_tma (at most 256 elements per TMA box dimension) and warp_specialize."""
     block_b = triton.next_power_of_2(batch)
