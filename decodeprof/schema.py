@@ -191,7 +191,9 @@ class TargetMetrics:
     peak_gbps: float | None = None  # the target's own statement of its card's memory bandwidth
     weight_bytes_per_step: int | None = None
     timings: Mapping[str, Timing] = field(default_factory=dict)  # ttft_ms, tpot_ms, tokens_per_s, ...
-    correctness: Mapping[str, object] = field(default_factory=dict)
+    correctness: Mapping[str, object] = field(default_factory=dict)  # the whole section, as written
+    tokens_match: bool | None = None  # free-running tokens all equal to the eager reference's
+    token_agreement: float | None = None  # the share of them that are, 0..1
     active: tuple[str, ...] = ()  # the fast paths the target ran
     fallbacks: tuple[str, ...] = ()  # the ones it fell back from, and why
     mode: str | None = None  # multi-GPU: the parallel mode and backend
@@ -207,14 +209,3 @@ class TargetMetrics:
 
     def median(self, quantity: str) -> float | None:
         return median_of(self.timings, quantity)
-
-    @property
-    def tokens_match(self) -> bool | None:
-        v = self.correctness.get("tokens_match")
-        return v if isinstance(v, bool) else None
-
-    @property
-    def token_agreement(self) -> float | None:
-        """Free-running tokens equal to the eager reference's, a share 0..1."""
-        v = self.correctness.get("token_agreement")
-        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None

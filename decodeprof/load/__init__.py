@@ -113,7 +113,6 @@ def load_trace(path: Path | str, *, ncu_csv: Path | str | None = None, metrics_j
         unprofiled = Path(metrics_json).with_name(UNPROFILED_METRICS)
         if unprofiled.is_file():
             extra["unprofiled_metrics"] = _metrics(unprofiled)
-    from decodeprof.schema import TargetMetrics
     from decodeprof.trace import Trace
 
     return Trace(source=export, **frames, **extra, meta=meta, missing=missing)

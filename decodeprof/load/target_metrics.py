@@ -100,6 +100,8 @@ def parse(data, path: Path | str = "<metrics JSON>") -> TargetMetrics:
     device = data.get("device") or {}
     peak = device.get("peak_gbps")
     weight = data.get("weight_bytes_per_step")
+    correctness = data.get("correctness") or {}
+    agreement = correctness.get("token_agreement")
     return TargetMetrics(
         target=_text(data.get("target")),
         config=config,
@@ -107,7 +109,8 @@ def parse(data, path: Path | str = "<metrics JSON>") -> TargetMetrics:
         peak_gbps=float(peak) if peak else None,
         weight_bytes_per_step=int(weight) if weight is not None else None,
         timings=_timings(data.get("metrics")),
-        correctness=dict(data.get("correctness") or {}),
+        correctness=dict(correctness), tokens_match=correctness.get("tokens_match"),
+        token_agreement=float(agreement) if agreement is not None else None,
         active=tuple(data.get("active") or ()), fallbacks=tuple(data.get("fallbacks") or ()),
         mode=_text(data.get("mode")), backend=_text(data.get("backend")),
         world_size=_int(data.get("world_size")), slowest_rank=_int(data.get("slowest_rank")),
